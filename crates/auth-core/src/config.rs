@@ -1,0 +1,88 @@
+//! Flags both servers share. Every flag can also be set through the environment variable
+//! named in `--help`.
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::{
+    password::{HashParams, Passwords, hash_password},
+    users::{UserDirectory, UsersError},
+};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Address to listen on; port 0 picks a free port (the ready line says which).
+    #[arg(long, env = "AUTHBENCH_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: String,
+
+    /// Name of this instance, returned in `/me` so a client can see who answered.
+    #[arg(long, env = "AUTHBENCH_INSTANCE_ID", default_value = "instance-0")]
+    pub instance_id: String,
+
+    /// Create demo users user0 … user{N-1} (user{i} is an admin when i % 10 == 0).
+    #[arg(long, env = "AUTHBENCH_DEMO_USERS", default_value_t = 0)]
+    pub demo_users: u32,
+
+    /// Password of every demo user.
+    #[arg(long, env = "AUTHBENCH_DEMO_PASSWORD", default_value = "demo-password")]
+    pub demo_password: String,
+
+    /// Extra users, one `name:role:argon2id-phc-hash` per line (see `hash-password`).
+    #[arg(long, env = "AUTHBENCH_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Most password hashes computed at once (each takes ~19 MiB); default: one per core.
+    #[arg(long, env = "AUTHBENCH_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Users(#[from] UsersError),
+    #[error(transparent)]
+    Hash(#[from] crate::password::HashError),
+}
+
+impl CommonArgs {
+    /// Build the user directory and the password verifier. The demo password is hashed
+    /// once and shared by every demo user.
+    pub fn users(&self) -> Result<(UserDirectory, Passwords), ConfigError> {
+        let params = HashParams::default();
+        let demo = if self.demo_users > 0 {
+            UserDirectory::demo(self.demo_users, &hash_password(&self.demo_password, params)?)
+        } else {
+            UserDirectory::default()
+        };
+        let extra = match &self.users_file {
+            Some(path) => UserDirectory::load_file(path)?,
+            None => Vec::new(),
+        };
+        let users = UserDirectory::merge(demo, extra)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let passwords = Passwords::new(self.hash_concurrency.unwrap_or(cores), params)?;
+        Ok((users, passwords))
+    }
+}
+
+/// Parse a human duration (`30m`, `8h`, `14d`, `500ms`); zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m, 8h, 14d)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_zero_is_refused() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! The one place where a failure becomes an HTTP status.
+//!
+//! Handlers and extractors return [`ApiError`]; its `IntoResponse` writes the documented
+//! status and a JSON body `{"error": "<snake_case_code>"}`. Nothing a client sends can
+//! produce a 5xx other than 503.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{FromRequest, Request, rejection::JsonRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+
+use crate::wire::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (the code says how).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// 415: the body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422: well-formed JSON of the wrong shape.
+    #[error("unprocessable entity")]
+    Unprocessable,
+    /// 413: the body is larger than the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 401 on `/login`: unknown user or wrong password (deliberately indistinguishable).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 401: no valid session cookie.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// 401 with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750 §3.1).
+    #[error("invalid token")]
+    InvalidToken,
+    /// 401: refresh token unknown, expired, already used or its family revoked.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// 403: authenticated, but the role does not allow this.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404: no such route.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 429: too many failed logins for this account.
+    #[error("too many requests")]
+    TooManyRequests { retry_after: Duration },
+    /// 503: the store did not answer in time, or is unreachable. Fail closed: a store error
+    /// is never read as "anonymous" or as "valid".
+    #[error("store unavailable")]
+    StoreUnavailable,
+    /// 503: the server cannot take the request now (shutting down, worker pool gone).
+    #[error("service unavailable")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidCredentials
+            | ApiError::Unauthenticated
+            | ApiError::InvalidToken
+            | ApiError::InvalidGrant => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StoreUnavailable | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(code) => code,
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Unprocessable => "unprocessable_entity",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::InvalidGrant => "invalid_grant",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), axum::Json(ErrorBody { error: self.code() })).into_response();
+        let headers = response.headers_mut();
+        match self {
+            ApiError::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                let secs = retry_after.as_secs().max(1);
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            ApiError::StoreUnavailable | ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(_) => ApiError::Unprocessable,
+            JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("malformed_json"),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            _ => ApiError::BadRequest("unreadable_body"),
+        }
+    }
+}
+
+/// `axum::Json`, but its rejections are [`ApiError`]s, so a bad body gets our JSON error
+/// with 400/413/415/422 instead of axum's plain-text message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Json(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_token_carries_the_bearer_challenge() {
+        let r = ApiError::InvalidToken.into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
+    }
+
+    #[test]
+    fn store_errors_are_503_with_retry_after() {
+        let r = ApiError::StoreUnavailable.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn rate_limit_rounds_retry_after_up_to_a_second() {
+        let r = ApiError::TooManyRequests { retry_after: Duration::from_millis(10) }.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}

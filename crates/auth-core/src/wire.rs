@@ -1,0 +1,49 @@
+//! JSON bodies on the wire, shared by the servers, the harness and the tests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Role;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Session server's `/login` answer (the credential itself travels in `Set-Cookie`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoginResponse {
+    pub user: String,
+    pub role: Role,
+}
+
+/// `/me` and `/admin`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MeResponse {
+    pub user: String,
+    pub role: Role,
+    /// The answering server's `--instance-id`.
+    pub instance: String,
+}
+
+/// JWT server's `/login` and `/refresh` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody<S = String> {
+    pub error: S,
+}
