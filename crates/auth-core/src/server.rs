@@ -14,7 +14,7 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderValue, header},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::get,
 };
 use axum::serve::ListenerExt as _;
@@ -165,9 +165,4 @@ pub fn hash_password_command() -> anyhow::Result<()> {
     let hash = crate::password::hash_password(password, Default::default())?;
     println!("{hash}");
     Ok(())
-}
-
-/// Convenience for responses that only carry a status.
-pub fn status_only(status: axum::http::StatusCode) -> Response {
-    status.into_response()
 }

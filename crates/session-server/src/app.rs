@@ -1,0 +1,129 @@
+//! Routes and handlers. Authentication is the [`SessionUser`] extractor: a handler that
+//! takes one has an already-verified identity; everything that can fail on the way
+//! becomes an [`ApiError`].
+
+use std::{sync::Arc, time::Instant};
+
+use auth_core::{
+    ApiError, Role, UserDirectory,
+    error::Json,
+    metrics::{Metrics, StoreOp},
+    password::Passwords,
+    wire::{LoginRequest, LoginResponse, MeResponse},
+};
+use axum::{
+    Router,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+use crate::{
+    cookie::{self, CookieSession},
+    id::SessionId,
+    store::{Session, SessionStore, StoreError},
+};
+
+pub const ROUTES: &[&str] = &["/login", "/me", "/admin", "/logout", "/healthz", "/metrics"];
+
+#[derive(Clone)]
+pub struct AppState<S> {
+    pub store: S,
+    pub users: UserDirectory,
+    pub passwords: Passwords,
+    pub instance: Arc<str>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole HTTP surface of one session-server instance.
+pub fn app<S: SessionStore>(state: AppState<S>) -> Router {
+    let metrics = state.metrics.clone();
+    let router = Router::new()
+        .route("/login", post(login::<S>))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .route("/logout", post(logout::<S>))
+        .with_state(state);
+    auth_core::server::common_layers(router, metrics)
+}
+
+/// Time a store call into the metrics and turn its error into a fail-closed 503.
+async fn timed<T>(
+    metrics: &Metrics,
+    op: StoreOp,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, ApiError> {
+    let started = Instant::now();
+    let result = call.await;
+    metrics.observe_store(op, started.elapsed(), result.is_ok());
+    result.map_err(|_| ApiError::StoreUnavailable)
+}
+
+/// An authenticated user: the request carried a session cookie that the store knows.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub session: Session,
+}
+
+impl<S: SessionStore> FromRequestParts<AppState<S>> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+        let CookieSession::Present(id) = cookie::session_from_headers(&parts.headers) else {
+            return Err(ApiError::Unauthenticated);
+        };
+        match timed(&state.metrics, StoreOp::Get, state.store.get(&id)).await? {
+            Some(session) => Ok(SessionUser { session }),
+            None => Err(ApiError::Unauthenticated),
+        }
+    }
+}
+
+async fn login<S: SessionStore>(
+    State(state): State<AppState<S>>,
+    headers: HeaderMap,
+    Json(req): Json<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let user = state.passwords.verify(state.users.get(&req.username), &req.password).await?;
+
+    // Never keep a session ID the client brought with it (session fixation): the old
+    // session, if any, is deleted and a fresh ID is issued on every login.
+    if let CookieSession::Present(old) = cookie::session_from_headers(&headers) {
+        timed(&state.metrics, StoreOp::Delete, state.store.delete(&old)).await?;
+    }
+    let id = SessionId::generate();
+    let session = Session { user: user.name.clone(), role: user.role, created_ms: auth_core::unix_millis() };
+    timed(&state.metrics, StoreOp::Put, state.store.put(&id, &session)).await?;
+
+    let body = LoginResponse { user: user.name.to_string(), role: user.role };
+    Ok(([(header::SET_COOKIE, cookie::set_cookie(&id))], axum::Json(body)).into_response())
+}
+
+async fn me<S: SessionStore>(State(state): State<AppState<S>>, user: SessionUser) -> axum::Json<MeResponse> {
+    axum::Json(MeResponse {
+        user: user.session.user.to_string(),
+        role: user.session.role,
+        instance: state.instance.to_string(),
+    })
+}
+
+async fn admin<S: SessionStore>(
+    State(state): State<AppState<S>>,
+    user: SessionUser,
+) -> Result<axum::Json<MeResponse>, ApiError> {
+    if user.session.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(me(State(state), user).await)
+}
+
+/// Deletes the session in the store (so every instance rejects it at once) and clears
+/// the cookie. Idempotent: an unknown but well-formed ID also gets 204.
+async fn logout<S: SessionStore>(State(state): State<AppState<S>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let CookieSession::Present(id) = cookie::session_from_headers(&headers) else {
+        return Err(ApiError::Unauthenticated);
+    };
+    timed(&state.metrics, StoreOp::Delete, state.store.delete(&id)).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie::clear_cookie())]).into_response())
+}

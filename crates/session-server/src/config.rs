@@ -1,0 +1,101 @@
+//! Command line of `session-server`, and turning it into a running server.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use auth_core::{config::{CommonArgs, parse_duration}, metrics::Metrics};
+use axum::Router;
+
+use crate::{
+    app::{AppState, ROUTES, app},
+    store::{
+        Timeouts,
+        memory::MemoryStore,
+        redis::{RedisConfig, RedisStore},
+    },
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// Sessions in this instance's memory (not shared between instances).
+    Memory,
+    /// Sessions in Redis, shared by every instance pointed at it.
+    Redis,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "session-server", version, about = "Cookie-session authentication server (authbench)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub args: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Read a password on stdin, print its argon2id hash for a --users-file line.
+    HashPassword,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Where sessions live.
+    #[arg(long, env = "AUTHBENCH_STORE", value_enum, default_value = "memory")]
+    pub store: StoreKind,
+
+    /// Redis to use with --store redis.
+    #[arg(long, env = "AUTHBENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix for every Redis key this server writes.
+    #[arg(long, env = "AUTHBENCH_REDIS_PREFIX", default_value = "authbench:")]
+    pub redis_prefix: String,
+
+    /// Longest wait for the store before a request fails closed with 503.
+    #[arg(long, env = "AUTHBENCH_STORE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+
+    /// A session unused for this long ends.
+    #[arg(long, env = "AUTHBENCH_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A session ends this long after login, however active.
+    #[arg(long, env = "AUTHBENCH_ABSOLUTE_TIMEOUT", default_value = "8h", value_parser = parse_duration)]
+    pub absolute_timeout: Duration,
+}
+
+/// Build the router for `args`: users hashed, store connected.
+pub async fn build(args: &Args) -> anyhow::Result<Router> {
+    let (users, passwords) = args.common.users()?;
+    let timeouts = Timeouts { idle: args.idle_timeout, absolute: args.absolute_timeout };
+    let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
+    Ok(match args.store {
+        StoreKind::Memory => {
+            let metrics = Arc::new(Metrics::new("session-memory", &instance, ROUTES));
+            app(AppState { store: MemoryStore::new(timeouts), users, passwords, instance, metrics })
+        }
+        StoreKind::Redis => {
+            let config = RedisConfig {
+                url: args.redis_url.clone(),
+                key_prefix: args.redis_prefix.clone(),
+                timeout: args.store_timeout,
+            };
+            let store = RedisStore::connect(&config, timeouts)
+                .await
+                .context("--store redis needs a reachable Redis (see --redis-url)")?;
+            let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
+            app(AppState { store, users, passwords, instance, metrics })
+        }
+    })
+}
+
+/// Bind, build, print the ready line, serve until SIGTERM/Ctrl-C.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = auth_core::server::bind(&args.common.listen).await?;
+    let router = build(&args).await?;
+    auth_core::server::serve(listener, router).await
+}

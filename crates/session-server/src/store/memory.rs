@@ -1,0 +1,160 @@
+//! Sessions in this instance's memory: fast, and invisible to every other instance.
+//!
+//! The map is split into shards, each behind its own `std::sync::Mutex`, so concurrent
+//! requests rarely wait on each other. A std mutex (not tokio's) is right here because no
+//! `.await` happens while a shard is locked. A background task purges expired entries; it
+//! holds only a `Weak` reference and ends when the last store handle is dropped.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use super::{Session, SessionStore, StoreError, Timeouts};
+use crate::id::SessionId;
+
+const SHARDS: usize = 64;
+
+struct Entry {
+    session: Session,
+    /// Unix ms after which the entry is dead.
+    expires_ms: u64,
+}
+
+struct Shared {
+    shards: Box<[Mutex<HashMap<SessionId, Entry>>]>,
+    timeouts: Timeouts,
+}
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").field("sessions", &self.len()).finish()
+    }
+}
+
+impl MemoryStore {
+    /// Must be called inside a tokio runtime (it starts the purge task).
+    pub fn new(timeouts: Timeouts) -> Self {
+        let shared = Arc::new(Shared {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            timeouts,
+        });
+        let period = (timeouts.idle.min(timeouts.absolute) / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        tokio::spawn(purge_expired(Arc::downgrade(&shared), period));
+        Self { shared }
+    }
+
+    fn shard(&self, id: &SessionId) -> &Mutex<HashMap<SessionId, Entry>> {
+        &self.shared.shards[id.shard_byte() as usize % SHARDS]
+    }
+
+    /// Live entries (including expired ones not yet purged).
+    pub fn len(&self) -> usize {
+        self.shared.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A poisoned shard only means another request panicked mid-update of a plain map; the
+/// map itself is still consistent, so keep serving.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn purge_expired(shared: Weak<Shared>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        let now = auth_core::unix_millis();
+        for shard in shared.shards.iter() {
+            lock(shard).retain(|_, e| e.expires_ms > now);
+        }
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let now = auth_core::unix_millis();
+        let t = self.shared.timeouts;
+        let mut shard = lock(self.shard(id));
+        let Some(entry) = shard.get_mut(id) else { return Ok(None) };
+        if entry.expires_ms <= now {
+            shard.remove(id);
+            return Ok(None);
+        }
+        entry.expires_ms = (now + t.idle.as_millis() as u64).min(t.absolute_deadline_ms(entry.session.created_ms));
+        Ok(Some(entry.session.clone()))
+    }
+
+    async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
+        let t = self.shared.timeouts;
+        let expires_ms = (session.created_ms + t.idle.as_millis() as u64).min(t.absolute_deadline_ms(session.created_ms));
+        lock(self.shard(id)).insert(*id, Entry { session: session.clone(), expires_ms });
+        Ok(())
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(lock(self.shard(id)).remove(id).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::Role;
+
+    fn session(created_ms: u64) -> Session {
+        Session { user: Arc::from("user1"), role: Role::User, created_ms }
+    }
+
+    #[tokio::test]
+    async fn get_slides_idle_deadline_but_not_past_absolute() {
+        let t = Timeouts { idle: Duration::from_millis(300), absolute: Duration::from_millis(700) };
+        let store = MemoryStore::new(t);
+        let id = SessionId::generate();
+        store.put(&id, &session(auth_core::unix_millis())).await.unwrap();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert!(store.get(&id).await.unwrap().is_some(), "used within idle: alive");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(store.get(&id).await.unwrap().is_none(), "past absolute: gone");
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_expire_and_are_purged() {
+        let t = Timeouts { idle: Duration::from_millis(100), absolute: Duration::from_secs(60) };
+        let store = MemoryStore::new(t);
+        let id = SessionId::generate();
+        store.put(&id, &session(auth_core::unix_millis())).await.unwrap();
+        assert_eq!(store.len(), 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.len(), 0, "purge task removed the idle entry without a read");
+        assert!(store.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delete_reports_existence() {
+        let store = MemoryStore::new(Timeouts { idle: Duration::from_secs(60), absolute: Duration::from_secs(60) });
+        let id = SessionId::generate();
+        store.put(&id, &session(auth_core::unix_millis())).await.unwrap();
+        assert!(store.delete(&id).await.unwrap());
+        assert!(!store.delete(&id).await.unwrap());
+    }
+}

@@ -1,0 +1,65 @@
+//! Where sessions live. The session logic in [`crate::app`] talks to a [`SessionStore`]
+//! and never knows which one: [`memory::MemoryStore`] (per instance) or
+//! [`redis::RedisStore`] (shared by every instance).
+//!
+//! Contract every store keeps: an entry disappears at
+//! `min(last_use + idle, created + absolute)`, and [`SessionStore::get`] both reads the
+//! session and pushes its idle deadline forward in **one** round trip.
+
+pub mod memory;
+pub mod redis;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use auth_core::Role;
+
+use crate::id::SessionId;
+
+/// What the server keeps per session. The client only ever holds the ID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub user: Arc<str>,
+    pub role: Role,
+    /// Unix milliseconds at login; the absolute timeout counts from here.
+    pub created_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Inactivity after which a session ends.
+    pub idle: Duration,
+    /// Age after which a session ends however active it is.
+    pub absolute: Duration,
+}
+
+impl Timeouts {
+    /// Unix millisecond at which a session created at `created_ms` ends regardless.
+    pub fn absolute_deadline_ms(&self, created_ms: u64) -> u64 {
+        created_ms.saturating_add(self.absolute.as_millis() as u64)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer, answered too late, or the connection broke.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with data we did not write.
+    #[error("corrupt session record: {0}")]
+    Corrupt(String),
+}
+
+pub trait SessionStore: Clone + Send + Sync + 'static {
+    /// Store kind as it appears in metrics and results (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+
+    /// Read a session and slide its idle deadline, in one round trip. `None` when unknown
+    /// or expired.
+    fn get(&self, id: &SessionId) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Store a new session.
+    fn put(&self, id: &SessionId, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Remove a session; `true` when it existed.
+    fn delete(&self, id: &SessionId) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
