@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod password;
 pub mod server;
+pub mod store;
 pub mod users;
 pub mod wire;
 

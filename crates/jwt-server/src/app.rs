@@ -1,0 +1,158 @@
+//! Routes and handlers. Authentication is the [`TokenUser`] extractor: signature and
+//! claims are checked locally, with no store call, which is the whole point of JWT.
+
+use std::sync::Arc;
+
+use auth_core::{
+    ApiError, Role, UserDirectory,
+    error::Json,
+    metrics::{Metrics, StoreOp},
+    password::Passwords,
+    store::timed,
+    wire::{LoginRequest, MeResponse, RefreshRequest, TokenResponse},
+};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+
+use crate::{
+    refresh::{Grant, RefreshStore, Rotation},
+    tokens::{AccessClaims, RefreshToken, TokenService, new_family_id},
+};
+
+pub const ROUTES: &[&str] =
+    &["/login", "/me", "/admin", "/logout", "/refresh", "/.well-known/jwks.json", "/healthz", "/metrics"];
+
+#[derive(Clone)]
+pub struct AppState<R> {
+    pub tokens: TokenService,
+    pub refresh: R,
+    pub users: UserDirectory,
+    pub passwords: Passwords,
+    pub instance: Arc<str>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole HTTP surface of one jwt-server instance.
+pub fn app<R: RefreshStore>(state: AppState<R>) -> Router {
+    let metrics = state.metrics.clone();
+    let router = Router::new()
+        .route("/login", post(login::<R>))
+        .route("/me", get(me::<R>))
+        .route("/admin", get(admin::<R>))
+        .route("/logout", post(logout::<R>))
+        .route("/refresh", post(refresh::<R>))
+        .route("/.well-known/jwks.json", get(jwks::<R>))
+        .with_state(state);
+    auth_core::server::common_layers(router, metrics)
+}
+
+/// The token from `Authorization: Bearer <token>`: exactly one such header, the scheme
+/// compared case-insensitively (RFC 7235), no whitespace inside the token.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return None };
+    let text = value.to_str().ok()?;
+    let (scheme, token) = text.split_once(' ')?;
+    let valid = scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && !token.bytes().any(|b| b.is_ascii_whitespace());
+    valid.then_some(token)
+}
+
+/// An authenticated caller: a bearer token that verified.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    pub claims: AccessClaims,
+}
+
+impl<R: RefreshStore> FromRequestParts<AppState<R>> for TokenUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState<R>) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::InvalidToken)?;
+        Ok(TokenUser { claims: state.tokens.verify(token)? })
+    }
+}
+
+fn token_response<R>(state: &AppState<R>, user: &str, role: Role, refresh: &RefreshToken, family: &str) -> Result<Response, ApiError> {
+    let access = state.tokens.issue(user, role, family).map_err(|_| ApiError::Unavailable)?;
+    let body = TokenResponse {
+        access_token: access,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.access_ttl().as_secs(),
+        refresh_token: refresh.encode(),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+async fn login<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): Json<LoginRequest>) -> Result<Response, ApiError> {
+    let user = state.passwords.verify(state.users.get(&req.username), &req.password).await?;
+    let grant = Grant { family: Arc::from(new_family_id()), user: user.name.clone(), role: user.role };
+    let refresh = RefreshToken::generate();
+    timed(&state.metrics, StoreOp::Put, state.refresh.create(&refresh.hash(), &grant)).await?;
+    token_response(&state, &user.name, user.role, &refresh, &grant.family)
+}
+
+async fn me<R: RefreshStore>(State(state): State<AppState<R>>, user: TokenUser) -> axum::Json<MeResponse> {
+    axum::Json(MeResponse { user: user.claims.sub, role: user.claims.role, instance: state.instance.to_string() })
+}
+
+/// Authorization from the token's `role` claim alone: a role change reaches this check
+/// only when the next access token is issued (at most `--access-ttl` later).
+async fn admin<R: RefreshStore>(State(state): State<AppState<R>>, user: TokenUser) -> Result<axum::Json<MeResponse>, ApiError> {
+    if user.claims.role != Role::Admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(me(State(state), user).await)
+}
+
+async fn refresh<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): Json<RefreshRequest>) -> Result<Response, ApiError> {
+    let old = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::InvalidGrant)?;
+    let new = RefreshToken::generate();
+    let rotation = timed(&state.metrics, StoreOp::Rotate, state.refresh.rotate(&old.hash(), &new.hash())).await?;
+    let Rotation::Rotated(grant) = rotation else { return Err(ApiError::InvalidGrant) };
+    // The role comes from the directory now, not from login time; a deleted user's family
+    // ends here.
+    let Some(user) = state.users.get(&grant.user) else {
+        timed(&state.metrics, StoreOp::Revoke, state.refresh.revoke_family(&grant.family)).await?;
+        return Err(ApiError::InvalidGrant);
+    };
+    token_response(&state, &user.name, user.role, &new, &grant.family)
+}
+
+/// Revokes the refresh-token family named by a `{"refresh_token"}` body or, without a
+/// body, by the bearer token's `sid`. The access token itself stays valid until its `exp`:
+/// that window is what the revocation experiment measures.
+async fn logout<R: RefreshStore>(State(state): State<AppState<R>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let family: Option<Arc<str>> = if body.iter().all(u8::is_ascii_whitespace) {
+        let token = bearer_token(&headers).ok_or(ApiError::InvalidToken)?;
+        Some(Arc::from(state.tokens.verify(token)?.sid))
+    } else {
+        let req: RefreshRequest = serde_json::from_slice(&body).map_err(|e| {
+            if e.is_data() { ApiError::Unprocessable } else { ApiError::BadRequest("malformed_json") }
+        })?;
+        let token = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::BadRequest("malformed_refresh_token"))?;
+        timed(&state.metrics, StoreOp::Get, state.refresh.family_of(&token.hash())).await?
+    };
+    // Unknown refresh tokens also get 204 (as in RFC 7009): logout is idempotent and
+    // does not reveal which tokens exist.
+    if let Some(family) = family {
+        timed(&state.metrics, StoreOp::Revoke, state.refresh.revoke_family(&family)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn jwks<R: RefreshStore>(State(state): State<AppState<R>>) -> Response {
+    let keys: Vec<serde_json::Value> = state.tokens.keys().jwk.iter().cloned().collect();
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(serde_json::json!({ "keys": keys })),
+    )
+        .into_response()
+}

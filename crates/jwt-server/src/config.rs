@@ -1,0 +1,154 @@
+//! Command line of `jwt-server`, and turning it into a running server.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use auth_core::{
+    config::{CommonArgs, parse_duration},
+    metrics::Metrics,
+};
+use axum::Router;
+
+use crate::{
+    app::{AppState, ROUTES, app},
+    keys::{self, Alg},
+    refresh::{memory::MemoryRefreshStore, redis::RedisRefreshStore},
+    tokens::{TokenConfig, TokenService},
+};
+
+/// Largest clock-skew allowance accepted (RFC 8725 leaves it to deployments; OWASP
+/// suggests seconds, not minutes).
+pub const MAX_LEEWAY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefreshStoreKind {
+    /// Refresh tokens in this instance's memory.
+    Memory,
+    /// Refresh tokens in Redis, shared by every instance pointed at it.
+    Redis,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "jwt-server",
+    version,
+    about = "JWT authentication server (authbench)",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub args: Args,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create the signing key for an algorithm in a key directory.
+    Keygen {
+        #[arg(long, value_enum)]
+        alg: Alg,
+        #[arg(long)]
+        key_dir: PathBuf,
+        /// Replace an existing key (tokens signed with it stop verifying).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Read a password on stdin, print its argon2id hash for a --users-file line.
+    HashPassword,
+}
+
+fn parse_leeway(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_LEEWAY {
+        return Err(format!("at most {}s", MAX_LEEWAY.as_secs()));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Signing algorithm; tokens with any other `alg` are rejected.
+    #[arg(long, env = "AUTHBENCH_ALG", value_enum, default_value = "HS256")]
+    pub alg: Alg,
+
+    /// Directory with the key files (hs256.key, rs256.pem, es256.pem, ed25519.pem).
+    #[arg(long, env = "AUTHBENCH_KEY_DIR", default_value = "keys")]
+    pub key_dir: PathBuf,
+
+    /// `iss` of issued tokens, required on verified ones.
+    #[arg(long, env = "AUTHBENCH_ISSUER", default_value = "authbench")]
+    pub issuer: String,
+
+    /// `aud` of issued tokens, required on verified ones.
+    #[arg(long, env = "AUTHBENCH_AUDIENCE", default_value = "authbench-api")]
+    pub audience: String,
+
+    /// Access-token lifetime: how long a token stays usable after logout.
+    #[arg(long, env = "AUTHBENCH_ACCESS_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub access_ttl: Duration,
+
+    /// Refresh-token lifetime (sliding: each rotation starts it again).
+    #[arg(long, env = "AUTHBENCH_REFRESH_TTL", default_value = "14d", value_parser = parse_duration)]
+    pub refresh_ttl: Duration,
+
+    /// Clock-skew allowance on exp/nbf (at most 30s).
+    #[arg(long, env = "AUTHBENCH_LEEWAY", default_value = "5s", value_parser = parse_leeway)]
+    pub leeway: Duration,
+
+    /// Where refresh tokens live.
+    #[arg(long, env = "AUTHBENCH_REFRESH_STORE", value_enum, default_value = "memory")]
+    pub refresh_store: RefreshStoreKind,
+
+    /// Redis to use with --refresh-store redis.
+    #[arg(long, env = "AUTHBENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix for every Redis key this server writes.
+    #[arg(long, env = "AUTHBENCH_REDIS_PREFIX", default_value = "authbench:")]
+    pub redis_prefix: String,
+
+    /// Longest wait for the store before a request fails closed with 503.
+    #[arg(long, env = "AUTHBENCH_STORE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+}
+
+/// Build the router for `args`: keys loaded, users hashed, refresh store connected.
+pub async fn build(args: &Args) -> anyhow::Result<Router> {
+    let keys = keys::load(args.alg, &args.key_dir)?;
+    let tokens = TokenService::new(
+        keys,
+        TokenConfig {
+            issuer: args.issuer.clone(),
+            audience: args.audience.clone(),
+            access_ttl: args.access_ttl,
+            leeway: args.leeway,
+        },
+    );
+    let (users, passwords) = args.common.users()?;
+    let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
+    let metrics = Arc::new(Metrics::new(args.alg.system(), &instance, ROUTES));
+    Ok(match args.refresh_store {
+        RefreshStoreKind::Memory => {
+            let refresh = MemoryRefreshStore::new(args.refresh_ttl);
+            app(AppState { tokens, refresh, users, passwords, instance, metrics })
+        }
+        RefreshStoreKind::Redis => {
+            let refresh =
+                RedisRefreshStore::connect(&args.redis_url, &args.redis_prefix, args.store_timeout, args.refresh_ttl)
+                    .await
+                    .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
+            app(AppState { tokens, refresh, users, passwords, instance, metrics })
+        }
+    })
+}
+
+/// Bind, build, print the ready line, serve until SIGTERM/Ctrl-C.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = auth_core::server::bind(&args.common.listen).await?;
+    let router = build(&args).await?;
+    auth_core::server::serve(listener, router).await
+}

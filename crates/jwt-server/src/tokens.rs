@@ -1,0 +1,255 @@
+//! Access tokens (signed JWTs) and refresh tokens (opaque random strings).
+//!
+//! Verification pins the algorithm from configuration: the token's own `alg` header is
+//! only compared against it, never used to choose a key or an algorithm (RFC 8725 §3.1).
+
+use std::{sync::Arc, time::Duration};
+
+use auth_core::{ApiError, Role};
+use aws_lc_rs::digest;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::Keys;
+
+/// RFC 9068 media type of JWT access tokens, carried in `typ`.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Longest `Authorization` value we try to parse; real tokens here are < 1 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Claims of an access token (RFC 9068 profile, plus `role` and the refresh family `sid`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub role: Role,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub nbf: u64,
+    pub exp: u64,
+    pub jti: String,
+    /// Refresh-token family this access token was issued with; `/logout` with only a bearer
+    /// token revokes this family.
+    pub sid: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// Clock-skew allowance for `exp`/`nbf`, at most 30 s.
+    pub leeway: Duration,
+}
+
+/// Signs and verifies access tokens with the one configured key.
+#[derive(Clone)]
+pub struct TokenService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: Keys,
+    config: TokenConfig,
+    header: Header,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService").field("keys", &self.inner.keys).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign the access token: {0}")]
+pub struct SignError(jsonwebtoken::errors::Error);
+
+impl TokenService {
+    pub fn new(keys: Keys, config: TokenConfig) -> Self {
+        let alg = keys.alg.jwt();
+        let mut header = Header::new(alg);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(keys.kid.clone());
+
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.leeway = config.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self { inner: Arc::new(Inner { keys, config, header, validation }) }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.inner.config.access_ttl
+    }
+
+    pub fn issue(&self, user: &str, role: Role, sid: &str) -> Result<String, SignError> {
+        let now = auth_core::unix_millis() / 1000;
+        let c = &self.inner.config;
+        let claims = AccessClaims {
+            sub: user.to_owned(),
+            role,
+            iss: c.issuer.clone(),
+            aud: c.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + c.access_ttl.as_secs().max(1),
+            jti: URL_SAFE_NO_PAD.encode(auth_core::random_bytes::<16>()),
+            sid: sid.to_owned(),
+        };
+        jsonwebtoken::encode(&self.inner.header, &claims, &self.inner.keys.encoding).map_err(SignError)
+    }
+
+    /// Verify signature, algorithm, header and claims. Every failure is the same
+    /// `invalid_token`: the client learns nothing about which check failed.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::InvalidToken);
+        }
+        let inner = &self.inner;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &inner.keys.decoding, &inner.validation)
+            .map_err(|_| ApiError::InvalidToken)?;
+        let h = &data.header;
+        let typ_ok = h
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt"));
+        let header_ok = typ_ok
+            && h.kid.as_deref() == Some(inner.keys.kid.as_str())
+            // Keys named or embedded by the token itself are never trusted (RFC 8725 §3.10).
+            && h.jku.is_none()
+            && h.jwk.is_none()
+            && h.x5u.is_none()
+            && h.x5c.is_none()
+            // We implement no JWS extension, so any `crit` is one we do not understand.
+            && h.crit.is_none();
+        if !header_ok || data.claims.sub.is_empty() || data.claims.jti.is_empty() {
+            return Err(ApiError::InvalidToken);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// An opaque refresh token: 256 bits from the CSPRNG, base64url. The server stores only
+/// its SHA-256, so a leaked store does not leak usable tokens.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RefreshToken([u8; 32]);
+
+/// SHA-256 of a refresh token: the store key.
+pub type TokenHash = [u8; 32];
+
+impl RefreshToken {
+    pub const ENCODED_LEN: usize = 43;
+
+    pub fn generate() -> Self {
+        Self(auth_core::random_bytes())
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() != Self::ENCODED_LEN {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        match URL_SAFE_NO_PAD.decode_slice(s.as_bytes(), &mut out) {
+            Ok(32) => {}
+            _ => return None,
+        }
+        let t = Self(out);
+        (t.encode() == s).then_some(t)
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        let d = digest::digest(&digest::SHA256, &self.0);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken(..)")
+    }
+}
+
+/// A new refresh-token family ID (one per login).
+pub fn new_family_id() -> String {
+    URL_SAFE_NO_PAD.encode(auth_core::random_bytes::<16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Alg, keygen, load};
+
+    fn service(alg: Alg, dir: &std::path::Path) -> TokenService {
+        keygen(alg, dir, true).unwrap();
+        TokenService::new(
+            load(alg, dir).unwrap(),
+            TokenConfig {
+                issuer: "authbench".into(),
+                audience: "authbench-api".into(),
+                access_ttl: Duration::from_secs(300),
+                leeway: Duration::from_secs(5),
+            },
+        )
+    }
+
+    #[test]
+    fn issued_tokens_verify_for_every_algorithm_and_carry_the_documented_header() {
+        let dir = tempfile::tempdir().unwrap();
+        for alg in Alg::ALL {
+            let s = service(alg, dir.path());
+            let token = s.issue("user3", Role::User, "fam").unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(header.kid.as_deref(), Some(s.keys().kid.as_str()));
+            let claims = s.verify(&token).unwrap();
+            assert_eq!((claims.sub.as_str(), claims.role, claims.sid.as_str()), ("user3", Role::User, "fam"));
+            assert_eq!(claims.exp - claims.iat, 300);
+            // One flipped signature bit and it is rejected.
+            let mut bytes = token.into_bytes();
+            let last = bytes.len() - 2;
+            bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+            assert!(s.verify(std::str::from_utf8(&bytes).unwrap()).is_err(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_token_from_another_key_or_algorithm_is_rejected() {
+        let dir_a = tempfile::tempdir().unwrap();
+        let dir_b = tempfile::tempdir().unwrap();
+        let a = service(Alg::Es256, dir_a.path());
+        let b = service(Alg::Es256, dir_b.path());
+        let other_alg = service(Alg::EdDsa, dir_a.path());
+        let token = b.issue("user1", Role::User, "f").unwrap();
+        assert!(a.verify(&token).is_err());
+        assert!(a.verify(&other_alg.issue("user1", Role::User, "f").unwrap()).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_parse_strictly_and_hash_stably() {
+        let t = RefreshToken::generate();
+        let text = t.encode();
+        assert_eq!(RefreshToken::parse(&text), Some(t));
+        assert_eq!(RefreshToken::parse(&text).unwrap().hash(), t.hash());
+        assert!(RefreshToken::parse(&text[1..]).is_none());
+        assert!(RefreshToken::parse("not a token").is_none());
+        assert_ne!(RefreshToken::generate().hash(), t.hash());
+    }
+}
