@@ -2,13 +2,14 @@
 //! takes one has an already-verified identity; everything that can fail on the way
 //! becomes an [`ApiError`].
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use auth_core::{
     ApiError, Role, UserDirectory,
     error::Json,
     metrics::{Metrics, StoreOp},
     password::Passwords,
+    store::timed,
     wire::{LoginRequest, LoginResponse, MeResponse},
 };
 use axum::{
@@ -22,7 +23,7 @@ use axum::{
 use crate::{
     cookie::{self, CookieSession},
     id::SessionId,
-    store::{Session, SessionStore, StoreError},
+    store::{Session, SessionStore},
 };
 
 pub const ROUTES: &[&str] = &["/login", "/me", "/admin", "/logout", "/healthz", "/metrics"];
@@ -46,18 +47,6 @@ pub fn app<S: SessionStore>(state: AppState<S>) -> Router {
         .route("/logout", post(logout::<S>))
         .with_state(state);
     auth_core::server::common_layers(router, metrics)
-}
-
-/// Time a store call into the metrics and turn its error into a fail-closed 503.
-async fn timed<T>(
-    metrics: &Metrics,
-    op: StoreOp,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, ApiError> {
-    let started = Instant::now();
-    let result = call.await;
-    metrics.observe_store(op, started.elapsed(), result.is_ok());
-    result.map_err(|_| ApiError::StoreUnavailable)
 }
 
 /// An authenticated user: the request carried a session cookie that the store knows.

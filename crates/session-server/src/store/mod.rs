@@ -39,15 +39,7 @@ impl Timeouts {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The store did not answer, answered too late, or the connection broke.
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
-    /// The store answered with data we did not write.
-    #[error("corrupt session record: {0}")]
-    Corrupt(String),
-}
+pub use auth_core::store::StoreError;
 
 pub trait SessionStore: Clone + Send + Sync + 'static {
     /// Store kind as it appears in metrics and results (`memory`, `redis`).

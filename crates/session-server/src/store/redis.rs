@@ -10,11 +10,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use redis::{
-    AsyncCommands as _, Client, IntoConnectionInfo as _,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    io::tcp::TcpSettings,
-};
+use auth_core::store::{bounded, redis_connect};
+use redis::{AsyncCommands as _, aio::ConnectionManager};
 
 use super::{Session, SessionStore, StoreError, Timeouts};
 use crate::id::{ENCODED_LEN, SessionId};
@@ -42,31 +39,9 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// Open a managed, auto-reconnecting connection with TCP_NODELAY and bounded timeouts.
-pub async fn connect(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let info = url
-        .into_connection_info()
-        .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {url:?}: {e}")))?;
-    let info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
-    let client = Client::open(info).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let config = ConnectionManagerConfig::new()
-        .set_response_timeout(Some(timeout))
-        .set_connection_timeout(Some(timeout))
-        // Reconnect attempts are cheap and bounded; a request never waits on them longer
-        // than `timeout` because every call is also wrapped in tokio's timeout.
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    let connecting = ConnectionManager::new_with_config(client, config);
-    match tokio::time::timeout(timeout.max(Duration::from_secs(2)), connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(StoreError::Unavailable(format!("cannot connect to Redis at {url}: {e}"))),
-        Err(_) => Err(StoreError::Unavailable(format!("cannot connect to Redis at {url}: timed out"))),
-    }
-}
-
 impl RedisStore {
     pub async fn connect(config: &RedisConfig, timeouts: Timeouts) -> Result<Self, StoreError> {
-        let conn = connect(&config.url, config.timeout).await?;
+        let conn = redis_connect(&config.url, config.timeout).await?;
         Ok(Self { conn, prefix: Arc::from(config.key_prefix.as_str()), timeout: config.timeout, timeouts })
     }
 
@@ -77,17 +52,6 @@ impl RedisStore {
         key.push_str("s:");
         key.push_str(id.encode_into(&mut buf));
         key
-    }
-
-    async fn bounded<T>(
-        &self,
-        call: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
-            Err(_) => Err(StoreError::Unavailable(format!("no answer within {:?}", self.timeout))),
-        }
     }
 }
 
@@ -117,13 +81,13 @@ impl SessionStore for RedisStore {
         let key = self.key(id);
         let mut conn = self.conn.clone();
         let idle_ms = self.timeouts.idle.as_millis() as u64;
-        let value: Option<String> = self
-            .bounded(redis::cmd("GETEX").arg(&key).arg("PX").arg(idle_ms).query_async(&mut conn))
-            .await?;
+        let mut getex = redis::cmd("GETEX");
+        getex.arg(&key).arg("PX").arg(idle_ms);
+        let value: Option<String> = bounded(self.timeout, getex.query_async(&mut conn)).await?;
         let Some(value) = value else { return Ok(None) };
         let session = decode(&value)?;
         if auth_core::unix_millis() >= self.timeouts.absolute_deadline_ms(session.created_ms) {
-            let _: i64 = self.bounded(conn.del(&key)).await?;
+            let _: i64 = bounded(self.timeout, conn.del(&key)).await?;
             return Ok(None);
         }
         Ok(Some(session))
@@ -132,12 +96,12 @@ impl SessionStore for RedisStore {
     async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
         let ttl = self.timeouts.idle.min(self.timeouts.absolute).as_millis() as u64;
         let mut conn = self.conn.clone();
-        self.bounded(conn.pset_ex::<_, _, ()>(self.key(id), encode(session), ttl)).await
+        bounded(self.timeout, conn.pset_ex::<_, _, ()>(self.key(id), encode(session), ttl)).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let n: i64 = self.bounded(conn.del(self.key(id))).await?;
+        let n: i64 = bounded(self.timeout, conn.del(self.key(id))).await?;
         Ok(n > 0)
     }
 }
