@@ -14,7 +14,7 @@ use auth_core::{
 use axum::{
     Router,
     body::Bytes,
-    extract::{FromRequestParts, State},
+    extract::{FromRequestParts, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -85,7 +85,7 @@ fn token_response<R>(state: &AppState<R>, user: &str, role: Role, refresh: &Refr
     let body = TokenResponse {
         access_token: access,
         token_type: "Bearer".into(),
-        expires_in: state.tokens.access_ttl().as_secs(),
+        expires_in: state.tokens.access_ttl_secs(),
         refresh_token: refresh.encode(),
     };
     Ok(axum::Json(body).into_response())
@@ -129,7 +129,19 @@ async fn refresh<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): J
 /// Revokes the refresh-token family named by a `{"refresh_token"}` body or, without a
 /// body, by the bearer token's `sid`. The access token itself stays valid until its `exp`:
 /// that window is what the revocation experiment measures.
-async fn logout<R: RefreshStore>(State(state): State<AppState<R>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn logout<R: RefreshStore>(
+    State(state): State<AppState<R>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    // Taken as a `Result` so an oversized body gets our JSON 413, not axum's plain text.
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("unreadable_body")
+        }
+    })?;
     let family: Option<Arc<str>> = if body.iter().all(u8::is_ascii_whitespace) {
         let token = bearer_token(&headers).ok_or(ApiError::InvalidToken)?;
         Some(Arc::from(state.tokens.verify(token)?.sid))

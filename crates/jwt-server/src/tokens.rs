@@ -94,6 +94,12 @@ impl TokenService {
         self.inner.config.access_ttl
     }
 
+    /// Lifetime of issued tokens in whole seconds, as in `exp - iat` and `expires_in`:
+    /// `exp` has one-second resolution, so a sub-second `--access-ttl` becomes one second.
+    pub fn access_ttl_secs(&self) -> u64 {
+        self.inner.config.access_ttl.as_secs().max(1)
+    }
+
     pub fn issue(&self, user: &str, role: Role, sid: &str) -> Result<String, SignError> {
         let now = auth_core::unix_millis() / 1000;
         let c = &self.inner.config;
@@ -104,7 +110,7 @@ impl TokenService {
             aud: c.audience.clone(),
             iat: now,
             nbf: now,
-            exp: now + c.access_ttl.as_secs().max(1),
+            exp: now + self.access_ttl_secs(),
             jti: URL_SAFE_NO_PAD.encode(auth_core::random_bytes::<16>()),
             sid: sid.to_owned(),
         };
