@@ -1,0 +1,59 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use harness::{
+    cli::{Cli, Command},
+    load, record, sweep,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        auth_core::server::shutdown_signal().await;
+        eprintln!("\nauthbench: stopping (Ctrl-C); finishing the current point's bookkeeping");
+        let _ = stop_tx.send(true);
+    });
+    let result = match cli.command {
+        Command::Sweep(args) => {
+            let config = args.into_config();
+            let out = config.out.clone();
+            match sweep::sweep(config, stop_rx.clone()).await {
+                Ok(results) => {
+                    print!("{}", record::summary_table(&results));
+                    println!("results: {}", out.join("results.json").display());
+                    Ok(())
+                }
+                Err(e) => {
+                    if let Ok(partial) = record::Results::read(&out) {
+                        print!("{}", record::summary_table(&partial));
+                        println!("partial results: {}", out.join("results.json").display());
+                    }
+                    Err(e)
+                }
+            }
+        }
+        Command::Load(args) => {
+            let json = args.json;
+            match args.into_config() {
+                Ok(config) => load::run(config).await.and_then(|report| {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", load::text(&report));
+                    }
+                    Ok(())
+                }),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authbench: {e:#}");
+            if *stop_rx.borrow() { ExitCode::from(130) } else { ExitCode::FAILURE }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! CPU caps. Each instance and the store run in their own cgroup with a CPU quota, so N
+//! instances on a 2-core machine behave like N small machines instead of N processes
+//! sharing the same two cores (which would make "scaling out" meaningless).
+//!
+//! cgroup v2 (`cpu.max`) and v1 (`cpu.cfs_quota_us`) are both supported. A short period
+//! (10 ms by default) keeps throttling from dominating the median: with the kernel's
+//! default 100 ms, a capped instance can be frozen for 90 ms at a time.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Flavor {
+    V2,
+    V1,
+}
+
+/// The run's own cgroup directory; children are created inside it.
+#[derive(Debug)]
+pub struct CgroupRoot {
+    dir: PathBuf,
+    flavor: Flavor,
+    period: Duration,
+}
+
+/// One capped group (an instance or the store).
+#[derive(Debug)]
+pub struct Cgroup {
+    dir: PathBuf,
+    flavor: Flavor,
+    period: Duration,
+}
+
+fn write(path: &Path, value: &str) -> Result<(), String> {
+    fs::write(path, value).map_err(|e| format!("cannot write {value:?} to {}: {e}", path.display()))
+}
+
+impl CgroupRoot {
+    /// Create `authbench-<run_id>` under the CPU controller. `Err` says why caps are not
+    /// possible here (the sweep then runs uncapped and records that).
+    pub fn create(run_id: &str, period: Duration) -> Result<Self, String> {
+        if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&period) {
+            return Err(format!("cgroup period {period:?} outside 1ms..1s"));
+        }
+        let name = format!("authbench-{run_id}");
+        let v2_root = Path::new("/sys/fs/cgroup");
+        let (dir, flavor) = if v2_root.join("cgroup.controllers").exists() {
+            let controllers = fs::read_to_string(v2_root.join("cgroup.controllers")).unwrap_or_default();
+            if !controllers.split_whitespace().any(|c| c == "cpu") {
+                return Err("cgroup v2 without the cpu controller".into());
+            }
+            // Children of our directory need the cpu controller delegated to them.
+            write(&v2_root.join("cgroup.subtree_control"), "+cpu")?;
+            (v2_root.join(&name), Flavor::V2)
+        } else if v2_root.join("cpu/cpu.cfs_quota_us").exists() {
+            (v2_root.join("cpu").join(&name), Flavor::V1)
+        } else {
+            return Err("no writable cgroup CPU controller found under /sys/fs/cgroup".into());
+        };
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if flavor == Flavor::V2 {
+            if let Err(e) = write(&dir.join("cgroup.subtree_control"), "+cpu") {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        }
+        Ok(Self { dir, flavor, period })
+    }
+
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    pub fn flavor(&self) -> &'static str {
+        match self.flavor {
+            Flavor::V2 => "v2",
+            Flavor::V1 => "v1",
+        }
+    }
+
+    /// A child group limited to `cores` CPUs.
+    pub fn child(&self, name: &str, cores: f64) -> Result<Cgroup, String> {
+        let dir = self.dir.join(name);
+        // A leftover from an earlier crashed step would still hold its quota; reuse it.
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let group = Cgroup { dir, flavor: self.flavor.clone(), period: self.period };
+        group.set_cores(Some(cores))?;
+        Ok(group)
+    }
+}
+
+impl Drop for CgroupRoot {
+    fn drop(&mut self) {
+        // Children are removed by their own Drop; an rmdir of a non-empty group fails
+        // harmlessly, and the next run's name is different.
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+impl Cgroup {
+    /// Limit to `cores` CPUs, or lift the limit with `None` (used while logging users in,
+    /// so argon2 set-up does not eat into the measured time budget).
+    pub fn set_cores(&self, cores: Option<f64>) -> Result<(), String> {
+        let period_us = self.period.as_micros() as u64;
+        let quota_us = cores.map(|c| ((c * period_us as f64).round() as u64).max(1000));
+        match self.flavor {
+            Flavor::V2 => {
+                let quota = quota_us.map_or("max".to_string(), |q| q.to_string());
+                write(&self.dir.join("cpu.max"), &format!("{quota} {period_us}"))
+            }
+            Flavor::V1 => {
+                // Lift the quota first: the kernel refuses a period that would make the
+                // current quota exceed the parent's.
+                write(&self.dir.join("cpu.cfs_quota_us"), "-1")?;
+                write(&self.dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
+                if let Some(q) = quota_us {
+                    write(&self.dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn add(&self, pid: u32) -> Result<(), String> {
+        write(&self.dir.join("cgroup.procs"), &pid.to_string())
+    }
+
+    /// Times the group was throttled so far (from `cpu.stat`).
+    pub fn throttled(&self) -> Option<u64> {
+        let stat = fs::read_to_string(self.dir.join("cpu.stat")).ok()?;
+        stat.lines().find_map(|l| l.strip_prefix("nr_throttled ")?.trim().parse().ok())
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Processes must be gone first (the deployment kills them before dropping this).
+        for _ in 0..20 {
+            if fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        eprintln!("authbench: could not remove cgroup {}", self.dir.display());
+    }
+}

@@ -1,0 +1,242 @@
+//! The command line: one clap struct per subcommand, turned into the plain config structs
+//! the pipeline uses.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    drive::engine::Mode,
+    load::LoadConfig,
+    plan::{Lb, System},
+    sweep::{SweepConfig, default_out, run_id},
+};
+
+fn duration(s: &str) -> Result<Duration, String> {
+    auth_core::config::parse_duration(s)
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err("must be greater than zero".into());
+    }
+    Ok(v)
+}
+
+fn instance_count(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if !(1..=64).contains(&n) {
+        return Err("instance counts must be between 1 and 64".into());
+    }
+    Ok(n)
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "authbench", version, about = "Session vs JWT authentication, measured as instances scale out")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start N instances of each system under capped CPU, find their max sustained
+    /// throughput, record resources, write results.json.
+    Sweep(SweepArgs),
+    /// Open- or closed-loop load against one local URL (the generator alone).
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Systems to measure (comma-separated).
+    #[arg(long, env = "AUTHBENCH_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
+          default_value = "session-memory,session-redis,jwt-hs256,jwt-rs256,jwt-es256,jwt-eddsa")]
+    pub systems: Vec<System>,
+
+    /// Instance counts to scale through (comma-separated). Default 1,2,4,8 (1,2 with --quick).
+    #[arg(long, env = "AUTHBENCH_INSTANCES", value_delimiter = ',', value_parser = instance_count)]
+    pub instances: Option<Vec<usize>>,
+
+    /// Balancer policies; default: round-robin for all, plus sticky for session-memory.
+    #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
+    pub lb: Option<Vec<Lb>>,
+
+    /// Request mix: `read` (GET /me).
+    #[arg(long, env = "AUTHBENCH_WORKLOAD", default_value = "read")]
+    pub workload: String,
+
+    /// Measured window of each final point (longer when needed for --min-requests).
+    #[arg(long, env = "AUTHBENCH_DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+
+    /// Discarded warm-up before each final point.
+    #[arg(long, env = "AUTHBENCH_WARMUP", value_parser = duration)]
+    pub warmup: Option<Duration>,
+
+    /// Fixed open-loop rate (requests/s across all instances) instead of --find-max.
+    #[arg(long, env = "AUTHBENCH_RATE", value_parser = positive, conflicts_with = "find_max")]
+    pub rate: Option<f64>,
+
+    /// Search for the highest rate that holds the SLO (the default).
+    #[arg(long)]
+    pub find_max: bool,
+
+    /// Latency objective for find-max: a rate holds when p99 stays at or below it.
+    #[arg(long, env = "AUTHBENCH_SLO_P99", default_value = "5ms", value_parser = duration)]
+    pub slo_p99: Duration,
+
+    /// Length of each find-max try.
+    #[arg(long, env = "AUTHBENCH_STEP_DURATION", value_parser = duration)]
+    pub step_duration: Option<Duration>,
+
+    /// Number of find-max tries after the closed-loop probe.
+    #[arg(long, env = "AUTHBENCH_SEARCH_STEPS")]
+    pub search_steps: Option<usize>,
+
+    /// CPU cap of each instance, in cores.
+    #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", default_value_t = 0.1, value_parser = positive)]
+    pub instance_cpu: f64,
+
+    /// CPU cap of the private Redis, in cores.
+    #[arg(long, env = "AUTHBENCH_STORE_CPU", default_value_t = 0.1, value_parser = positive)]
+    pub store_cpu: f64,
+
+    /// CFS period for the caps; short, so throttling stalls stay short.
+    #[arg(long, env = "AUTHBENCH_CPU_PERIOD", default_value = "10ms", value_parser = duration)]
+    pub cpu_period: Duration,
+
+    /// Run without CPU caps (points are marked capped=false).
+    #[arg(long)]
+    pub no_cgroups: bool,
+
+    /// Use this Redis instead of starting a private redis-server.
+    #[arg(long, env = "AUTHBENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Output directory (default bench-results/<run-id>).
+    #[arg(long, env = "AUTHBENCH_OUT")]
+    pub out: Option<PathBuf>,
+
+    /// A short smoke sweep: N = 1,2, short windows (finishes in about 90 s).
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Logged-in demo users the load is spread over.
+    #[arg(long, env = "AUTHBENCH_USERS")]
+    pub users: Option<usize>,
+
+    /// Open-loop connections per instance.
+    #[arg(long, env = "AUTHBENCH_CONNECTIONS_PER_INSTANCE", default_value_t = 16)]
+    pub connections_per_instance: usize,
+
+    /// Per-request timeout.
+    #[arg(long, env = "AUTHBENCH_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Smallest number of requests in a final point's window.
+    #[arg(long, env = "AUTHBENCH_MIN_REQUESTS")]
+    pub min_requests: Option<u64>,
+
+    /// Directory holding session-server and jwt-server (default: next to authbench, then PATH).
+    #[arg(long, env = "AUTHBENCH_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl SweepArgs {
+    pub fn into_config(self) -> SweepConfig {
+        let q = self.quick;
+        SweepConfig {
+            systems: self.systems,
+            instances: self.instances.unwrap_or_else(|| if q { vec![1, 2] } else { vec![1, 2, 4, 8] }),
+            lb: self.lb,
+            workload: self.workload,
+            duration: self.duration.unwrap_or(if q { Duration::from_secs(2) } else { Duration::from_secs(8) }),
+            warmup: self.warmup.unwrap_or(if q { Duration::from_millis(500) } else { Duration::from_secs(2) }),
+            rate: self.rate,
+            slo_p99: self.slo_p99,
+            step_duration: self.step_duration.unwrap_or(if q { Duration::from_secs(1) } else { Duration::from_secs(2) }),
+            search_steps: self.search_steps.unwrap_or(if q { 2 } else { 4 }),
+            instance_cpu: self.instance_cpu,
+            store_cpu: self.store_cpu,
+            cpu_period: self.cpu_period,
+            cgroups: !self.no_cgroups,
+            redis_url: self.redis_url,
+            out: self.out.unwrap_or_else(|| default_out(&run_id())),
+            users: self.users.unwrap_or(if q { 32 } else { 64 }),
+            demo_password: "demo-password".into(),
+            connections_per_instance: self.connections_per_instance.max(1),
+            timeout: self.timeout,
+            min_requests: self.min_requests.unwrap_or(if q { 2_000 } else { 10_000 }),
+            bin_dir: self.bin_dir,
+            quick: q,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Target, e.g. http://127.0.0.1:8080/me (loopback only).
+    #[arg(long)]
+    pub url: String,
+
+    /// Extra request header `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+
+    #[arg(long, default_value = "GET")]
+    pub method: http::Method,
+
+    /// Request body.
+    #[arg(long)]
+    pub body: Option<String>,
+
+    /// Open loop at this many requests per second.
+    #[arg(long, value_parser = positive, conflicts_with = "connections")]
+    pub rate: Option<f64>,
+
+    /// Closed loop with this many connections.
+    #[arg(long, short = 'c')]
+    pub connections: Option<usize>,
+
+    /// Connections used in open-loop mode.
+    #[arg(long, default_value_t = 32)]
+    pub open_connections: usize,
+
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub duration: Duration,
+
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl LoadArgs {
+    pub fn into_config(self) -> anyhow::Result<LoadConfig> {
+        let mode = match (self.rate, self.connections) {
+            (Some(rate), None) => Mode::Open { rate },
+            (None, Some(c)) if c > 0 => Mode::Closed { connections: c },
+            (None, Some(_)) => anyhow::bail!("--connections must be at least 1"),
+            (None, None) => Mode::Closed { connections: 16 },
+            (Some(_), Some(_)) => anyhow::bail!("give --rate or --connections, not both"),
+        };
+        Ok(LoadConfig {
+            url: self.url,
+            method: self.method,
+            headers: self.headers,
+            body: self.body,
+            mode,
+            connections: self.open_connections.max(1),
+            duration: self.duration,
+            warmup: self.warmup,
+            timeout: self.timeout,
+        })
+    }
+}

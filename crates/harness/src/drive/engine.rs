@@ -1,0 +1,327 @@
+//! The timing loop. Open loop: a scheduler hands out requests at their intended times to
+//! per-instance queues, and each connection's worker sends what is queued; latency runs
+//! from the intended time. Closed loop: each worker sends its next request as soon as the
+//! previous answer arrives (a max-throughput probe, latency from the actual send).
+//!
+//! Every request whose intended (open) or actual (closed) send time falls in the
+//! measurement window is counted exactly once: as a status, a timeout, a connection
+//! error, or — if the run ended before it could be sent — as unsent.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::time::sleep_until;
+
+use super::{
+    client::{Conn, Prepared, SendError},
+    histogram::Latency,
+    schedule::Schedule,
+};
+
+/// What to send: request `seq` goes to target `.0`.
+pub trait Workload: Send + Sync + 'static {
+    fn pick(&self, seq: u64) -> (usize, &Prepared);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// Constant arrival rate, requests per second.
+    Open { rate: f64 },
+    /// This many connections in total, each sending back to back.
+    Closed { connections: usize },
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub targets: Vec<SocketAddr>,
+    /// Open loop: connections (and workers) per target.
+    pub connections_per_target: usize,
+    pub mode: Mode,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Per request; also how long the run waits for stragglers at the end.
+    pub timeout: Duration,
+}
+
+/// Live counters for the progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    pub latency: Latency,
+    /// Requests due (open) or sent (closed) inside the window.
+    pub requests: u64,
+    /// Responses that arrived inside the window (any status).
+    pub completed: u64,
+    pub by_status: BTreeMap<u16, u64>,
+    pub timeouts: u64,
+    pub connect: u64,
+    /// Connection broke mid-request.
+    pub io: u64,
+    /// Due inside the window but never sent before the run ended (the system fell behind).
+    pub unsent: u64,
+    pub window: Duration,
+    pub offered_rps: Option<f64>,
+    pub achieved_rps: f64,
+}
+
+impl Outcome {
+    /// Requests that did not get a 2xx/3xx answer.
+    pub fn failed(&self) -> u64 {
+        let bad_status: u64 = self.by_status.iter().filter(|(s, _)| **s >= 400).map(|(_, n)| n).sum();
+        bad_status + self.timeouts + self.connect + self.io + self.unsent
+    }
+
+    pub fn error_ratio(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.failed() as f64 / self.requests as f64 }
+    }
+
+    fn absorb(&mut self, t: Tally) {
+        self.latency.merge(&t.latency);
+        self.requests += t.requests;
+        self.completed += t.completed;
+        for (status, n) in t.by_status {
+            *self.by_status.entry(status).or_default() += n;
+        }
+        self.timeouts += t.timeouts;
+        self.connect += t.connect;
+        self.io += t.io;
+    }
+}
+
+/// One worker's private counts, merged at the end.
+#[derive(Default)]
+struct Tally {
+    latency: Latency,
+    requests: u64,
+    completed: u64,
+    by_status: BTreeMap<u16, u64>,
+    timeouts: u64,
+    connect: u64,
+    io: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn contains(&self, t: Instant) -> bool {
+        t >= self.start && t < self.end
+    }
+}
+
+impl Tally {
+    /// Send one request and account for it. Returns whether the connection is still usable.
+    async fn exchange(
+        &mut self,
+        conn: &mut Option<Conn>,
+        addr: SocketAddr,
+        req: &Prepared,
+        reference: Instant,
+        window: Window,
+        timeout: Duration,
+        progress: &Progress,
+    ) {
+        let counted = window.contains(reference);
+        if counted {
+            self.requests += 1;
+        }
+        if conn.is_none() {
+            match Conn::connect(addr, timeout).await {
+                Ok(c) => *conn = Some(c),
+                Err(_) => {
+                    if counted {
+                        self.connect += 1;
+                    }
+                    progress.errors.fetch_add(1, Relaxed);
+                    // Do not spin on a dead target.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    return;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { return };
+        let result = c.send(req, timeout).await;
+        let done = Instant::now();
+        match result {
+            Ok((status, _body)) => {
+                if counted {
+                    self.latency.record_us(done.saturating_duration_since(reference).as_micros() as u64);
+                    *self.by_status.entry(status.as_u16()).or_default() += 1;
+                }
+                if window.contains(done) {
+                    self.completed += 1;
+                }
+                progress.done.fetch_add(1, Relaxed);
+                if status.as_u16() >= 400 {
+                    progress.errors.fetch_add(1, Relaxed);
+                }
+            }
+            Err(e) => {
+                *conn = None;
+                if counted {
+                    match e {
+                        SendError::Timeout(_) => self.timeouts += 1,
+                        SendError::Io(_) => self.io += 1,
+                    }
+                }
+                progress.errors.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Job {
+    intended: Instant,
+    seq: u64,
+}
+
+/// Run one load phase against `spec.targets`.
+pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!spec.targets.is_empty(), "no targets to send load to");
+    anyhow::ensure!(!spec.duration.is_zero(), "duration must be greater than zero");
+    match spec.mode {
+        Mode::Open { rate } => {
+            anyhow::ensure!(rate.is_finite() && rate > 0.0, "rate must be a positive number, got {rate}");
+            open_loop(spec, rate, workload, progress).await
+        }
+        Mode::Closed { connections } => {
+            anyhow::ensure!(connections > 0, "connections must be at least 1");
+            closed_loop(spec, connections, workload, progress).await
+        }
+    }
+}
+
+async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
+    let per_target = spec.connections_per_target.max(1);
+    // Connect everything before the clock starts, so set-up is not measured as latency.
+    let mut conns = Vec::new();
+    for &addr in &spec.targets {
+        for _ in 0..per_target {
+            conns.push((addr, Conn::connect(addr, spec.timeout).await.ok()));
+        }
+    }
+
+    let start = Instant::now() + Duration::from_millis(20);
+    let window = Window { start: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    let drain_deadline = window.end + spec.timeout;
+    let queues: Vec<_> = spec.targets.iter().map(|_| async_channel::unbounded::<Job>()).collect();
+
+    let mut workers = Vec::new();
+    for (i, (addr, conn)) in conns.into_iter().enumerate() {
+        let rx = queues[i / per_target].1.clone();
+        let workload = workload.clone();
+        let progress = progress.clone();
+        let timeout = spec.timeout;
+        workers.push(tokio::spawn(async move {
+            let mut conn = conn;
+            let mut tally = Tally::default();
+            loop {
+                let job = tokio::select! {
+                    job = rx.recv() => match job { Ok(j) => j, Err(_) => break },
+                    _ = sleep_until(drain_deadline.into()) => break,
+                };
+                let (_, req) = workload.pick(job.seq);
+                let exchange = tally.exchange(&mut conn, addr, req, job.intended, window, timeout, &progress);
+                if tokio::time::timeout_at(drain_deadline.into(), exchange).await.is_err() {
+                    // Still waiting for an answer when the run is over: a timeout.
+                    if window.contains(job.intended) {
+                        tally.timeouts += 1;
+                    }
+                    break;
+                }
+            }
+            tally
+        }));
+    }
+    let senders: Vec<_> = queues.into_iter().map(|(tx, _)| tx).collect();
+
+    // The scheduler: wake up, hand out every request that is due, sleep until the next.
+    let schedule = Schedule::new(start, rate);
+    let mut seq = 0u64;
+    let mut scheduled_in_window = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= window.end {
+            break;
+        }
+        let due = schedule.due(now);
+        while seq < due {
+            let intended = schedule.intended(seq);
+            if intended >= window.end {
+                break;
+            }
+            let (target, _) = workload.pick(seq);
+            if window.contains(intended) {
+                scheduled_in_window += 1;
+            }
+            let _ = senders[target % senders.len()].send(Job { intended, seq }).await;
+            seq += 1;
+        }
+        sleep_until(schedule.intended(seq).min(window.end).into()).await;
+    }
+    drop(senders);
+
+    let mut outcome = Outcome { window: spec.duration, offered_rps: Some(rate), ..Outcome::default() };
+    for w in workers {
+        outcome.absorb(w.await?);
+    }
+    outcome.unsent = scheduled_in_window.saturating_sub(outcome.requests);
+    outcome.requests = scheduled_in_window;
+    outcome.achieved_rps = outcome.completed as f64 / spec.duration.as_secs_f64();
+    Ok(outcome)
+}
+
+async fn closed_loop<W: Workload>(
+    spec: &Spec,
+    connections: usize,
+    workload: Arc<W>,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Outcome> {
+    let start = Instant::now();
+    let window = Window { start: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    let next = Arc::new(AtomicU64::new(0));
+    let targets: Arc<[SocketAddr]> = spec.targets.clone().into();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (workload, progress, next, targets) = (workload.clone(), progress.clone(), next.clone(), targets.clone());
+        let timeout = spec.timeout;
+        workers.push(tokio::spawn(async move {
+            // One lazily opened connection per target: a worker follows the workload's
+            // choice of instance, so sticky balancing holds in closed loop too.
+            let mut conns: Vec<Option<Conn>> = targets.iter().map(|_| None).collect();
+            let mut tally = Tally::default();
+            loop {
+                let sent = Instant::now();
+                if sent >= window.end {
+                    break;
+                }
+                let (target, req) = workload.pick(next.fetch_add(1, Relaxed));
+                let target = target % targets.len();
+                tally.exchange(&mut conns[target], targets[target], req, sent, window, timeout, &progress).await;
+            }
+            tally
+        }));
+    }
+    let mut outcome = Outcome { window: spec.duration, offered_rps: None, ..Outcome::default() };
+    for w in workers {
+        outcome.absorb(w.await?);
+    }
+    outcome.achieved_rps = outcome.completed as f64 / spec.duration.as_secs_f64();
+    Ok(outcome)
+}

@@ -1,0 +1,7 @@
+//! Drive: the load generator. [`engine`] is the timing loop, [`schedule`] the open-loop
+//! arrival times, [`client`] one HTTP/1.1 connection, [`histogram`] latency bookkeeping.
+
+pub mod client;
+pub mod engine;
+pub mod histogram;
+pub mod schedule;

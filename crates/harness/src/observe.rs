@@ -1,0 +1,130 @@
+//! Observe: what every point costs. Process CPU and RSS from /proc, the generator's own
+//! CPU, and the store's CPU, commands and memory from Redis `INFO`.
+
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
+
+use serde::Serialize;
+
+/// Clock ticks per second for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
+fn clk_tck() -> f64 {
+    static TCK: OnceLock<f64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    *PAGE.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("PAGESIZE")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096)
+    })
+}
+
+/// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 overall, utime 14, stime 15 → indices 11 and 12 here.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clk_tck())
+}
+
+/// Resident set size in bytes, from `/proc/<pid>/statm`.
+pub fn rss_bytes(pid: &str) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+pub fn self_cpu_seconds() -> f64 {
+    cpu_seconds("self").unwrap_or(0.0)
+}
+
+/// The fields of Redis `INFO` we use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RedisInfo {
+    pub cpu_s: f64,
+    pub commands: u64,
+    pub used_memory: u64,
+    pub keys: u64,
+}
+
+pub fn parse_info(text: &str) -> RedisInfo {
+    let fields: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
+        .collect();
+    let num = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // db0:keys=12,expires=12,avg_ttl=0
+    let keys = fields
+        .iter()
+        .filter(|(k, _)| k.starts_with("db"))
+        .filter_map(|(_, v)| v.split(',').find_map(|kv| kv.strip_prefix("keys="))?.parse::<u64>().ok())
+        .sum();
+    RedisInfo {
+        cpu_s: num("used_cpu_sys") + num("used_cpu_user"),
+        commands: num("total_commands_processed") as u64,
+        used_memory: num("used_memory") as u64,
+        keys,
+    }
+}
+
+/// A connection used only for `INFO` snapshots.
+pub struct RedisObserver {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl RedisObserver {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = tokio::time::timeout(Duration::from_secs(3), client.get_multiplexed_async_connection()).await??;
+        Ok(Self { conn })
+    }
+
+    pub async fn info(&mut self) -> anyhow::Result<RedisInfo> {
+        let text: String = tokio::time::timeout(Duration::from_secs(3), redis::cmd("INFO").arg("everything").query_async(&mut self.conn))
+            .await??;
+        Ok(parse_info(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields_are_read_and_summed() {
+        let text = "# CPU\r\nused_cpu_sys:1.50\r\nused_cpu_user:2.25\r\n# Stats\r\ntotal_commands_processed:1234\r\n\
+                    # Memory\r\nused_memory:1048576\r\n# Keyspace\r\ndb0:keys=10,expires=10,avg_ttl=5\r\ndb3:keys=2,expires=0,avg_ttl=0\r\n";
+        let info = parse_info(text);
+        assert_eq!(info, RedisInfo { cpu_s: 3.75, commands: 1234, used_memory: 1_048_576, keys: 12 });
+    }
+
+    #[test]
+    fn own_process_cpu_and_rss_are_readable() {
+        let start = self_cpu_seconds();
+        let mut x = 0u64;
+        for i in 0..50_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(self_cpu_seconds() >= start);
+        assert!(rss_bytes("self").unwrap_or(0) > 1024 * 1024);
+        assert!(cpu_seconds("999999999").is_none());
+    }
+}

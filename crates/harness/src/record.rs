@@ -1,0 +1,220 @@
+//! Record: `results.json` (DESIGN.md §6) and the terminal summary.
+//!
+//! Every point carries its context — caps, generator load, error classes, search steps —
+//! because a number without the conditions it was taken under cannot be trusted.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::{drive::histogram::LatencySummary, plan::{Lb, System}};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024);
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Errors {
+    pub by_status: BTreeMap<String, u64>,
+    pub timeouts: u64,
+    pub connect: u64,
+    /// Connection broke mid-request.
+    pub io: u64,
+    /// Due in the window but never sent: the system (or the generator) fell behind.
+    pub unsent: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Cpu {
+    /// CPU seconds all instances used during the window.
+    pub instances_total_s: f64,
+    /// Instance CPU per completed request, in microseconds.
+    pub per_request_us: f64,
+    /// Store CPU seconds during the window (`null` without a store).
+    pub store_s: Option<f64>,
+    /// Store CPU per completed request, in microseconds.
+    pub store_per_request_us: Option<f64>,
+    /// The generator's own CPU seconds during the window.
+    pub generator_s: f64,
+    /// Generator CPU as a share of the cores it could use (flagged above 0.8).
+    pub generator_utilization: f64,
+    /// Instance CPU as a share of their combined cap (or of the machine when uncapped).
+    pub instance_utilization: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StoreStats {
+    pub ops_per_sec: f64,
+    pub commands_per_request: f64,
+    pub used_memory_bytes: u64,
+    /// Store memory per live session or refresh token (growth over the login phase).
+    pub bytes_per_session: Option<f64>,
+    pub keys: u64,
+}
+
+/// One try of the find-max search.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SearchStep {
+    pub offered_rps: f64,
+    pub achieved_rps: f64,
+    pub p99_us: u64,
+    pub error_ratio: f64,
+    pub held: bool,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    pub system: System,
+    pub instances: usize,
+    pub lb: Lb,
+    pub workload: String,
+    /// `find-max`, `fixed-rate` or `closed-loop`.
+    pub mode: String,
+    pub offered_rps: Option<f64>,
+    pub achieved_rps: f64,
+    pub requests: u64,
+    pub duration_s: f64,
+    pub errors: Errors,
+    pub error_ratio: f64,
+    pub latency_us: LatencySummary,
+    pub cpu: Cpu,
+    pub rss_bytes: Vec<u64>,
+    pub store: Option<StoreStats>,
+    pub capped: bool,
+    /// Did this point meet the SLO, throughput and error criteria?
+    pub held: bool,
+    /// Resources that limited the point, e.g. `generator`.
+    pub flags: Vec<String>,
+    pub search: Vec<SearchStep>,
+    /// Times the instances' cgroups were throttled during the window.
+    pub throttled_periods: Option<u64>,
+    /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
+    pub histogram: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub system: System,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Fit {
+    pub system: System,
+    pub model: String,
+    pub sigma: f64,
+    pub kappa: f64,
+    pub lambda: f64,
+    pub r2: f64,
+    pub peak_instances: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Caps {
+    pub capped: bool,
+    /// Why not, when uncapped.
+    pub reason: Option<String>,
+    pub cgroup: Option<String>,
+    pub period_us: u64,
+    pub instance_cpu: f64,
+    pub store_cpu: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
+    pub config: serde_json::Value,
+    pub caps: Caps,
+    pub store: Option<String>,
+    pub skipped: Vec<Skipped>,
+    pub points: Vec<Point>,
+    pub fits: Vec<Fit>,
+    /// Run-level problems (an instance died, the run was interrupted).
+    pub problems: Vec<String>,
+}
+
+impl Results {
+    /// Write `results.json` atomically (temp file + rename), so an interrupted run never
+    /// leaves a half-written file.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join("results.json.tmp");
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("results.json")).context("cannot move results.json into place")?;
+        Ok(())
+    }
+
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("results.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not an authbench results file", path.display()))
+    }
+}
+
+/// The end-of-run table.
+pub fn summary_table(results: &Results) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<15} {:>3} {:<11} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}  {}\n",
+        "system", "N", "lb", "offered", "achieved", "p50ms", "p99ms", "err%", "cpu/req", "store", "held", "flags"
+    ));
+    for p in &results.points {
+        out.push_str(&format!(
+            "{:<15} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>7.0}µ {:>7} {:>6}  {}\n",
+            p.system.id(),
+            p.instances,
+            p.lb.id(),
+            p.offered_rps.map_or("closed".into(), |r| format!("{r:.0}")),
+            p.achieved_rps,
+            p.latency_us.p50 as f64 / 1000.0,
+            p.latency_us.p99 as f64 / 1000.0,
+            p.error_ratio * 100.0,
+            p.cpu.per_request_us,
+            p.store.as_ref().map_or("-".into(), |s| format!("{:.0}/s", s.ops_per_sec)),
+            if p.held { "yes" } else { "no" },
+            p.flags.join(","),
+        ));
+    }
+    for s in &results.skipped {
+        out.push_str(&format!("skipped {}: {}\n", s.system, s.reason));
+    }
+    for p in &results.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    out
+}

@@ -1,0 +1,658 @@
+//! `authbench sweep`: the pipeline plan → deploy → drive → observe → record for every
+//! (system, instances, balancer) step. Results are written after every point, so an
+//! interrupted or failed run keeps what it measured.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+
+use crate::{
+    cgroup::CgroupRoot,
+    deploy::{self, Binaries, Deployment, Store},
+    drive::engine::{self, Mode, Outcome, Progress, Spec},
+    observe::{self, RedisInfo, RedisObserver},
+    plan::{self, Lb, Server, Step, System},
+    progress::{DisplayGuard, Status},
+    record::{Caps, Cpu, Errors, Machine, Point, Results, SearchStep, Skipped, StoreStats},
+    workload::{self, ReadWorkload},
+};
+
+/// Everything a sweep needs, after flag parsing and defaults.
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepConfig {
+    pub systems: Vec<System>,
+    pub instances: Vec<usize>,
+    pub lb: Option<Vec<Lb>>,
+    pub workload: String,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    #[serde(with = "secs")]
+    pub warmup: Duration,
+    /// Fixed open-loop rate (total across instances); `None` = find-max.
+    pub rate: Option<f64>,
+    #[serde(with = "secs")]
+    pub slo_p99: Duration,
+    /// Length of each find-max search try (after its own short warm-up).
+    #[serde(with = "secs")]
+    pub step_duration: Duration,
+    pub search_steps: usize,
+    pub instance_cpu: f64,
+    pub store_cpu: f64,
+    #[serde(with = "secs")]
+    pub cpu_period: Duration,
+    pub cgroups: bool,
+    pub redis_url: Option<String>,
+    pub out: PathBuf,
+    pub users: usize,
+    pub demo_password: String,
+    pub connections_per_instance: usize,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    pub min_requests: u64,
+    pub bin_dir: Option<PathBuf>,
+    pub quick: bool,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Criteria for "the system held this rate".
+pub fn judge(o: &Outcome, offered: f64, slo: Duration) -> (bool, String) {
+    let p99 = o.latency.summary().p99;
+    if o.error_ratio() > 0.01 {
+        return (false, format!("errors {:.2}% > 1%", o.error_ratio() * 100.0));
+    }
+    if o.achieved_rps < 0.95 * offered {
+        return (false, format!("achieved {:.0} < 95% of {offered:.0}", o.achieved_rps));
+    }
+    if p99 > slo.as_micros() as u64 {
+        return (false, format!("p99 {:.2} ms > SLO {:.2} ms", p99 as f64 / 1e3, slo.as_secs_f64() * 1e3));
+    }
+    (true, "held".into())
+}
+
+struct Run {
+    config: SweepConfig,
+    binaries: Binaries,
+    cgroups: Option<CgroupRoot>,
+    store: Option<Store>,
+    key_dir: PathBuf,
+    log_dir: PathBuf,
+    results: Results,
+    status: Status,
+    display: DisplayGuard,
+    prefix: String,
+    /// Highest sticky rate found per N for session-memory (used to load round-robin).
+    sticky_max: HashMap<usize, f64>,
+}
+
+/// What was sampled at the edges of the measurement window.
+#[derive(Default)]
+struct Sample {
+    instance_cpu: Vec<f64>,
+    generator_cpu: f64,
+    store: Option<RedisInfo>,
+    store_proc_cpu: Option<f64>,
+    throttled: Option<u64>,
+    rss: Vec<u64>,
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+pub fn run_id() -> String {
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    t.replace(['-', ':'], "").replace('T', "-").trim_end_matches('Z').to_owned()
+}
+
+/// Run a sweep; returns the results (also written to `config.out`).
+pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
+    validate(&config)?;
+    let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
+    let id = run_id();
+    let work = std::env::temp_dir().join(format!("authbench-{id}"));
+    let log_dir = work.join("logs");
+    let key_dir = work.join("keys");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
+
+    let status = Status::default();
+    let display = status.start_display();
+
+    let (cgroups, caps) = if config.cgroups {
+        match CgroupRoot::create(&id, config.cpu_period) {
+            Ok(root) => {
+                let caps = Caps {
+                    capped: true,
+                    reason: None,
+                    cgroup: Some(root.flavor().into()),
+                    period_us: config.cpu_period.as_micros() as u64,
+                    instance_cpu: config.instance_cpu,
+                    store_cpu: config.store_cpu,
+                };
+                (Some(root), caps)
+            }
+            Err(reason) => {
+                display.println(&format!("authbench: running UNCAPPED ({reason}); every point is marked capped=false"));
+                (None, Caps { capped: false, reason: Some(reason), ..Caps::default() })
+            }
+        }
+    } else {
+        (None, Caps { capped: false, reason: Some("--no-cgroups".into()), ..Caps::default() })
+    };
+
+    let mut skipped = Vec::new();
+    let mut systems = config.systems.clone();
+    let store = if systems.iter().any(|s| s.needs_redis()) {
+        match &config.redis_url {
+            Some(url) => {
+                deploy::ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
+                Some(Store { url: url.clone(), process: None })
+            }
+            None => {
+                let group = deploy::group(cgroups.as_ref(), "store", config.store_cpu)?;
+                match deploy::start_redis(group, &log_dir).await {
+                    Ok(store) => Some(store),
+                    Err(e) => {
+                        let reason = format!("no Redis: give --redis-url or put redis-server on PATH ({e:#})");
+                        for s in systems.iter().filter(|s| s.needs_redis()) {
+                            display.println(&format!("authbench: skipping {s}: {reason}"));
+                            skipped.push(Skipped { system: *s, reason: reason.clone() });
+                        }
+                        systems.retain(|s| !s.needs_redis());
+                        None
+                    }
+                }
+            }
+        }
+    } else {
+        None
+    };
+    anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
+
+    for s in &systems {
+        if let Some(alg) = s.jwt_alg() {
+            let status = std::process::Command::new(&binaries.jwt)
+                .args(["keygen", "--alg", alg, "--key-dir"])
+                .arg(&key_dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("cannot run jwt-server keygen")?;
+            anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
+        }
+    }
+
+    let results = Results {
+        schema_version: crate::record::SCHEMA_VERSION,
+        run_id: id.clone(),
+        started_at: now_rfc3339(),
+        finished_at: None,
+        machine: Machine::detect(),
+        config: serde_json::to_value(&config)?,
+        caps,
+        store: store.as_ref().map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        skipped,
+        points: Vec::new(),
+        fits: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut run = Run {
+        prefix: format!("authbench:{id}:"),
+        config,
+        binaries,
+        cgroups,
+        store,
+        key_dir,
+        log_dir,
+        results,
+        status,
+        display,
+        sticky_max: HashMap::new(),
+    };
+    let outcome = run.all(&systems, shutdown).await;
+    if let Err(e) = &outcome {
+        run.results.problems.push(format!("{e:#}"));
+    }
+    run.results.finished_at = Some(now_rfc3339());
+    run.results.write(&run.config.out)?;
+    if let Some(store) = &mut run.store {
+        if let Some(p) = &mut store.process {
+            p.stop().await;
+        } else {
+            let _ = deploy::delete_prefix(&store.url, &run.prefix).await;
+        }
+    }
+    drop(run.display);
+    let _ = std::fs::remove_dir_all(&work);
+    outcome.map(|()| run.results)
+}
+
+fn validate(c: &SweepConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(!c.systems.is_empty(), "--systems is empty");
+    anyhow::ensure!(!c.instances.is_empty(), "--instances is empty");
+    anyhow::ensure!(c.instances.iter().all(|&n| (1..=64).contains(&n)), "--instances must be between 1 and 64");
+    anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
+    if let Some(r) = c.rate {
+        anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
+    }
+    anyhow::ensure!(c.instance_cpu > 0.0 && c.store_cpu > 0.0, "--instance-cpu and --store-cpu must be positive");
+    anyhow::ensure!(c.users >= 1, "--users must be at least 1");
+    anyhow::ensure!(c.workload == "read", "unknown --workload {:?} (available: read)", c.workload);
+    Ok(())
+}
+
+impl Run {
+    async fn all(&mut self, systems: &[System], shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+        let steps = plan::steps(systems, &self.config.instances, self.config.lb.as_deref());
+        let total = steps.len();
+        for (i, step) in steps.into_iter().enumerate() {
+            if *shutdown.borrow() {
+                bail!("interrupted (Ctrl-C); results keep the {} completed points", self.results.points.len());
+            }
+            self.status.step(format!("[{}/{total}] {} N={}", i + 1, step.system, step.instances));
+            let mut deployment = Deployment::default();
+            let mut shutdown = shutdown.clone();
+            let r = tokio::select! {
+                r = self.step(&step, &mut deployment) => r,
+                _ = shutdown.wait_for(|stop| *stop) => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+            };
+            deployment.stop().await;
+            drop(deployment);
+            if let Some(store) = &self.store {
+                let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
+            }
+            self.results.write(&self.config.out)?;
+            r?;
+        }
+        Ok(())
+    }
+
+    fn server_args(&self, system: System, k: usize) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--instance-id".into(),
+            format!("{system}-{k}"),
+            "--demo-users".into(),
+            self.config.users.max(10).to_string(),
+            "--demo-password".into(),
+            self.config.demo_password.clone(),
+        ];
+        match system {
+            System::SessionMemory => args.extend(["--store".into(), "memory".into()]),
+            System::SessionRedis => {
+                let url = self.store.as_ref().map(|s| s.url.clone()).unwrap_or_default();
+                args.extend(["--store".into(), "redis".into(), "--redis-url".into(), url]);
+                args.extend(["--redis-prefix".into(), self.prefix.clone()]);
+            }
+            _ => {
+                let alg = system.jwt_alg().unwrap_or("HS256");
+                args.extend(["--alg".into(), alg.into(), "--key-dir".into(), self.key_dir.display().to_string()]);
+            }
+        }
+        args
+    }
+
+    async fn deploy(&self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        let program = match step.system.server() {
+            Server::Session => &self.binaries.session,
+            Server::Jwt => &self.binaries.jwt,
+        };
+        for k in 0..step.instances {
+            let name = format!("{}-{k}", step.system);
+            let group = deploy::group(self.cgroups.as_ref(), &name, self.config.instance_cpu)?;
+            if let Some(g) = &group {
+                // Start-up and logins are not measured: let them run at full speed.
+                g.set_cores(None).map_err(anyhow::Error::msg)?;
+            }
+            let (process, addr) =
+                deploy::spawn_server(&name, program, &self.server_args(step.system, k), group, &self.log_dir).await?;
+            deployment.instances.push(process);
+            deployment.addrs.push(addr);
+        }
+        Ok(())
+    }
+
+    async fn step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        self.status.phase("starting instances".into(), Duration::ZERO, None);
+        self.deploy(step, deployment).await?;
+        for &lb in &step.lbs {
+            self.status.step(format!("{} N={} {lb}", step.system, step.instances));
+            let point = self.point(step, lb, deployment).await?;
+            if let Some(why) = deployment.casualty() {
+                bail!("instance died during {} N={} {lb}: {why}", step.system, step.instances);
+            }
+            let line = format!(
+                "{:<15} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{}",
+                point.system.id(),
+                point.instances,
+                lb.id(),
+                point.achieved_rps,
+                point.latency_us.p50 as f64 / 1e3,
+                point.latency_us.p99 as f64 / 1e3,
+                point.error_ratio * 100.0,
+                if point.held { "held" } else { "not held" },
+                if point.flags.is_empty() { String::new() } else { format!("  [{}]", point.flags.join(", ")) }
+            );
+            self.display.println(&line);
+            self.results.points.push(point);
+            self.results.write(&self.config.out)?;
+        }
+        Ok(())
+    }
+
+    async fn point(&mut self, step: &Step, lb: Lb, deployment: &mut Deployment) -> anyhow::Result<Point> {
+        let n = step.instances;
+        self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
+        deployment.set_cores(None)?;
+        let before_login = self.store_info().await;
+        let creds = workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
+            .await
+            .with_context(|| format!("logging users in to {} N={n}", step.system))?;
+        let after_login = self.store_info().await;
+        let bytes_per_session = match (&before_login, &after_login) {
+            (Some(a), Some(b)) if step.system.needs_redis() => {
+                Some((b.used_memory as f64 - a.used_memory as f64) / self.config.users as f64)
+            }
+            _ => None,
+        };
+        deployment.set_cores(Some(self.config.instance_cpu))?;
+        let work = ReadWorkload::new(&creds, lb, n)?;
+
+        let expected_to_fail = step.system.instance_local_state() && lb == Lb::RoundRobin && n > 1;
+        let (mode, rate, search) = if let Some(rate) = self.config.rate {
+            ("fixed-rate", rate, Vec::new())
+        } else if expected_to_fail {
+            // Find-max is meaningless when (N-1)/N of requests are rejected by design;
+            // load it at half of what sticky held, and measure the rejections.
+            let base = match self.sticky_max.get(&n) {
+                Some(r) => *r,
+                None => self.probe(deployment, &work).await?,
+            };
+            ("fixed-rate", (base * 0.5).max(50.0), Vec::new())
+        } else {
+            let (best, search) = self.find_max(lb, deployment, &work).await?;
+            ("find-max", best, search)
+        };
+
+        let duration = self.point_duration(rate);
+        self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
+        let (outcome, sample_start, sample_end) =
+            self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        let (held, why) = judge(&outcome, rate, self.config.slo_p99);
+        if mode == "find-max" && step.system.instance_local_state() && lb == Lb::Sticky && held {
+            self.sticky_max.insert(n, rate);
+        }
+        let mut point = self.make_point(step, lb, mode, &outcome, &sample_start, &sample_end, duration);
+        point.held = held && !expected_to_fail;
+        point.search = search;
+        if let Some(store) = point.store.as_mut() {
+            store.bytes_per_session = bytes_per_session;
+        }
+        if !held && mode == "find-max" {
+            point.flags.push(format!("final run did not hold: {why}"));
+        }
+        Ok(point)
+    }
+
+    /// Long enough for the configured duration and at least `min_requests` requests.
+    fn point_duration(&self, rate: f64) -> Duration {
+        let needed = Duration::from_secs_f64(self.config.min_requests as f64 / rate.max(1.0) * 1.05);
+        self.config.duration.max(needed).min(Duration::from_secs(120))
+    }
+
+    /// Closed-loop max-throughput probe: an upper bound to start the search from.
+    async fn probe(&self, deployment: &Deployment, work: &Arc<ReadWorkload>) -> anyhow::Result<f64> {
+        let n = deployment.addrs.len();
+        let connections = (4 * n).clamp(4, 64);
+        self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
+        let warm = Duration::from_millis(300);
+        let (o, _, _) = self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
+        let good = o.achieved_rps * (1.0 - o.error_ratio());
+        Ok(good.max(10.0))
+    }
+
+    async fn find_max(
+        &self,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<ReadWorkload>,
+    ) -> anyhow::Result<(f64, Vec<SearchStep>)> {
+        let ceiling = self.probe(deployment, work).await?;
+        let mut search = Vec::new();
+        let mut best: Option<f64> = None;
+        let mut hi = ceiling * 1.2;
+        let mut rate = ceiling * 0.8;
+        for k in 0..self.config.search_steps {
+            self.status.phase(
+                format!("find-max {}/{} @ {rate:.0} rps ({lb})", k + 1, self.config.search_steps),
+                self.config.step_duration,
+                None,
+            );
+            let (o, _, _) = self
+                .measure(deployment, work, Mode::Open { rate }, Duration::from_millis(500), self.config.step_duration)
+                .await?;
+            let (held, why) = judge(&o, rate, self.config.slo_p99);
+            search.push(SearchStep {
+                offered_rps: rate,
+                achieved_rps: o.achieved_rps,
+                p99_us: o.latency.summary().p99,
+                error_ratio: o.error_ratio(),
+                held,
+                why,
+            });
+            if held {
+                best = Some(rate);
+            } else {
+                hi = rate;
+            }
+            rate = match best {
+                Some(lo) => (lo + hi) / 2.0,
+                None => rate * 0.5,
+            };
+        }
+        Ok((best.unwrap_or(rate), search))
+    }
+
+    async fn store_info(&self) -> Option<RedisInfo> {
+        let store = self.store.as_ref()?;
+        let mut obs = RedisObserver::connect(&store.url).await.ok()?;
+        obs.info().await.ok()
+    }
+
+    async fn sample(&self, deployment: &Deployment, obs: &mut Option<RedisObserver>) -> Sample {
+        let instance_cpu =
+            deployment.instances.iter().map(|p| observe::cpu_seconds(&p.pid.to_string()).unwrap_or(0.0)).collect();
+        let store = match obs {
+            Some(o) => o.info().await.ok(),
+            None => None,
+        };
+        let store_proc_cpu = self
+            .store
+            .as_ref()
+            .and_then(|s| s.process.as_ref())
+            .and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
+        let throttled = deployment
+            .instances
+            .iter()
+            .map(|p| p.cgroup.as_ref().and_then(|g| g.throttled()))
+            .sum::<Option<u64>>();
+        let rss = deployment.instances.iter().map(|p| observe::rss_bytes(&p.pid.to_string()).unwrap_or(0)).collect();
+        Sample { instance_cpu, generator_cpu: observe::self_cpu_seconds(), store, store_proc_cpu, throttled, rss }
+    }
+
+    /// Drive one load phase and sample resources exactly at the window's edges.
+    async fn measure(
+        &self,
+        deployment: &Deployment,
+        work: &Arc<ReadWorkload>,
+        mode: Mode,
+        warmup: Duration,
+        duration: Duration,
+    ) -> anyhow::Result<(Outcome, Sample, Sample)> {
+        let spec = Spec {
+            targets: deployment.addrs.clone(),
+            connections_per_target: self.config.connections_per_instance,
+            mode,
+            warmup,
+            duration,
+            timeout: self.config.timeout,
+        };
+        let progress = Arc::new(Progress::default());
+        self.status.phase_counters(progress.clone());
+        let mut obs = match &self.store {
+            Some(s) => RedisObserver::connect(&s.url).await.ok(),
+            None => None,
+        };
+        let started = Instant::now();
+        let drive = engine::run(&spec, work.clone(), progress);
+        tokio::pin!(drive);
+        // The engine starts its clock ~20 ms after connecting; sample on the same clock.
+        let window_start = started + warmup + Duration::from_millis(20);
+        let window_end = window_start + duration;
+        let mut start_sample = None;
+        let mut end_sample = None;
+        let outcome = loop {
+            let next = if start_sample.is_none() {
+                Some(window_start)
+            } else if end_sample.is_none() {
+                Some(window_end)
+            } else {
+                None
+            };
+            tokio::select! {
+                outcome = &mut drive => break outcome?,
+                _ = tokio::time::sleep_until(next.unwrap_or(window_end + Duration::from_secs(3600)).into()), if next.is_some() => {
+                    let s = self.sample(deployment, &mut obs).await;
+                    if start_sample.is_none() { start_sample = Some(s) } else { end_sample = Some(s) }
+                }
+            }
+        };
+        let start_sample = start_sample.unwrap_or_default();
+        let end_sample = match end_sample {
+            Some(s) => s,
+            None => self.sample(deployment, &mut obs).await,
+        };
+        Ok((outcome, start_sample, end_sample))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make_point(
+        &self,
+        step: &Step,
+        lb: Lb,
+        mode: &str,
+        o: &Outcome,
+        a: &Sample,
+        b: &Sample,
+        duration: Duration,
+    ) -> Point {
+        let secs = duration.as_secs_f64();
+        let n = step.instances;
+        let instances_total_s: f64 = b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| (y - x).max(0.0)).sum();
+        let completed = o.completed.max(1) as f64;
+        let generator_s = (b.generator_cpu - a.generator_cpu).max(0.0);
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+        let capped = self.cgroups.is_some();
+        let reserved = if capped {
+            n as f64 * self.config.instance_cpu + if self.store.as_ref().is_some_and(Store::private) { self.config.store_cpu } else { 0.0 }
+        } else {
+            0.0
+        };
+        let generator_cores = (cores - reserved).max(0.25);
+        let generator_utilization = generator_s / (secs * generator_cores);
+        let instance_capacity = if capped { n as f64 * self.config.instance_cpu } else { cores };
+        let store_s = match (&a.store, &b.store) {
+            (Some(x), Some(y)) => Some((y.cpu_s - x.cpu_s).max(0.0)),
+            _ => None,
+        }
+        .or_else(|| Some(b.store_proc_cpu? - a.store_proc_cpu?));
+        let uses_store = step.system.needs_redis();
+        let store = match (&a.store, &b.store) {
+            (Some(x), Some(y)) if uses_store => {
+                // The INFO that opened the window is itself one command.
+                let commands = y.commands.saturating_sub(x.commands).saturating_sub(1) as f64;
+                Some(StoreStats {
+                    ops_per_sec: commands / secs,
+                    commands_per_request: commands / completed,
+                    used_memory_bytes: y.used_memory,
+                    bytes_per_session: None,
+                    keys: y.keys,
+                })
+            }
+            _ => None,
+        };
+        let mut flags = Vec::new();
+        if generator_utilization > 0.8 {
+            flags.push("generator".to_string());
+        }
+        if !capped {
+            flags.push("uncapped".to_string());
+        }
+        let busy = instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 };
+        if busy > 0.9 * cores * secs {
+            flags.push("machine-saturated".to_string());
+        }
+        let summary = o.latency.summary();
+        Point {
+            system: step.system,
+            instances: n,
+            lb,
+            workload: self.config.workload.clone(),
+            mode: mode.to_owned(),
+            offered_rps: o.offered_rps,
+            achieved_rps: o.achieved_rps,
+            requests: o.requests,
+            duration_s: secs,
+            errors: Errors {
+                by_status: o.by_status.iter().filter(|(s, _)| **s >= 400).map(|(s, c)| (s.to_string(), *c)).collect(),
+                timeouts: o.timeouts,
+                connect: o.connect,
+                io: o.io,
+                unsent: o.unsent,
+            },
+            error_ratio: o.error_ratio(),
+            latency_us: summary,
+            cpu: Cpu {
+                instances_total_s,
+                per_request_us: instances_total_s * 1e6 / completed,
+                store_s: if uses_store { store_s } else { None },
+                store_per_request_us: if uses_store { store_s.map(|s| s * 1e6 / completed) } else { None },
+                generator_s,
+                generator_utilization,
+                instance_utilization: instances_total_s / (secs * instance_capacity),
+            },
+            rss_bytes: b.rss.clone(),
+            store,
+            capped,
+            held: false,
+            flags,
+            search: Vec::new(),
+            throttled_periods: match (a.throttled, b.throttled) {
+                (Some(x), Some(y)) => Some(y.saturating_sub(x)),
+                _ => None,
+            },
+            histogram: o.latency.to_base64(),
+        }
+    }
+}
+
+/// Resolve the default output directory.
+pub fn default_out(id: &str) -> PathBuf {
+    Path::new("bench-results").join(id)
+}
+
+pub fn targets_are_local(addrs: &[SocketAddr]) -> bool {
+    addrs.iter().all(|a| a.ip().is_loopback())
+}
