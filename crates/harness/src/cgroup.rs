@@ -61,12 +61,11 @@ impl CgroupRoot {
             return Err("no writable cgroup CPU controller found under /sys/fs/cgroup".into());
         };
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        if flavor == Flavor::V2 {
-            if let Err(e) = write(&dir.join("cgroup.subtree_control"), "+cpu") {
+        if flavor == Flavor::V2
+            && let Err(e) = write(&dir.join("cgroup.subtree_control"), "+cpu") {
                 let _ = fs::remove_dir(&dir);
                 return Err(e);
             }
-        }
         Ok(Self { dir, flavor, period })
     }
 

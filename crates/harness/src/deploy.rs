@@ -112,12 +112,11 @@ pub async fn spawn_server(
         .spawn()
         .with_context(|| format!("cannot start {}", program.display()))?;
     let pid = child.id().context("child exited immediately")?;
-    if let Some(group) = &cgroup {
-        if let Err(e) = group.add(pid) {
+    if let Some(group) = &cgroup
+        && let Err(e) = group.add(pid) {
             let _ = child.kill().await;
             bail!("cannot move {name} into its cgroup: {e}");
         }
-    }
     let stdout = child.stdout.take().context("child stdout not captured")?;
     let mut process = Process { name: name.to_owned(), child, pid, cgroup, stderr_log };
     let mut lines = BufReader::new(stdout).lines();
@@ -182,12 +181,11 @@ pub async fn start_redis(cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Resu
         .spawn()
         .context("cannot start redis-server")?;
     let pid = child.id().context("redis-server exited immediately")?;
-    if let Some(group) = &cgroup {
-        if let Err(e) = group.add(pid) {
+    if let Some(group) = &cgroup
+        && let Err(e) = group.add(pid) {
             let _ = child.kill().await;
             bail!("cannot move redis-server into its cgroup: {e}");
         }
-    }
     let url = format!("redis://127.0.0.1:{port}");
     let mut process = Process { name: "redis-server".into(), child, pid, cgroup, stderr_log: log };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -45,6 +45,8 @@ pub struct LoadReport {
     pub error_ratio: f64,
     pub latency_us: LatencySummary,
     pub generator_cpu_s: f64,
+    /// Open loop: the scheduler's own lateness (part of every latency above).
+    pub scheduler_lag_us: Option<LatencySummary>,
     pub histogram: String,
 }
 
@@ -118,6 +120,7 @@ pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
         error_ratio: outcome.error_ratio(),
         latency_us: outcome.latency.summary(),
         generator_cpu_s: cpu,
+        scheduler_lag_us: outcome.scheduler_lag,
         histogram: outcome.latency.to_base64(),
     })
 }
@@ -153,6 +156,9 @@ pub fn text(r: &LoadReport) -> String {
         r.error_ratio * 100.0,
         r.generator_cpu_s
     );
+    if let Some(lag) = &r.scheduler_lag_us {
+        out += &format!("  scheduler lag p50 {} µs  p99 {} µs  max {} µs\n", lag.p50, lag.p99, lag.max);
+    }
     out
 }
 

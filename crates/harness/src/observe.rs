@@ -51,6 +51,37 @@ pub fn rss_bytes(pid: &str) -> Option<u64> {
     Some(pages * page_size())
 }
 
+/// Per-thread CPU time of a process in nanoseconds (`/proc/<pid>/task/*/schedstat`).
+/// Nanosecond resolution, where `/proc/<pid>/stat` counts 10 ms ticks; a short window
+/// needs the former.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadCpu(HashMap<u32, u64>);
+
+impl ThreadCpu {
+    pub fn read(pid: u32) -> Self {
+        let mut map = HashMap::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for entry in dir.flatten() {
+                let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+                let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
+                if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+                    map.insert(tid, ns);
+                }
+            }
+        }
+        Self(map)
+    }
+
+    /// CPU seconds between `earlier` and `self`. Threads that appeared in between count
+    /// whole; threads that exited in between are lost (their time cannot be read), which
+    /// is why the per-thread deltas are summed instead of comparing two totals — a total
+    /// would go *down* when a thread that had run before the window exits.
+    pub fn seconds_since(&self, earlier: &ThreadCpu) -> f64 {
+        let ns: u64 = self.0.iter().map(|(tid, now)| now.saturating_sub(*earlier.0.get(tid).unwrap_or(&0))).sum();
+        ns as f64 / 1e9
+    }
+}
+
 pub fn self_cpu_seconds() -> f64 {
     cpu_seconds("self").unwrap_or(0.0)
 }
@@ -126,5 +157,14 @@ mod tests {
         assert!(self_cpu_seconds() >= start);
         assert!(rss_bytes("self").unwrap_or(0) > 1024 * 1024);
         assert!(cpu_seconds("999999999").is_none());
+        let a = ThreadCpu::read(std::process::id());
+        let mut y = 0u64;
+        for i in 0..20_000_000u64 {
+            y = y.wrapping_mul(17).wrapping_add(i);
+        }
+        assert!(y != 1);
+        let b = ThreadCpu::read(std::process::id());
+        assert!(b.seconds_since(&a) > 0.0);
+        assert_eq!(a.seconds_since(&b), 0.0, "never negative");
     }
 }

@@ -143,7 +143,10 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>) -> Vec<
             None => vec![Lb::RoundRobin],
         };
         for &n in instances {
-            out.push(Step { system, instances: n, lbs: lbs.clone() });
+            // With one instance there is nothing to balance: both policies are the same
+            // measurement, so it is made once (as round-robin).
+            let lbs = if n == 1 && lb.is_none() { vec![Lb::RoundRobin] } else { lbs.clone() };
+            out.push(Step { system, instances: n, lbs });
         }
     }
     out
@@ -167,7 +170,8 @@ mod tests {
     fn default_plan_adds_sticky_only_for_session_memory() {
         let plan = steps(&[System::SessionMemory, System::JwtHs256], &[1, 2], None);
         assert_eq!(plan.len(), 4);
-        assert_eq!(plan[0].lbs, vec![Lb::Sticky, Lb::RoundRobin]);
+        assert_eq!(plan[0].lbs, vec![Lb::RoundRobin], "N=1 needs no balancer");
+        assert_eq!(plan[1].lbs, vec![Lb::Sticky, Lb::RoundRobin]);
         assert_eq!(plan[2].lbs, vec![Lb::RoundRobin]);
         let explicit = steps(&[System::JwtHs256], &[4], Some(&[Lb::Sticky]));
         assert_eq!(explicit, vec![Step { system: System::JwtHs256, instances: 4, lbs: vec![Lb::Sticky] }]);

@@ -107,6 +107,8 @@ pub struct Point {
     pub errors: Errors,
     pub error_ratio: f64,
     pub latency_us: LatencySummary,
+    /// How late the generator's scheduler handed requests out (included in latency_us).
+    pub scheduler_lag_us: Option<LatencySummary>,
     pub cpu: Cpu,
     pub rss_bytes: Vec<u64>,
     pub store: Option<StoreStats>,

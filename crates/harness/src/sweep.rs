@@ -66,9 +66,22 @@ mod secs {
     }
 }
 
-/// Criteria for "the system held this rate".
-pub fn judge(o: &Outcome, offered: f64, slo: Duration) -> (bool, String) {
+impl SweepConfig {
+    /// Warm-up of each search try and of the probe.
+    pub fn step_warmup(&self) -> Duration {
+        (self.step_duration / 3).clamp(Duration::from_millis(200), Duration::from_millis(500))
+    }
+}
+
+/// Criteria for "the system held this rate": errors ≤ 1 %, achieved ≥ 95 % of offered,
+/// p99 within the SLO, and — when capped — the instances not pinned at their CPU cap
+/// (`utilization` ≥ 0.95 means the queue is growing, even if a short window has not shown
+/// it in the latency yet).
+pub fn judge(o: &Outcome, offered: f64, slo: Duration, utilization: Option<f64>) -> (bool, String) {
     let p99 = o.latency.summary().p99;
+    if let Some(u) = utilization.filter(|u| *u >= 0.95) {
+        return (false, format!("instances at {:.0}% of their CPU cap", u * 100.0));
+    }
     if o.error_ratio() > 0.01 {
         return (false, format!("errors {:.2}% > 1%", o.error_ratio() * 100.0));
     }
@@ -99,7 +112,7 @@ struct Run {
 /// What was sampled at the edges of the measurement window.
 #[derive(Default)]
 struct Sample {
-    instance_cpu: Vec<f64>,
+    instance_cpu: Vec<observe::ThreadCpu>,
     generator_cpu: f64,
     store: Option<RedisInfo>,
     store_proc_cpu: Option<f64>,
@@ -356,17 +369,10 @@ impl Run {
         let n = step.instances;
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
         deployment.set_cores(None)?;
-        let before_login = self.store_info().await;
         let creds = workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
             .await
             .with_context(|| format!("logging users in to {} N={n}", step.system))?;
-        let after_login = self.store_info().await;
-        let bytes_per_session = match (&before_login, &after_login) {
-            (Some(a), Some(b)) if step.system.needs_redis() => {
-                Some((b.used_memory as f64 - a.used_memory as f64) / self.config.users as f64)
-            }
-            _ => None,
-        };
+        let bytes_per_session = if step.system.needs_redis() { self.bytes_per_key().await } else { None };
         deployment.set_cores(Some(self.config.instance_cpu))?;
         let work = ReadWorkload::new(&creds, lb, n)?;
 
@@ -386,11 +392,30 @@ impl Run {
             ("find-max", best, search)
         };
 
-        let duration = self.point_duration(rate);
-        self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
-        let (outcome, sample_start, sample_end) =
-            self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
-        let (held, why) = judge(&outcome, rate, self.config.slo_p99);
+        let (mut rate, mut search) = (rate, search);
+        let mut attempt = 0;
+        let (outcome, sample_start, sample_end, held, why, duration) = loop {
+            let duration = self.point_duration(rate);
+            self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
+            let (outcome, a, b) = self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
+            self.settle(deployment).await;
+            let (held, why) = judge(&outcome, rate, self.config.slo_p99, self.utilization(&a, &b, duration));
+            attempt += 1;
+            // The search ends at the edge of what holds, so a longer final run can just
+            // miss; step down once rather than report a rate that did not hold.
+            if held || mode != "find-max" || attempt > 1 {
+                break (outcome, a, b, held, why, duration);
+            }
+            search.push(SearchStep {
+                offered_rps: rate,
+                achieved_rps: outcome.achieved_rps,
+                p99_us: outcome.latency.summary().p99,
+                error_ratio: outcome.error_ratio(),
+                held,
+                why: format!("final run: {why}; retrying at 90%"),
+            });
+            rate *= 0.9;
+        };
         if mode == "find-max" && step.system.instance_local_state() && lb == Lb::Sticky && held {
             self.sticky_max.insert(n, rate);
         }
@@ -417,12 +442,19 @@ impl Run {
         let n = deployment.addrs.len();
         let connections = (4 * n).clamp(4, 64);
         self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
-        let warm = Duration::from_millis(300);
+        let warm = self.config.step_warmup();
         let (o, _, _) = self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
         let good = o.achieved_rps * (1.0 - o.error_ratio());
         Ok(good.max(10.0))
     }
 
+    /// Find the highest open-loop rate that holds, guided by the utilization law.
+    ///
+    /// Each try measures the instances' CPU utilization U at rate X; since U = X·D, the
+    /// rate that would use the whole cap is X/U, and the next try aims at 85 % of it. Once
+    /// a try fails (SLO, errors, throughput, or a pinned CPU), the search bisects between
+    /// the best rate that held and the lowest that failed. It starts low (a short closed-
+    /// loop probe's third), so most tries run below saturation and leave no backlog.
     async fn find_max(
         &self,
         lb: Lb,
@@ -430,20 +462,23 @@ impl Run {
         work: &Arc<ReadWorkload>,
     ) -> anyhow::Result<(f64, Vec<SearchStep>)> {
         let ceiling = self.probe(deployment, work).await?;
+        self.settle(deployment).await;
         let mut search = Vec::new();
         let mut best: Option<f64> = None;
-        let mut hi = ceiling * 1.2;
-        let mut rate = ceiling * 0.8;
+        let mut failed: Option<f64> = None;
+        let mut rate = (ceiling / 3.0).max(20.0);
         for k in 0..self.config.search_steps {
             self.status.phase(
                 format!("find-max {}/{} @ {rate:.0} rps ({lb})", k + 1, self.config.search_steps),
                 self.config.step_duration,
                 None,
             );
-            let (o, _, _) = self
-                .measure(deployment, work, Mode::Open { rate }, Duration::from_millis(500), self.config.step_duration)
+            let (o, a, b) = self
+                .measure(deployment, work, Mode::Open { rate }, self.config.step_warmup(), self.config.step_duration)
                 .await?;
-            let (held, why) = judge(&o, rate, self.config.slo_p99);
+            self.settle(deployment).await;
+            let utilization = self.utilization(&a, &b, self.config.step_duration);
+            let (held, why) = judge(&o, rate, self.config.slo_p99, utilization);
             search.push(SearchStep {
                 offered_rps: rate,
                 achieved_rps: o.achieved_rps,
@@ -453,27 +488,85 @@ impl Run {
                 why,
             });
             if held {
-                best = Some(rate);
+                best = Some(best.map_or(rate, |b: f64| b.max(rate)));
             } else {
-                hi = rate;
+                failed = Some(failed.map_or(rate, |f: f64| f.min(rate)));
             }
-            rate = match best {
-                Some(lo) => (lo + hi) / 2.0,
-                None => rate * 0.5,
+            let next = match (best, failed) {
+                (Some(lo), Some(hi)) => (lo + hi) / 2.0,
+                (None, Some(hi)) => hi * 0.5,
+                (Some(lo), None) => {
+                    // Utilization-law estimate, bounded to at most 4x per step.
+                    let target = utilization.filter(|u| *u > 0.01).map_or(lo * 2.0, |u| 0.85 * lo / u);
+                    target.clamp(lo * 1.05, lo * 4.0)
+                }
+                (None, None) => rate,
             };
+            // Converged: the next try would differ by less than 3 %.
+            if ((next - rate) / rate).abs() < 0.03 && best.is_some() {
+                break;
+            }
+            rate = next;
         }
-        Ok((best.unwrap_or(rate), search))
+        Ok((best.or(failed.map(|f| f * 0.5)).unwrap_or(rate), search))
     }
 
-    async fn store_info(&self) -> Option<RedisInfo> {
+    /// Instance CPU as a share of the instances' combined cap (`None` when uncapped).
+    fn utilization(&self, a: &Sample, b: &Sample, window: Duration) -> Option<f64> {
+        self.cgroups.as_ref()?;
+        let used: f64 = b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| y.seconds_since(x)).sum();
+        let cap = a.instance_cpu.len() as f64 * self.config.instance_cpu * window.as_secs_f64();
+        (cap > 0.0).then(|| used / cap)
+    }
+
+    /// Wait until the instances are idle again: after an overloaded try, a server keeps
+    /// working through requests its clients already gave up on, and that backlog would
+    /// be billed to the next measurement.
+    async fn settle(&self, deployment: &Deployment) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let budget = self.config.instance_cpu * deployment.instances.len() as f64;
+        loop {
+            let a: Vec<_> = deployment.instances.iter().map(|p| observe::ThreadCpu::read(p.pid)).collect();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let used: f64 = deployment
+                .instances
+                .iter()
+                .zip(&a)
+                .map(|(p, x)| observe::ThreadCpu::read(p.pid).seconds_since(x))
+                .sum();
+            if used < 0.1 * budget * 0.1 || Instant::now() > deadline {
+                return;
+            }
+        }
+    }
+
+    /// Redis memory per stored key under this run's prefix (`MEMORY USAGE` on a sample).
+    async fn bytes_per_key(&self) -> Option<f64> {
         let store = self.store.as_ref()?;
-        let mut obs = RedisObserver::connect(&store.url).await.ok()?;
-        obs.info().await.ok()
+        let client = redis::Client::open(store.url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(0)
+            .arg("MATCH")
+            .arg(format!("{}*", self.prefix))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let mut total = 0u64;
+        let mut n = 0u64;
+        for key in keys.iter().take(32) {
+            if let Ok(Some(bytes)) = redis::cmd("MEMORY").arg("USAGE").arg(key).query_async::<Option<u64>>(&mut conn).await {
+                total += bytes;
+                n += 1;
+            }
+        }
+        (n > 0).then(|| total as f64 / n as f64)
     }
 
     async fn sample(&self, deployment: &Deployment, obs: &mut Option<RedisObserver>) -> Sample {
-        let instance_cpu =
-            deployment.instances.iter().map(|p| observe::cpu_seconds(&p.pid.to_string()).unwrap_or(0.0)).collect();
+        let instance_cpu = deployment.instances.iter().map(|p| observe::ThreadCpu::read(p.pid)).collect();
         let store = match obs {
             Some(o) => o.info().await.ok(),
             None => None,
@@ -560,7 +653,7 @@ impl Run {
     ) -> Point {
         let secs = duration.as_secs_f64();
         let n = step.instances;
-        let instances_total_s: f64 = b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| (y - x).max(0.0)).sum();
+        let instances_total_s: f64 = b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| y.seconds_since(x)).sum();
         let completed = o.completed.max(1) as f64;
         let generator_s = (b.generator_cpu - a.generator_cpu).max(0.0);
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
@@ -624,6 +717,7 @@ impl Run {
             },
             error_ratio: o.error_ratio(),
             latency_us: summary,
+            scheduler_lag_us: o.scheduler_lag,
             cpu: Cpu {
                 instances_total_s,
                 per_request_us: instances_total_s * 1e6 / completed,

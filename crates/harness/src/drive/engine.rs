@@ -21,7 +21,7 @@ use tokio::time::sleep_until;
 
 use super::{
     client::{Conn, Prepared, SendError},
-    histogram::Latency,
+    histogram::{Latency, LatencySummary},
     schedule::Schedule,
 };
 
@@ -74,6 +74,9 @@ pub struct Outcome {
     pub window: Duration,
     pub offered_rps: Option<f64>,
     pub achieved_rps: f64,
+    /// Open loop: how late the scheduler handed requests out (the generator's own share
+    /// of the measured latency).
+    pub scheduler_lag: Option<LatencySummary>,
 }
 
 impl Outcome {
@@ -125,17 +128,10 @@ impl Window {
 }
 
 impl Tally {
-    /// Send one request and account for it. Returns whether the connection is still usable.
-    async fn exchange(
-        &mut self,
-        conn: &mut Option<Conn>,
-        addr: SocketAddr,
-        req: &Prepared,
-        reference: Instant,
-        window: Window,
-        timeout: Duration,
-        progress: &Progress,
-    ) {
+    /// Send one request on `conn` (opened on demand) and account for it. `reference` is
+    /// the time latency is measured from: the intended send time in open loop.
+    async fn exchange(&mut self, conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &Prepared, reference: Instant) {
+        let Ctx { addr, window, timeout, progress } = *ctx;
         let counted = window.contains(reference);
         if counted {
             self.requests += 1;
@@ -183,6 +179,15 @@ impl Tally {
             }
         }
     }
+}
+
+/// What every exchange of one worker shares.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    addr: SocketAddr,
+    window: Window,
+    timeout: Duration,
+    progress: &'a Progress,
 }
 
 #[derive(Clone, Copy)]
@@ -237,7 +242,8 @@ async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progre
                     _ = sleep_until(drain_deadline.into()) => break,
                 };
                 let (_, req) = workload.pick(job.seq);
-                let exchange = tally.exchange(&mut conn, addr, req, job.intended, window, timeout, &progress);
+                let ctx = Ctx { addr, window, timeout, progress: &progress };
+                let exchange = tally.exchange(&mut conn, &ctx, req, job.intended);
                 if tokio::time::timeout_at(drain_deadline.into(), exchange).await.is_err() {
                     // Still waiting for an answer when the run is over: a timeout.
                     if window.contains(job.intended) {
@@ -251,33 +257,48 @@ async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progre
     }
     let senders: Vec<_> = queues.into_iter().map(|(tx, _)| tx).collect();
 
-    // The scheduler: wake up, hand out every request that is due, sleep until the next.
-    let schedule = Schedule::new(start, rate);
-    let mut seq = 0u64;
-    let mut scheduled_in_window = 0u64;
-    loop {
-        let now = Instant::now();
-        if now >= window.end {
-            break;
-        }
-        let due = schedule.due(now);
-        while seq < due {
-            let intended = schedule.intended(seq);
-            if intended >= window.end {
+    // The scheduler runs on its own OS thread: tokio's timer has 1 ms granularity, which
+    // would add up to a millisecond of fake latency to every request; a thread sleep is
+    // accurate to tens of microseconds. Its own lateness is recorded, so the generator's
+    // contribution to latency is visible in the results.
+    let scheduler_workload = workload.clone();
+    let scheduler = tokio::task::spawn_blocking(move || {
+        let schedule = Schedule::new(start, rate);
+        let mut lag = Latency::new();
+        let mut seq = 0u64;
+        let mut scheduled_in_window = 0u64;
+        loop {
+            let now = Instant::now();
+            if now >= window.end {
                 break;
             }
-            let (target, _) = workload.pick(seq);
-            if window.contains(intended) {
-                scheduled_in_window += 1;
+            let due = schedule.due(now);
+            while seq < due {
+                let intended = schedule.intended(seq);
+                if intended >= window.end {
+                    break;
+                }
+                let (target, _) = scheduler_workload.pick(seq);
+                if window.contains(intended) {
+                    scheduled_in_window += 1;
+                    lag.record_us(now.saturating_duration_since(intended).as_micros() as u64);
+                }
+                let _ = senders[target % senders.len()].try_send(Job { intended, seq });
+                seq += 1;
             }
-            let _ = senders[target % senders.len()].send(Job { intended, seq }).await;
-            seq += 1;
+            let next = schedule.intended(seq).min(window.end);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
-        sleep_until(schedule.intended(seq).min(window.end).into()).await;
-    }
-    drop(senders);
+        (scheduled_in_window, lag)
+    });
+    let (scheduled_in_window, scheduler_lag) = scheduler.await?;
 
-    let mut outcome = Outcome { window: spec.duration, offered_rps: Some(rate), ..Outcome::default() };
+    let mut outcome = Outcome {
+        window: spec.duration,
+        offered_rps: Some(rate),
+        scheduler_lag: Some(scheduler_lag.summary()),
+        ..Outcome::default()
+    };
     for w in workers {
         outcome.absorb(w.await?);
     }
@@ -313,7 +334,8 @@ async fn closed_loop<W: Workload>(
                 }
                 let (target, req) = workload.pick(next.fetch_add(1, Relaxed));
                 let target = target % targets.len();
-                tally.exchange(&mut conns[target], targets[target], req, sent, window, timeout, &progress).await;
+                let ctx = Ctx { addr: targets[target], window, timeout, progress: &progress };
+                tally.exchange(&mut conns[target], &ctx, req, sent).await;
             }
             tally
         }));
