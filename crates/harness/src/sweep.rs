@@ -94,11 +94,13 @@ pub fn judge(o: &Outcome, offered: f64, slo: Duration, utilization: Option<f64>)
     (true, "held".into())
 }
 
+// Field order is drop order: the store (and its cgroup) must go before the run's cgroup
+// directory, which can only be removed once it is empty.
 struct Run {
     config: SweepConfig,
     binaries: Binaries,
-    cgroups: Option<CgroupRoot>,
     store: Option<Store>,
+    cgroups: Option<CgroupRoot>,
     key_dir: PathBuf,
     log_dir: PathBuf,
     results: Results,

@@ -1,0 +1,290 @@
+//! End-to-end tests of `authbench`: real servers, real Redis, real cgroups where the
+//! machine allows them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// These tests start and count server processes (and one kills one); running them at the
+/// same time would make them see each other's.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn authbench() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_authbench"))
+}
+
+/// The server binaries live next to authbench. `cargo test --workspace` builds them; a
+/// lone `cargo test -p harness` may not have, so build them once here.
+fn ensure_servers() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = authbench().parent().unwrap().to_path_buf();
+        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the servers failed");
+        }
+        dir
+    })
+}
+
+fn run(args: &[&str]) -> Output {
+    ensure_servers();
+    Command::new(authbench()).args(args).stdin(Stdio::null()).output().expect("run authbench")
+}
+
+/// Can this process create a CPU cgroup? (What `capped` must say.)
+fn cgroups_writable() -> bool {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
+    let dir = if v2.exists() {
+        PathBuf::from("/sys/fs/cgroup/authbench-probe-test")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/cpu/authbench-probe-test")
+    };
+    let ok = std::fs::create_dir(&dir).is_ok();
+    let _ = std::fs::remove_dir(&dir);
+    ok
+}
+
+/// PIDs of running session-server / jwt-server processes started from our target dir.
+fn server_pids() -> Vec<u32> {
+    let dir = ensure_servers();
+    let ours = [dir.join("session-server"), dir.join("jwt-server")];
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| ours.iter().any(|o| *o == exe))
+        })
+        .collect()
+}
+
+fn point<'a>(results: &'a Value, system: &str, n: u64, lb: &str) -> &'a Value {
+    results["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["system"] == system && p["instances"] == n && p["lb"] == lb)
+        .unwrap_or_else(|| panic!("no point {system} N={n} {lb} in {results:#}"))
+}
+
+fn total_errors(p: &Value) -> u64 {
+    let e = &p["errors"];
+    let statuses: u64 = e["by_status"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    statuses + ["timeouts", "connect", "io", "unsent"].iter().map(|k| e[k].as_u64().unwrap()).sum::<u64>()
+}
+
+#[test]
+fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let before = server_pids();
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-memory,session-redis,jwt-hs256",
+        "--instances",
+        "1,2",
+        "--rate",
+        "120",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "100",
+        "--users",
+        "8",
+        "--instance-cpu",
+        "0.3",
+        "--store-cpu",
+        "0.3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "sweep failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("system") && stdout.contains("achieved"), "summary table printed: {stdout}");
+
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["schema_version"], 1);
+    for key in ["run_id", "started_at", "finished_at"] {
+        assert!(results[key].is_string(), "{key} missing");
+    }
+    for key in ["cpu_model", "kernel"] {
+        assert!(results["machine"][key].as_str().is_some_and(|s| !s.is_empty()), "machine.{key}");
+    }
+    assert!(results["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(results["machine"]["memory_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(results["config"]["rate"], 120.0);
+    assert!(results["problems"].as_array().unwrap().is_empty(), "{}", results["problems"]);
+
+    // Capped exactly when this machine lets us create CPU cgroups, and every point agrees.
+    let capped = cgroups_writable();
+    assert_eq!(results["caps"]["capped"], capped, "{}", results["caps"]);
+    if capped {
+        assert_eq!(results["caps"]["period_us"], 10_000);
+        assert_eq!(results["caps"]["instance_cpu"], 0.3);
+    }
+    let points = results["points"].as_array().unwrap();
+    // 3 systems x N=1,2, plus session-memory N=2 under both policies.
+    assert_eq!(points.len(), 7, "{points:#?}");
+    for p in points {
+        assert_eq!(p["capped"], capped);
+        for k in ["p50", "p90", "p99", "p999", "max", "mean"] {
+            assert!(p["latency_us"][k].is_number(), "latency_us.{k}");
+        }
+        assert!(p["requests"].as_u64().unwrap() >= 100, "{p}");
+        assert!(p["cpu"]["instances_total_s"].as_f64().unwrap() > 0.0, "instance CPU observed: {p}");
+        assert!(p["cpu"]["generator_s"].as_f64().unwrap() >= 0.0);
+        assert_eq!(p["rss_bytes"].as_array().unwrap().len() as u64, p["instances"].as_u64().unwrap());
+        assert!(!p["histogram"].as_str().unwrap().is_empty(), "raw histogram kept");
+        assert_eq!(p["offered_rps"], 120.0);
+    }
+
+    // Shared state and stateless tokens: no errors at all, the offered rate achieved.
+    for (system, n, lb) in [
+        ("session-redis", 1, "round-robin"),
+        ("session-redis", 2, "round-robin"),
+        ("jwt-hs256", 1, "round-robin"),
+        ("jwt-hs256", 2, "round-robin"),
+        ("session-memory", 1, "round-robin"),
+        ("session-memory", 2, "sticky"),
+    ] {
+        let p = point(&results, system, n, lb);
+        assert_eq!(total_errors(p), 0, "{system} N={n} {lb}: {}", p["errors"]);
+        let achieved = p["achieved_rps"].as_f64().unwrap();
+        assert!((achieved - 120.0).abs() / 120.0 < 0.05, "{system} N={n}: achieved {achieved} vs offered 120");
+    }
+
+    // Per-instance sessions behind round-robin: the other instance rejects (N-1)/N = 1/2.
+    let rr = point(&results, "session-memory", 2, "round-robin");
+    let ratio = rr["error_ratio"].as_f64().unwrap();
+    assert!((ratio - 0.5).abs() < 0.1, "session-memory round-robin N=2 rejected {ratio}, expected ~0.5");
+    assert!(rr["errors"]["by_status"]["401"].as_u64().unwrap() > 0);
+    assert_eq!(rr["held"], false);
+
+    // One store round trip per authenticated request.
+    for n in [1, 2] {
+        let store = &point(&results, "session-redis", n, "round-robin")["store"];
+        let cpr = store["commands_per_request"].as_f64().unwrap();
+        assert!((0.95..1.1).contains(&cpr), "session-redis N={n}: {cpr} Redis commands per request");
+        assert!(store["bytes_per_session"].as_f64().unwrap() > 0.0);
+    }
+    assert!(point(&results, "jwt-hs256", 2, "round-robin")["store"].is_null());
+
+    // Nothing left behind: no server processes, no cgroups.
+    assert_eq!(server_pids(), before, "orphaned server processes");
+    let run_id = results["run_id"].as_str().unwrap();
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/cpu"] {
+        assert!(!Path::new(root).join(format!("authbench-{run_id}")).exists(), "cgroup left in {root}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
+    let _serial = serial();
+    let cases: &[(&[&str], &str)] = &[
+        (&["sweep", "--systems", "jwt-none"], "unknown system"),
+        (&["sweep", "--duration", "0s"], "greater than zero"),
+        (&["sweep", "--instances", "0"], "between 1 and 64"),
+        (&["sweep", "--instances", ""], "instance"),
+        (&["sweep", "--rate=-5"], "greater than zero"),
+        (&["sweep", "--workload", "write"], "unknown --workload"),
+        (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
+        (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
+        (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
+    ];
+    for (args, needle) in cases {
+        let o = run(args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+    }
+}
+
+#[test]
+fn load_holds_the_offered_rate_against_a_real_server() {
+    let _serial = serial();
+    let dir = ensure_servers();
+    let mut server = Command::new(dir.join("session-server"))
+        .args(["--listen", "127.0.0.1:0", "--demo-users", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let o = run(&["load", "--url", &format!("{addr}/healthz"), "--rate", "400", "--duration", "2s", "--warmup", "200ms", "--json"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let achieved = report["achieved_rps"].as_f64().unwrap();
+    assert!((achieved - 400.0).abs() / 400.0 < 0.01, "open loop held {achieved} of 400 rps");
+    assert_eq!(report["by_status"]["200"].as_u64().unwrap(), report["requests"].as_u64().unwrap());
+    assert_eq!(report["error_ratio"], 0.0);
+    assert!(report["scheduler_lag_us"]["p99"].as_u64().is_some());
+}
+
+#[test]
+fn an_instance_that_dies_mid_run_stops_the_sweep_and_keeps_completed_points() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let before = server_pids();
+    ensure_servers();
+    let child = Command::new(authbench())
+        .args(["sweep", "--systems", "jwt-hs256,session-memory", "--instances", "1", "--rate", "100"])
+        .args(["--duration", "3s", "--warmup", "200ms", "--min-requests", "50", "--users", "4", "--instance-cpu", "0.3"])
+        .args(["--out", out_dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the session-server of the second step, then kill it.
+    let session = ensure_servers().join("session-server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        let found = server_pids()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == session));
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "session-server never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "sweep should fail when an instance dies");
+    assert!(stderr.contains("died") || stderr.contains("exited"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let points = results["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "the jwt-hs256 point completed before the failure");
+    assert_eq!(points[0]["system"], "jwt-hs256");
+    assert!(!results["problems"].as_array().unwrap().is_empty());
+    assert_eq!(server_pids(), before, "orphaned server processes");
+}
