@@ -154,14 +154,59 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::BadRequest("unreadable_body") }
+        })?;
+        // Every body we accept is a JSON object. serde's derived Deserialize would also
+        // take an array of the fields in order (`["user1","pw"]`); refuse that shape.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                Ok(_) => ApiError::Unprocessable,
+                Err(_) => ApiError::BadRequest("malformed_json"),
+            });
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Json(value))
     }
+}
+
+/// `application/json` or any `+json` media type, parameters ignored.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_json_objects_are_accepted() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Login {
+            username: String,
+            password: String,
+        }
+        async fn extract(ct: &str, body: &'static str) -> Result<Json<Login>, ApiError> {
+            let req = Request::builder()
+                .header(header::CONTENT_TYPE, ct)
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            Json::<Login>::from_request(req, &()).await
+        }
+        assert!(extract("application/json", r#"{"username":"a","password":"b"}"#).await.is_ok());
+        assert!(extract("Application/JSON; charset=utf-8", r#" {"username":"a","password":"b"}"#).await.is_ok());
+        assert!(matches!(extract("application/json", r#"["a","b"]"#).await, Err(ApiError::Unprocessable)));
+        assert!(matches!(extract("application/json", r#"[1,"#).await, Err(ApiError::BadRequest("malformed_json"))));
+        assert!(matches!(extract("application/json", r#"{"username":1}"#).await, Err(ApiError::Unprocessable)));
+        assert!(matches!(extract("application/json", r#"{"username":"#).await, Err(ApiError::BadRequest(_))));
+        assert!(matches!(extract("text/plain", r#"{}"#).await, Err(ApiError::UnsupportedMediaType)));
+    }
 
     #[test]
     fn invalid_token_carries_the_bearer_challenge() {
