@@ -475,12 +475,32 @@ impl Run {
                 self.config.step_duration,
                 None,
             );
-            let (o, a, b) = self
+            let (mut o, a, b) = self
                 .measure(deployment, work, Mode::Open { rate }, self.config.step_warmup(), self.config.step_duration)
                 .await?;
             self.settle(deployment).await;
-            let utilization = self.utilization(&a, &b, self.config.step_duration);
-            let (held, why) = judge(&o, rate, self.config.slo_p99, utilization);
+            let mut utilization = self.utilization(&a, &b, self.config.step_duration);
+            let (mut held, mut why) = judge(&o, rate, self.config.slo_p99, utilization);
+            // A latency miss with the instances mostly idle is more likely a hiccup of
+            // this shared machine than the system's limit: look once more before
+            // believing it (and record both tries).
+            if !held && utilization.is_some_and(|u| u < 0.6) && o.error_ratio() <= 0.01 {
+                search.push(SearchStep {
+                    offered_rps: rate,
+                    achieved_rps: o.achieved_rps,
+                    p99_us: o.latency.summary().p99,
+                    error_ratio: o.error_ratio(),
+                    held,
+                    why: format!("{why}; at {:.0}% CPU, so tried again", utilization.unwrap_or(0.0) * 100.0),
+                });
+                let (o2, a2, b2) = self
+                    .measure(deployment, work, Mode::Open { rate }, self.config.step_warmup(), self.config.step_duration)
+                    .await?;
+                self.settle(deployment).await;
+                utilization = self.utilization(&a2, &b2, self.config.step_duration);
+                (held, why) = judge(&o2, rate, self.config.slo_p99, utilization);
+                o = o2;
+            }
             search.push(SearchStep {
                 offered_rps: rate,
                 achieved_rps: o.achieved_rps,
