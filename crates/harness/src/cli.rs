@@ -63,7 +63,8 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
     pub lb: Option<Vec<Lb>>,
 
-    /// Request mix: `read` (GET /me).
+    /// Request mix: `read` (GET /me only) or `mixed` (90% /me, 5% /admin by admins, 3%
+    /// refresh for JWT, 0.1% login and 0.1% logout).
     #[arg(long, env = "AUTHBENCH_WORKLOAD", default_value = "read")]
     pub workload: String,
 
@@ -157,7 +158,7 @@ impl SweepArgs {
             rate: self.rate,
             slo_p99: self.slo_p99,
             step_duration: self.step_duration.unwrap_or(if q { Duration::from_millis(600) } else { Duration::from_millis(1200) }),
-            search_steps: self.search_steps.unwrap_or(if q { 3 } else { 5 }),
+            search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             instance_cpu: self.instance_cpu,
             store_cpu: self.store_cpu,
             cpu_period: self.cpu_period,

@@ -16,12 +16,12 @@ use serde::Serialize;
 use crate::{
     cgroup::CgroupRoot,
     deploy::{self, Binaries, Deployment, Store},
-    drive::engine::{self, Mode, Outcome, Progress, Spec},
+    drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
     observe::{self, RedisInfo, RedisObserver},
     plan::{self, Lb, Server, Step, System},
     progress::{DisplayGuard, Status},
     record::{Caps, Cpu, Errors, Machine, Point, Results, SearchStep, Skipped, StoreStats},
-    workload::{self, ReadWorkload},
+    workload::{self, MixedWorkload, ReadWorkload},
 };
 
 /// Everything a sweep needs, after flag parsing and defaults.
@@ -263,7 +263,11 @@ fn validate(c: &SweepConfig) -> anyhow::Result<()> {
     }
     anyhow::ensure!(c.instance_cpu > 0.0 && c.store_cpu > 0.0, "--instance-cpu and --store-cpu must be positive");
     anyhow::ensure!(c.users >= 1, "--users must be at least 1");
-    anyhow::ensure!(c.workload == "read", "unknown --workload {:?} (available: read)", c.workload);
+    anyhow::ensure!(
+        c.workload == "read" || c.workload == "mixed",
+        "unknown --workload {:?} (available: read, mixed)",
+        c.workload
+    );
     Ok(())
 }
 
@@ -376,8 +380,25 @@ impl Run {
             .with_context(|| format!("logging users in to {} N={n}", step.system))?;
         let bytes_per_session = if step.system.needs_redis() { self.bytes_per_key().await } else { None };
         deployment.set_cores(Some(self.config.instance_cpu))?;
-        let work = ReadWorkload::new(&creds, lb, n)?;
+        if self.config.workload == "mixed" {
+            let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;
+            self.drive_point(step, lb, deployment, work, bytes_per_session).await
+        } else {
+            let work = ReadWorkload::new(&creds, lb, n)?;
+            self.drive_point(step, lb, deployment, work, bytes_per_session).await
+        }
+    }
 
+    /// Find the rate (or take the fixed one), then measure the final point.
+    async fn drive_point<W: Workload>(
+        &mut self,
+        step: &Step,
+        lb: Lb,
+        deployment: &mut Deployment,
+        work: Arc<W>,
+        bytes_per_session: Option<f64>,
+    ) -> anyhow::Result<Point> {
+        let n = step.instances;
         let expected_to_fail = step.system.instance_local_state() && lb == Lb::RoundRobin && n > 1;
         let (mode, rate, search) = if let Some(rate) = self.config.rate {
             ("fixed-rate", rate, Vec::new())
@@ -440,7 +461,7 @@ impl Run {
     }
 
     /// Closed-loop max-throughput probe: an upper bound to start the search from.
-    async fn probe(&self, deployment: &Deployment, work: &Arc<ReadWorkload>) -> anyhow::Result<f64> {
+    async fn probe<W: Workload>(&self, deployment: &Deployment, work: &Arc<W>) -> anyhow::Result<f64> {
         let n = deployment.addrs.len();
         let connections = (4 * n).clamp(4, 64);
         self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
@@ -457,11 +478,11 @@ impl Run {
     /// a try fails (SLO, errors, throughput, or a pinned CPU), the search bisects between
     /// the best rate that held and the lowest that failed. It starts low (a short closed-
     /// loop probe's third), so most tries run below saturation and leave no backlog.
-    async fn find_max(
+    async fn find_max<W: Workload>(
         &self,
         lb: Lb,
         deployment: &Deployment,
-        work: &Arc<ReadWorkload>,
+        work: &Arc<W>,
     ) -> anyhow::Result<(f64, Vec<SearchStep>)> {
         let ceiling = self.probe(deployment, work).await?;
         self.settle(deployment).await;
@@ -481,10 +502,11 @@ impl Run {
             self.settle(deployment).await;
             let mut utilization = self.utilization(&a, &b, self.config.step_duration);
             let (mut held, mut why) = judge(&o, rate, self.config.slo_p99, utilization);
-            // A latency miss with the instances mostly idle is more likely a hiccup of
-            // this shared machine than the system's limit: look once more before
-            // believing it (and record both tries).
-            if !held && utilization.is_some_and(|u| u < 0.6) && o.error_ratio() <= 0.01 {
+            // A latency miss while the instances still have CPU to spare may be a single
+            // stall of this 2-core machine or of the CFS period (a 1.2 s window's p99 is
+            // its top ~20 requests): look once more before believing it, and record both.
+            let latency_only = why.starts_with("p99");
+            if !held && latency_only && utilization.is_some_and(|u| u < 0.85) {
                 search.push(SearchStep {
                     offered_rps: rate,
                     achieved_rps: o.achieved_rps,
@@ -608,10 +630,10 @@ impl Run {
     }
 
     /// Drive one load phase and sample resources exactly at the window's edges.
-    async fn measure(
+    async fn measure<W: Workload>(
         &self,
         deployment: &Deployment,
-        work: &Arc<ReadWorkload>,
+        work: &Arc<W>,
         mode: Mode,
         warmup: Duration,
         duration: Duration,

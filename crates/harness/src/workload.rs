@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, header};
 use crate::{
     drive::{
         client::{Conn, Prepared},
-        engine::Workload,
+        engine::{Req, Ticket, Workload},
     },
     plan::{Lb, Server, System},
 };
@@ -18,6 +18,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Credential {
     pub header: (HeaderName, HeaderValue),
+    /// JWT only: the refresh token issued with the access token.
+    pub refresh: Option<String>,
     pub home: usize,
 }
 
@@ -63,21 +65,24 @@ pub async fn login_pool(
                     conns[home] = Some(Conn::connect(addrs[home], Duration::from_secs(5)).await?);
                 }
                 let conn = conns[home].as_mut().context("connection")?;
-                out.push((u, login_one(system, conn, u, &password).await?, home));
+                let (header, refresh) = login_one(system, conn, u, &password).await?;
+                out.push((u, header, refresh, home));
             }
             Ok::<_, anyhow::Error>(out)
         }));
     }
     let mut creds: Vec<Option<Credential>> = vec![None; users];
     for t in tasks {
-        for (u, header, home) in t.await?? {
-            creds[u] = Some(Credential { header, home });
+        for (u, header, refresh, home) in t.await?? {
+            creds[u] = Some(Credential { header, refresh, home });
         }
     }
     creds.into_iter().enumerate().map(|(u, c)| c.with_context(|| format!("user{u} was not logged in"))).collect()
 }
 
-async fn login_one(system: System, conn: &mut Conn, user: usize, password: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+type Login = ((HeaderName, HeaderValue), Option<String>);
+
+async fn login_one(system: System, conn: &mut Conn, user: usize, password: &str) -> anyhow::Result<Login> {
     let body = serde_json::json!({"username": format!("user{user}"), "password": password});
     let req = Prepared::post_json("/login", &body)?;
     // argon2id at 0.1 core can take a while; logins are not measured.
@@ -92,12 +97,13 @@ async fn login_one(system: System, conn: &mut Conn, user: usize, password: &str)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(';').next())
                 .context("login answered without a session cookie")?;
-            Ok((header::COOKIE, HeaderValue::from_str(cookie)?))
+            Ok(((header::COOKIE, HeaderValue::from_str(cookie)?), None))
         }
         Server::Jwt => {
             let v: serde_json::Value = serde_json::from_slice(&body)?;
             let token = v["access_token"].as_str().context("login answered without access_token")?;
-            Ok((header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?))
+            let refresh = v["refresh_token"].as_str().map(str::to_owned);
+            Ok(((header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?), refresh))
         }
     }
 }
@@ -121,14 +127,22 @@ impl ReadWorkload {
     }
 }
 
+impl ReadWorkload {
+    fn user(&self, seq: u64) -> usize {
+        (mix(seq) % self.requests.len() as u64) as usize
+    }
+}
+
 impl Workload for ReadWorkload {
-    fn pick(&self, seq: u64) -> (usize, &Prepared) {
-        let user = (mix(seq) % self.requests.len() as u64) as usize;
-        let target = match self.lb {
+    fn target(&self, seq: u64) -> usize {
+        match self.lb {
             Lb::RoundRobin => (seq % self.instances as u64) as usize,
-            Lb::Sticky => self.homes[user],
-        };
-        (target, &self.requests[user])
+            Lb::Sticky => self.homes[self.user(seq)],
+        }
+    }
+
+    fn request(&self, seq: u64) -> Req<'_> {
+        Req::borrowed(&self.requests[self.user(seq)])
     }
 }
 
@@ -136,8 +150,176 @@ impl Workload for ReadWorkload {
 pub struct FixedWorkload(pub Prepared);
 
 impl Workload for FixedWorkload {
-    fn pick(&self, _seq: u64) -> (usize, &Prepared) {
-        (0, &self.0)
+    fn target(&self, _seq: u64) -> usize {
+        0
+    }
+
+    fn request(&self, _seq: u64) -> Req<'_> {
+        Req::borrowed(&self.0)
+    }
+}
+
+/// Request kinds of the mixed workload, per 1000 requests.
+const MIX_ME: u64 = 900;
+const MIX_ADMIN: u64 = 950; // 50 /admin by admins
+const MIX_REFRESH: u64 = 980; // 30 /refresh (JWT; sessions send /me: their sliding expiry is in every read)
+const MIX_LOGOUT: u64 = 998; // 1 logout (the 18 before it are /me)
+// 999: 1 login. Logins cost an argon2id hash — about a thousand /me — so they are rare.
+
+const KIND_REFRESH: u8 = 1;
+const KIND_LOGIN: u8 = 2;
+const KIND_LOGOUT: u8 = 3;
+
+/// A realistic mix: mostly `/me`, some `/admin` by admins, refresh-token rotation (JWT),
+/// and a little login/logout churn. Single-use tokens are kept in per-instance pools:
+/// a refresh or logout is sent to the instance whose pool it came from, so the mix works
+/// with per-instance stores too (what fails is what the balancer gets wrong for /me).
+pub struct MixedWorkload {
+    read: Arc<ReadWorkload>,
+    admin: Vec<Option<Prepared>>,
+    server: Server,
+    logins: Vec<Prepared>,
+    /// Per instance: refresh tokens that instance issued (JWT).
+    refresh: Vec<std::sync::Mutex<Vec<String>>>,
+    /// Per instance: credentials from churn logins, waiting for their logout.
+    churn: Vec<std::sync::Mutex<Vec<String>>>,
+}
+
+impl MixedWorkload {
+    pub fn new(system: System, creds: &[Credential], lb: Lb, instances: usize, password: &str) -> anyhow::Result<Arc<Self>> {
+        let read = ReadWorkload::new(creds, lb, instances)?;
+        let admin = creds
+            .iter()
+            .enumerate()
+            .map(|(u, c)| {
+                (u % 10 == 0).then(|| Prepared::get("/admin").map(|p| p.with_header(c.header.0.clone(), c.header.1.clone())))
+                    .transpose()
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let logins = (0..creds.len())
+            .map(|u| Prepared::post_json("/login", &serde_json::json!({"username": format!("user{u}"), "password": password})))
+            .collect::<anyhow::Result<_>>()?;
+        let n = instances.max(1);
+        let refresh: Vec<_> = (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect();
+        for c in creds {
+            if let (Some(t), Ok(mut pool)) = (&c.refresh, refresh[c.home % n].lock()) {
+                pool.push(t.clone());
+            }
+        }
+        Ok(Arc::new(Self {
+            read,
+            admin,
+            server: system.server(),
+            logins,
+            refresh,
+            churn: (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
+        }))
+    }
+
+    fn pop(pool: &std::sync::Mutex<Vec<String>>) -> Option<String> {
+        pool.lock().ok()?.pop()
+    }
+
+    fn push(pool: &std::sync::Mutex<Vec<String>>, value: String) {
+        if let Ok(mut p) = pool.lock() {
+            p.push(value);
+        }
+    }
+
+    fn dynamic(&self, seq: u64, kind: u8) -> Option<Req<'_>> {
+        let target = self.target(seq);
+        let ticket = Some(Ticket { kind, target: target as u32 });
+        let prepared = match kind {
+            KIND_REFRESH => {
+                let token = Self::pop(&self.refresh[target])?;
+                Prepared::post_json("/refresh", &serde_json::json!({ "refresh_token": token })).ok()?
+            }
+            KIND_LOGIN => return Some(Req { prepared: std::borrow::Cow::Borrowed(&self.logins[self.user(seq)]), ticket }),
+            _ => {
+                let credential = Self::pop(&self.churn[target])?;
+                match self.server {
+                    Server::Session => Prepared {
+                        method: http::Method::POST,
+                        uri: http::Uri::from_static("/logout"),
+                        headers: vec![(header::COOKIE, HeaderValue::from_str(&credential).ok()?)],
+                        body: Default::default(),
+                    },
+                    Server::Jwt => Prepared::post_json("/logout", &serde_json::json!({ "refresh_token": credential })).ok()?,
+                }
+            }
+        };
+        Some(Req { prepared: std::borrow::Cow::Owned(prepared), ticket })
+    }
+}
+
+impl MixedWorkload {
+    /// Position of request `seq` in the per-mille mix.
+    fn slot(seq: u64) -> u64 {
+        mix(seq ^ 0x5bd1_e995) % 1000
+    }
+
+    /// Whose credential request `seq` uses: an admin's for `/admin`, else the read user's.
+    fn user(&self, seq: u64) -> usize {
+        let user = self.read.user(seq);
+        let slot = Self::slot(seq);
+        if (MIX_ME..MIX_ADMIN).contains(&slot) { user - user % 10 } else { user }
+    }
+}
+
+impl Workload for MixedWorkload {
+    fn target(&self, seq: u64) -> usize {
+        match self.read.lb {
+            Lb::RoundRobin => self.read.target(seq),
+            Lb::Sticky => self.read.homes[self.user(seq)],
+        }
+    }
+
+    fn request(&self, seq: u64) -> Req<'_> {
+        let r = Self::slot(seq);
+        let user = self.user(seq);
+        let special = match r {
+            _ if r < MIX_ME => None,
+            _ if r < MIX_ADMIN => self.admin[user].as_ref().map(Req::borrowed),
+            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, KIND_REFRESH),
+            _ if r < MIX_LOGOUT => None,
+            998 => self.dynamic(seq, KIND_LOGOUT),
+            _ => self.dynamic(seq, KIND_LOGIN),
+        };
+        special.unwrap_or_else(|| self.read.request(seq))
+    }
+
+    fn on_response(&self, ticket: Ticket, status: u16, headers: &http::HeaderMap, body: &[u8]) {
+        if status != 200 {
+            return; // the token was spent or the request failed; it leaves the pool
+        }
+        let t = ticket.target as usize % self.refresh.len();
+        let refresh_token = || {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["refresh_token"].as_str().map(str::to_owned))
+        };
+        match (ticket.kind, self.server) {
+            (KIND_REFRESH, _) => {
+                if let Some(token) = refresh_token() {
+                    Self::push(&self.refresh[t], token);
+                }
+            }
+            (KIND_LOGIN, Server::Jwt) => {
+                if let Some(token) = refresh_token() {
+                    Self::push(&self.churn[t], token);
+                }
+            }
+            (KIND_LOGIN, Server::Session) => {
+                let cookie = headers
+                    .get(header::SET_COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next());
+                if let Some(c) = cookie {
+                    Self::push(&self.churn[t], c.to_owned());
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -149,6 +331,7 @@ mod tests {
         (0..users)
             .map(|u| Credential {
                 header: (header::COOKIE, HeaderValue::from_static("x")),
+                refresh: None,
                 home: login_target(Lb::RoundRobin, u, n),
             })
             .collect()
@@ -163,9 +346,9 @@ mod tests {
             let mut misses = 0;
             let mut per_target = vec![0u64; n];
             for seq in 0..total {
-                let (t, req) = w.pick(seq);
+                let t = w.target(seq);
                 per_target[t] += 1;
-                let user = w.requests.iter().position(|r| std::ptr::eq(r, req)).unwrap();
+                let user = w.user(seq);
                 if w.homes[user] != t {
                     misses += 1;
                 }
@@ -178,13 +361,58 @@ mod tests {
     }
 
     #[test]
+    fn mixed_keeps_its_proportions_and_sticky_routes_every_credential_home() {
+        let n = 4;
+        let users = 40;
+        let creds: Vec<Credential> = (0..users)
+            .map(|u| Credential {
+                header: (header::AUTHORIZATION, HeaderValue::from_static("Bearer x")),
+                refresh: Some(format!("r{u}")),
+                home: u % n,
+            })
+            .collect();
+        let w = MixedWorkload::new(System::JwtHs256, &creds, Lb::Sticky, n, "pw").unwrap();
+        let (mut me, mut admin, mut refresh, mut login, mut logout) = (0, 0, 0, 0, 0);
+        let total = 100_000u64;
+        for seq in 0..total {
+            let target = w.target(seq);
+            let req = w.request(seq);
+            let path = req.prepared.uri.path().to_owned();
+            match path.as_str() {
+                "/me" => me += 1,
+                "/admin" => {
+                    admin += 1;
+                    assert_eq!(w.user(seq) % 10, 0, "only admins are sent to /admin");
+                }
+                "/refresh" => refresh += 1,
+                "/login" => login += 1,
+                "/logout" => logout += 1,
+                other => panic!("unexpected {other}"),
+            }
+            if !matches!(path.as_str(), "/login" | "/logout" | "/refresh") {
+                assert_eq!(target, creds[w.user(seq)].home, "sticky: a credential goes home");
+            }
+            // Give every refresh its token back, as a 200 would.
+            if let Some(t) = req.ticket.filter(|t| t.kind == KIND_REFRESH) {
+                let body = br#"{"refresh_token":"new"}"#;
+                w.on_response(t, 200, &http::HeaderMap::new(), body);
+            }
+        }
+        let share = |x: u64| x as f64 / total as f64;
+        assert!((share(me) - 0.918).abs() < 0.01, "me {}", share(me));
+        assert!((share(admin) - 0.05).abs() < 0.005, "admin {}", share(admin));
+        assert!((share(refresh) - 0.03).abs() < 0.005, "refresh {}", share(refresh));
+        assert!((share(login) - 0.001).abs() < 0.0005, "login {}", share(login));
+        // No login answered, so no churn credentials: logouts fall back to /me.
+        assert_eq!(logout, 0);
+    }
+
+    #[test]
     fn sticky_always_reaches_home() {
         let n = 4;
         let w = ReadWorkload::new(&creds(64, n), Lb::Sticky, n).unwrap();
         for seq in 0..10_000 {
-            let (t, req) = w.pick(seq);
-            let user = w.requests.iter().position(|r| std::ptr::eq(r, req)).unwrap();
-            assert_eq!(w.homes[user], t);
+            assert_eq!(w.homes[w.user(seq)], w.target(seq));
         }
     }
 }

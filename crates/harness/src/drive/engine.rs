@@ -25,9 +25,38 @@ use super::{
     schedule::Schedule,
 };
 
-/// What to send: request `seq` goes to target `.0`.
+/// What to send. `target` must be cheap and pure (the scheduler calls it for every
+/// request); `request` may take state, such as a single-use refresh token, that
+/// `on_response` then gives back.
 pub trait Workload: Send + Sync + 'static {
-    fn pick(&self, seq: u64) -> (usize, &Prepared);
+    /// Which target request `seq` goes to.
+    fn target(&self, seq: u64) -> usize;
+
+    /// What to send as request `seq` (to `target(seq)`).
+    fn request(&self, seq: u64) -> Req<'_>;
+
+    /// The answer to a request that carried a ticket; `status` 0 when there was none
+    /// (timeout, broken connection).
+    fn on_response(&self, _ticket: Ticket, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) {}
+}
+
+/// A request, borrowed from a prepared set or built for this one send.
+pub struct Req<'a> {
+    pub prepared: std::borrow::Cow<'a, Prepared>,
+    pub ticket: Option<Ticket>,
+}
+
+impl<'a> Req<'a> {
+    pub fn borrowed(p: &'a Prepared) -> Self {
+        Self { prepared: std::borrow::Cow::Borrowed(p), ticket: None }
+    }
+}
+
+/// Identifies a stateful request to `Workload::on_response`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub kind: u8,
+    pub target: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -130,7 +159,7 @@ impl Window {
 impl Tally {
     /// Send one request on `conn` (opened on demand) and account for it. `reference` is
     /// the time latency is measured from: the intended send time in open loop.
-    async fn exchange(&mut self, conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &Prepared, reference: Instant) {
+    async fn exchange<W: Workload>(&mut self, conn: &mut Option<Conn>, ctx: &Ctx<'_>, workload: &W, req: Req<'_>, reference: Instant) {
         let Ctx { addr, window, timeout, progress } = *ctx;
         let counted = window.contains(reference);
         if counted {
@@ -144,6 +173,9 @@ impl Tally {
                         self.connect += 1;
                     }
                     progress.errors.fetch_add(1, Relaxed);
+                    if let Some(t) = req.ticket {
+                        workload.on_response(t, 0, &http::HeaderMap::new(), &[]);
+                    }
                     // Do not spin on a dead target.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     return;
@@ -151,10 +183,16 @@ impl Tally {
             }
         }
         let Some(c) = conn.as_mut() else { return };
-        let result = c.send(req, timeout).await;
+        let result = c.send_with_headers(&req.prepared, timeout).await;
         let done = Instant::now();
+        if let Some(t) = req.ticket {
+            match &result {
+                Ok((status, headers, body)) => workload.on_response(t, status.as_u16(), headers, body),
+                Err(_) => workload.on_response(t, 0, &http::HeaderMap::new(), &[]),
+            }
+        }
         match result {
-            Ok((status, _body)) => {
+            Ok((status, _headers, _body)) => {
                 if counted {
                     self.latency.record_us(done.saturating_duration_since(reference).as_micros() as u64);
                     *self.by_status.entry(status.as_u16()).or_default() += 1;
@@ -241,9 +279,9 @@ async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progre
                     job = rx.recv() => match job { Ok(j) => j, Err(_) => break },
                     _ = sleep_until(drain_deadline.into()) => break,
                 };
-                let (_, req) = workload.pick(job.seq);
+                let req = workload.request(job.seq);
                 let ctx = Ctx { addr, window, timeout, progress: &progress };
-                let exchange = tally.exchange(&mut conn, &ctx, req, job.intended);
+                let exchange = tally.exchange(&mut conn, &ctx, &*workload, req, job.intended);
                 if tokio::time::timeout_at(drain_deadline.into(), exchange).await.is_err() {
                     // Still waiting for an answer when the run is over: a timeout.
                     if window.contains(job.intended) {
@@ -278,7 +316,7 @@ async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progre
                 if intended >= window.end {
                     break;
                 }
-                let (target, _) = scheduler_workload.pick(seq);
+                let target = scheduler_workload.target(seq);
                 if window.contains(intended) {
                     scheduled_in_window += 1;
                     lag.record_us(now.saturating_duration_since(intended).as_micros() as u64);
@@ -332,10 +370,11 @@ async fn closed_loop<W: Workload>(
                 if sent >= window.end {
                     break;
                 }
-                let (target, req) = workload.pick(next.fetch_add(1, Relaxed));
-                let target = target % targets.len();
+                let seq = next.fetch_add(1, Relaxed);
+                let target = workload.target(seq) % targets.len();
+                let req = workload.request(seq);
                 let ctx = Ctx { addr: targets[target], window, timeout, progress: &progress };
-                tally.exchange(&mut conns[target], &ctx, req, sent).await;
+                tally.exchange(&mut conns[target], &ctx, &*workload, req, sent).await;
             }
             tally
         }));
