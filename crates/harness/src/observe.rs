@@ -5,31 +5,28 @@ use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use serde::Serialize;
 
-/// Clock ticks per second for /proc CPU times (`getconf CLK_TCK`, 100 on Linux).
-fn clk_tck() -> f64 {
-    static TCK: OnceLock<f64> = OnceLock::new();
-    *TCK.get_or_init(|| {
+/// A `getconf` value, read once per name; `default` when it cannot be read.
+fn getconf(name: &'static str, cell: &'static OnceLock<u64>, default: u64) -> u64 {
+    *cell.get_or_init(|| {
         std::process::Command::new("getconf")
-            .arg("CLK_TCK")
+            .arg(name)
             .output()
             .ok()
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
+            .unwrap_or(default)
     })
+}
+
+/// Clock ticks per second for /proc CPU times (100 on Linux).
+fn clk_tck() -> f64 {
+    static TCK: OnceLock<u64> = OnceLock::new();
+    getconf("CLK_TCK", &TCK, 100) as f64
 }
 
 fn page_size() -> u64 {
     static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("PAGESIZE")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(4096)
-    })
+    getconf("PAGESIZE", &PAGE, 4096)
 }
 
 /// User + system CPU seconds of a process (all threads), from `/proc/<pid>/stat`.

@@ -66,6 +66,19 @@ mod secs {
     }
 }
 
+impl SearchStep {
+    fn of(o: &Outcome, offered_rps: f64, held: bool, why: String) -> Self {
+        Self {
+            offered_rps,
+            achieved_rps: o.achieved_rps,
+            p99_us: o.latency.summary().p99,
+            error_ratio: o.error_ratio(),
+            held,
+            why,
+        }
+    }
+}
+
 impl SweepConfig {
     /// Warm-up of each search try and of the probe.
     pub fn step_warmup(&self) -> Duration {
@@ -429,14 +442,7 @@ impl Run {
             if held || mode != "find-max" || attempt > 1 {
                 break (outcome, a, b, held, why, duration);
             }
-            search.push(SearchStep {
-                offered_rps: rate,
-                achieved_rps: outcome.achieved_rps,
-                p99_us: outcome.latency.summary().p99,
-                error_ratio: outcome.error_ratio(),
-                held,
-                why: format!("final run: {why}; retrying at 90%"),
-            });
+            search.push(SearchStep::of(&outcome, rate, held, format!("final run: {why}; retrying at 90%")));
             rate *= 0.9;
         };
         if mode == "find-max" && step.system.instance_local_state() && lb == Lb::Sticky && held {
@@ -507,14 +513,8 @@ impl Run {
             // its top ~20 requests): look once more before believing it, and record both.
             let latency_only = why.starts_with("p99");
             if !held && latency_only && utilization.is_some_and(|u| u < 0.85) {
-                search.push(SearchStep {
-                    offered_rps: rate,
-                    achieved_rps: o.achieved_rps,
-                    p99_us: o.latency.summary().p99,
-                    error_ratio: o.error_ratio(),
-                    held,
-                    why: format!("{why}; at {:.0}% CPU, so tried again", utilization.unwrap_or(0.0) * 100.0),
-                });
+                let note = format!("{why}; at {:.0}% CPU, so tried again", utilization.unwrap_or(0.0) * 100.0);
+                search.push(SearchStep::of(&o, rate, held, note));
                 let (o2, a2, b2) = self
                     .measure(deployment, work, Mode::Open { rate }, self.config.step_warmup(), self.config.step_duration)
                     .await?;
@@ -523,14 +523,7 @@ impl Run {
                 (held, why) = judge(&o2, rate, self.config.slo_p99, utilization);
                 o = o2;
             }
-            search.push(SearchStep {
-                offered_rps: rate,
-                achieved_rps: o.achieved_rps,
-                p99_us: o.latency.summary().p99,
-                error_ratio: o.error_ratio(),
-                held,
-                why,
-            });
+            search.push(SearchStep::of(&o, rate, held, why));
             if held {
                 best = Some(best.map_or(rate, |b: f64| b.max(rate)));
             } else {
