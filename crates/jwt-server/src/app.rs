@@ -53,12 +53,14 @@ pub fn app<R: RefreshStore>(state: AppState<R>) -> Router {
 }
 
 /// The token from `Authorization: Bearer <token>`: exactly one such header, the scheme
-/// compared case-insensitively (RFC 7235), no whitespace inside the token.
+/// compared case-insensitively (RFC 7235), one or more spaces after it (RFC 6750 §2.1:
+/// `"Bearer" 1*SP b64token`), no whitespace inside the token.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else { return None };
     let text = value.to_str().ok()?;
     let (scheme, token) = text.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
     let valid = scheme.eq_ignore_ascii_case("bearer")
         && !token.is_empty()
         && !token.bytes().any(|b| b.is_ascii_whitespace());

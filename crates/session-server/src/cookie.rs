@@ -21,19 +21,26 @@ pub enum CookieSession {
     Invalid,
 }
 
+/// Space and tab (WSP): the only whitespace cookie parsing trims around names and values
+/// (RFC 6265bis).
+const OWS: [char; 2] = [' ', '\t'];
+
 /// Look for exactly one `__Host-sid` across every `Cookie` header.
 pub fn session_from_headers(headers: &HeaderMap) -> CookieSession {
     let mut found: Option<SessionId> = None;
     for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else {
+        // UTF-8, not ASCII (`to_str`): browsers send other cookies' non-ASCII values as raw
+        // UTF-8, and one such cookie elsewhere on the site must not end the session. The
+        // session ID itself must still be exactly ASCII base64url (`SessionId::parse`).
+        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
             return CookieSession::Invalid;
         };
         for pair in text.split(';') {
-            let pair = pair.trim_start_matches([' ', '\t']);
+            let pair = pair.trim_start_matches(OWS);
             let Some((name, value)) = pair.split_once('=') else {
                 continue;
             };
-            if name.trim_end() != COOKIE_NAME {
+            if name.trim_end_matches(OWS) != COOKIE_NAME {
                 continue;
             }
             if found.is_some() {
@@ -41,7 +48,9 @@ pub fn session_from_headers(headers: &HeaderMap) -> CookieSession {
                 // guessing is how fixation attacks win.
                 return CookieSession::Invalid;
             }
-            match SessionId::parse(value.trim()) {
+            // Only OWS is trimmed: `str::trim` would also strip Unicode spaces such as
+            // U+00A0, now that the text may be non-ASCII.
+            match SessionId::parse(value.trim_matches(OWS)) {
                 Some(id) => found = Some(id),
                 None => return CookieSession::Invalid,
             }
@@ -78,6 +87,11 @@ mod tests {
         let line = format!("theme=dark; {COOKIE_NAME}={}; lang=ko", id.encode());
         assert_eq!(session_from_headers(&headers(&[line.as_bytes()])), CookieSession::Present(id));
         assert_eq!(session_from_headers(&headers(&[b"theme=dark"])), CookieSession::Absent);
+        // Another cookie's UTF-8 value does not hide the session; a non-UTF-8 header does.
+        let utf8 = format!("theme=caf\u{e9}; {COOKIE_NAME}={}", id.encode());
+        assert_eq!(session_from_headers(&headers(&[utf8.as_bytes()])), CookieSession::Present(id));
+        let latin1 = [b"theme=caf\xe9; ".as_slice(), format!("{COOKIE_NAME}={}", id.encode()).as_bytes()].concat();
+        assert_eq!(session_from_headers(&headers(&[&latin1])), CookieSession::Invalid);
         assert_eq!(session_from_headers(&HeaderMap::new()), CookieSession::Absent);
     }
 
