@@ -17,5 +17,6 @@ pub mod observe;
 pub mod plan;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod sweep;
 pub mod workload;
