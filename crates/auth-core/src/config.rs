@@ -33,6 +33,17 @@ pub struct CommonArgs {
     /// Most password hashes computed at once (each takes ~19 MiB); default: one per core.
     #[arg(long, env = "AUTHBENCH_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
+
+    // Login throttling (see `crate::throttle`).
+    /// Login attempts allowed per account (known or not) within --login-failure-window;
+    /// the next one gets 429 with Retry-After. A successful login resets the count.
+    #[arg(long, env = "AUTHBENCH_LOGIN_MAX_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures: u32,
+
+    /// Fixed window opened by an account's first failed login; its count, and any lock,
+    /// ends with it.
+    #[arg(long, env = "AUTHBENCH_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_failure_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +72,13 @@ impl CommonArgs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let passwords = Passwords::new(self.hash_concurrency.unwrap_or(cores), params)?;
         Ok((users, passwords))
+    }
+}
+
+impl CommonArgs {
+    /// Login brute-force limits for [`crate::throttle::LoginThrottle`].
+    pub fn login_throttle(&self) -> crate::throttle::ThrottleConfig {
+        crate::throttle::ThrottleConfig { max_failures: self.login_max_failures, window: self.login_failure_window }
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the two authbench servers share, so that the only difference the benchmark sees
 //! is how a request is authenticated: a user directory with argon2id password checks
 //! ([`users`], [`password`]), the JSON wire types ([`wire`]), the single error enum that
-//! maps every failure to a status code ([`error`]), Prometheus metrics ([`metrics`]) and
-//! the listener with its ready line and graceful shutdown ([`server`]).
+//! maps every failure to a status code ([`error`]), Prometheus metrics ([`metrics`]),
+//! the listener with its ready line and graceful shutdown ([`server`]) and the per-account
+//! login brute-force limit ([`throttle`]).
 //!
 //! Start reading at [`server::common_layers`] (what every request passes through) and
 //! [`password::Passwords::verify`] (the login cost).
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod password;
 pub mod server;
 pub mod store;
+pub mod throttle;
 pub mod users;
 pub mod wire;
 

@@ -9,10 +9,11 @@ use auth_core::{
     metrics::{Metrics, StoreOp},
     password::Passwords,
     store::timed,
+    throttle::LoginThrottle,
     wire::{LoginRequest, MeResponse, RefreshRequest, TokenResponse},
 };
 use axum::{
-    Router,
+    Extension, Router,
     body::Bytes,
     extract::{FromRequestParts, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header, request::Parts},
@@ -38,11 +39,13 @@ pub struct AppState<R> {
     pub metrics: Arc<Metrics>,
 }
 
-/// The whole HTTP surface of one jwt-server instance.
-pub fn app<R: RefreshStore>(state: AppState<R>) -> Router {
+/// The whole HTTP surface of one jwt-server instance. The failed-login limit is attached
+/// to `/login` alone, so the state every other request clones stays as small as it was
+/// (the `/me` hot path does not change).
+pub fn app<R: RefreshStore>(state: AppState<R>, throttle: LoginThrottle) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
-        .route("/login", post(login::<R>))
+        .route("/login", post(login::<R>).layer(Extension(throttle)))
         .route("/me", get(me::<R>))
         .route("/admin", get(admin::<R>))
         .route("/logout", post(logout::<R>))
@@ -93,8 +96,16 @@ fn token_response<R>(state: &AppState<R>, user: &str, role: Role, refresh: &Refr
     Ok(axum::Json(body).into_response())
 }
 
-async fn login<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): Json<LoginRequest>) -> Result<Response, ApiError> {
+async fn login<R: RefreshStore>(
+    State(state): State<AppState<R>>,
+    Extension(throttle): Extension<LoginThrottle>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Response, ApiError> {
+    // Counted before the password is checked, so a throttled account costs no hash and
+    // parallel guesses cannot slip past the limit (see `auth_core::throttle`).
+    throttle.attempt(&req.username).await?;
     let user = state.passwords.verify(state.users.get(&req.username), &req.password).await?;
+    throttle.succeeded(&req.username).await?;
     let grant = Grant { family: Arc::from(new_family_id()), user: user.name.clone(), role: user.role };
     let refresh = RefreshToken::generate();
     timed(&state.metrics, StoreOp::Put, state.refresh.create(&refresh.hash(), &grant)).await?;

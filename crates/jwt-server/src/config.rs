@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use auth_core::{
     config::{CommonArgs, parse_duration},
     metrics::Metrics,
+    throttle::LoginThrottle,
 };
 use axum::Router;
 
@@ -134,14 +135,21 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
     Ok(match args.refresh_store {
         RefreshStoreKind::Memory => {
             let refresh = MemoryRefreshStore::new(args.refresh_ttl);
-            app(AppState { tokens, refresh, users, passwords, instance, metrics })
+            let throttle = LoginThrottle::memory(args.common.login_throttle());
+            app(AppState { tokens, refresh, users, passwords, instance, metrics }, throttle)
         }
         RefreshStoreKind::Redis => {
             let refresh =
                 RedisRefreshStore::connect(&args.redis_url, &args.redis_prefix, args.store_timeout, args.refresh_ttl)
                     .await
                     .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
-            app(AppState { tokens, refresh, users, passwords, instance, metrics })
+            // Failed logins are counted where the refresh tokens are, so every instance
+            // sees them.
+            let throttle =
+                LoginThrottle::redis(&args.redis_url, &args.redis_prefix, args.store_timeout, args.common.login_throttle())
+                    .await
+                    .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
+            app(AppState { tokens, refresh, users, passwords, instance, metrics }, throttle)
         }
     })
 }

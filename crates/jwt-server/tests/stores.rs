@@ -246,14 +246,15 @@ async fn redis_outage_fails_closed_and_recovers_without_restart() {
 
         // Access tokens need no store: they keep working through the outage.
         assert_eq!(me(&http, &server, &t.access_token).await, me_body("user1", Role::User, "outage-1"));
-        // Wrong passwords are still wrong (the store is not consulted before the password).
-        try_login(&http, &server, "user1", "wrong")
-            .await
-            .assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+        // Wrong passwords too: the failed-login counter lives in Redis, and a login that
+        // cannot be counted is refused, never let through unthrottled (tests/throttle.rs).
+        let started = Instant::now();
+        try_login(&http, &server, "user1", "wrong").await.assert_store_unavailable();
+        assert!(started.elapsed() < FAIL_FAST, "round {round}: wrong-password /login took {:?}", started.elapsed());
     }
     let metrics = get(&http, &server.at("/metrics"), None).await.body;
     assert!(metrics.contains("authbench_http_requests_total{route=\"/refresh\",status=\"503\"} 3\n"), "{metrics}");
-    assert!(metrics.contains("authbench_http_requests_total{route=\"/login\",status=\"503\"} 3\n"), "{metrics}");
+    assert!(metrics.contains("authbench_http_requests_total{route=\"/login\",status=\"503\"} 6\n"), "{metrics}");
     assert!(!metrics.contains("authbench_store_errors_total{op=\"rotate\"} 0\n"), "{metrics}");
 
     // Same port, empty data: the running server reconnects by itself.

@@ -10,10 +10,11 @@ use auth_core::{
     metrics::{Metrics, StoreOp},
     password::Passwords,
     store::timed,
+    throttle::LoginThrottle,
     wire::{LoginRequest, LoginResponse, MeResponse},
 };
 use axum::{
-    Router,
+    Extension, Router,
     extract::{FromRequestParts, State},
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
@@ -37,11 +38,13 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
 }
 
-/// The whole HTTP surface of one session-server instance.
-pub fn app<S: SessionStore>(state: AppState<S>) -> Router {
+/// The whole HTTP surface of one session-server instance. The failed-login limit is
+/// attached to `/login` alone, so the state every other request clones stays as small as
+/// it was (the `/me` hot path does not change).
+pub fn app<S: SessionStore>(state: AppState<S>, throttle: LoginThrottle) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
-        .route("/login", post(login::<S>))
+        .route("/login", post(login::<S>).layer(Extension(throttle)))
         .route("/me", get(me))
         .route("/admin", get(admin))
         .route("/logout", post(logout::<S>))
@@ -71,10 +74,15 @@ impl<S: SessionStore> FromRequestParts<AppState<S>> for SessionUser {
 
 async fn login<S: SessionStore>(
     State(state): State<AppState<S>>,
+    Extension(throttle): Extension<LoginThrottle>,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    // Counted before the password is checked, so a throttled account costs no hash and
+    // parallel guesses cannot slip past the limit (see `auth_core::throttle`).
+    throttle.attempt(&req.username).await?;
     let user = state.passwords.verify(state.users.get(&req.username), &req.password).await?;
+    throttle.succeeded(&req.username).await?;
 
     // Never keep a session ID the client brought with it (session fixation): the old
     // session, if any, is deleted and a fresh ID is issued on every login.

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use auth_core::{config::{CommonArgs, parse_duration}, metrics::Metrics};
+use auth_core::{config::{CommonArgs, parse_duration}, metrics::Metrics, throttle::LoginThrottle};
 use axum::Router;
 
 use crate::{
@@ -76,7 +76,8 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
     Ok(match args.store {
         StoreKind::Memory => {
             let metrics = Arc::new(Metrics::new("session-memory", &instance, ROUTES));
-            app(AppState { store: MemoryStore::new(timeouts), users, passwords, instance, metrics })
+            let throttle = LoginThrottle::memory(args.common.login_throttle());
+            app(AppState { store: MemoryStore::new(timeouts), users, passwords, instance, metrics }, throttle)
         }
         StoreKind::Redis => {
             let config = RedisConfig {
@@ -87,8 +88,13 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
             let store = RedisStore::connect(&config, timeouts)
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
+            // Failed logins are counted where the sessions are, so every instance sees them.
+            let throttle =
+                LoginThrottle::redis(&args.redis_url, &args.redis_prefix, args.store_timeout, args.common.login_throttle())
+                    .await
+                    .context("--store redis needs a reachable Redis (see --redis-url)")?;
             let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
-            app(AppState { store, users, passwords, instance, metrics })
+            app(AppState { store, users, passwords, instance, metrics }, throttle)
         }
     })
 }

@@ -1,0 +1,293 @@
+//! Login brute-force throttling over real HTTP, on both refresh-token stores: the attempt
+//! after the limit is 429 with `Retry-After` (even with the right password), a success
+//! before the limit resets the count, unknown users are throttled like known ones, other
+//! accounts are unaffected, the lock ends with its window, parallel guesses cannot pass the
+//! limit, and with Redis the count is shared by every instance and a Redis outage fails
+//! closed.
+//!
+//! The shared Redis at 127.0.0.1:6379 is only touched under a per-test key prefix; the
+//! outage test starts and kills its own `redis-server`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auth_core::throttle::MAX_KEY_NAME_BYTES;
+use common::*;
+use jwt_server::keys::Alg;
+use reqwest::StatusCode;
+
+const TOO_MANY: &str = r#"{"error":"too_many_requests"}"#;
+/// `--login-failure-window` default, in seconds.
+const DEFAULT_WINDOW_SECS: u64 = 15 * 60;
+
+#[track_caller]
+fn assert_rejected(r: &Reply) {
+    r.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+/// 429, the exact body, and `Retry-After` in whole seconds within the window.
+#[track_caller]
+fn assert_throttled(r: &Reply, window_secs: u64) -> u64 {
+    r.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+    assert_eq!(r.body, TOO_MANY);
+    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("Retry-After in seconds");
+    assert!((1..=window_secs).contains(&retry), "Retry-After {retry} outside 1..={window_secs}");
+    retry
+}
+
+// ---------------------------------------------------------------------------------------
+// The limit, with the default flags (5 attempts per 15 minutes)
+// ---------------------------------------------------------------------------------------
+
+async fn after_the_limit_even_the_right_password_is_throttled(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let server = store.start("t-1", Alg::Hs256, &keys, &[]).await;
+    let http = client();
+    for _ in 0..5 {
+        assert_rejected(&try_login(&http, &server, "user1", "wrong").await);
+    }
+    let retry = assert_throttled(&try_login(&http, &server, "user1", DEMO_PASSWORD).await, DEFAULT_WINDOW_SECS);
+    assert!(retry > DEFAULT_WINDOW_SECS - 60, "the window opened moments ago: Retry-After {retry}");
+    assert_throttled(&try_login(&http, &server, "user1", "wrong").await, DEFAULT_WINDOW_SECS);
+    // Another account, on the same server at the same time, is unaffected.
+    login(&http, &server, "user2").await;
+    // So is everything that is not a login.
+    let t = login(&http, &server, "user3").await;
+    assert_eq!(me(&http, &server, &t.access_token).await.user, "user3");
+    assert_token_response(&refresh(&http, &server, &t.refresh_token).await);
+}
+
+#[tokio::test]
+async fn after_the_limit_even_the_right_password_is_throttled_memory() {
+    after_the_limit_even_the_right_password_is_throttled(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn after_the_limit_even_the_right_password_is_throttled_redis() {
+    after_the_limit_even_the_right_password_is_throttled(Store::redis()).await;
+}
+
+async fn a_success_before_the_limit_resets_the_count(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let server = store.start("t-1", Alg::Hs256, &keys, &[]).await;
+    let http = client();
+    for _ in 0..4 {
+        assert_rejected(&try_login(&http, &server, "user4", "wrong").await);
+    }
+    // Positive control: the right password within the limit logs in...
+    login(&http, &server, "user4").await;
+    // ...and starts the count again: five more failures are checked, the sixth is not.
+    for _ in 0..5 {
+        assert_rejected(&try_login(&http, &server, "user4", "wrong").await);
+    }
+    assert_throttled(&try_login(&http, &server, "user4", DEMO_PASSWORD).await, DEFAULT_WINDOW_SECS);
+}
+
+#[tokio::test]
+async fn a_success_before_the_limit_resets_the_count_memory() {
+    a_success_before_the_limit_resets_the_count(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn a_success_before_the_limit_resets_the_count_redis() {
+    a_success_before_the_limit_resets_the_count(Store::redis()).await;
+}
+
+async fn unknown_users_are_throttled_like_known_ones(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let server = store.start("t-1", Alg::Hs256, &keys, &[]).await;
+    let http = client();
+    let mut seen = Vec::new();
+    for user in ["user5", "nobody"] {
+        let mut replies = Vec::new();
+        for password in ["wrong", "wrong", "wrong", "wrong", "wrong", DEMO_PASSWORD, "wrong"] {
+            let r = try_login(&http, &server, user, password).await;
+            replies.push((r.status, r.body.clone(), r.header("retry-after").is_some(), r.header("www-authenticate").is_some()));
+        }
+        seen.push(replies);
+    }
+    assert_eq!(seen[0], seen[1], "a known and an unknown user answer alike");
+    let statuses: Vec<u16> = seen[0].iter().map(|r| r.0.as_u16()).collect();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+    assert_eq!(seen[0][5].1, TOO_MANY);
+    // Usernames are counted exactly as sent: a near miss of a real name is its own account.
+    assert_rejected(&try_login(&http, &server, "User5", DEMO_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn unknown_users_are_throttled_like_known_ones_memory() {
+    unknown_users_are_throttled_like_known_ones(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn unknown_users_are_throttled_like_known_ones_redis() {
+    unknown_users_are_throttled_like_known_ones(Store::redis()).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The lock cannot last: it ends with its window
+// ---------------------------------------------------------------------------------------
+
+async fn the_lock_ends_with_its_window(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let flags = ["--login-max-failures", "2", "--login-failure-window", "1s"];
+    let server = store.start("t-1", Alg::Hs256, &keys, &flags).await;
+    let http = client();
+    let opened = Instant::now();
+    assert_rejected(&try_login(&http, &server, "user7", "wrong").await);
+    assert_rejected(&try_login(&http, &server, "user7", "wrong").await);
+    // Refused attempts during the window do not extend it.
+    for _ in 0..3 {
+        assert_eq!(assert_throttled(&try_login(&http, &server, "user7", DEMO_PASSWORD).await, 1), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1150).saturating_sub(opened.elapsed())).await;
+    login(&http, &server, "user7").await;
+}
+
+#[tokio::test]
+async fn the_lock_ends_with_its_window_memory() {
+    the_lock_ends_with_its_window(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn the_lock_ends_with_its_window_redis() {
+    the_lock_ends_with_its_window(Store::redis()).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Parallel guessing
+// ---------------------------------------------------------------------------------------
+
+const GUESSES: usize = 12;
+
+async fn parallel_guesses_cannot_pass_the_limit(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let server = store.start("t-1", Alg::Hs256, &keys, &[]).await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(GUESSES));
+    let tasks: Vec<_> = (0..GUESSES)
+        .map(|i| {
+            let (url, barrier) = (server.at("/login"), barrier.clone());
+            tokio::spawn(async move {
+                let http = client();
+                barrier.wait().await;
+                post_json(&http, &url, &serde_json::json!({"username": "user8", "password": format!("guess-{i}")})).await
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let r = task.await.unwrap();
+        if r.status == StatusCode::UNAUTHORIZED {
+            assert_rejected(&r);
+        } else {
+            assert_throttled(&r, DEFAULT_WINDOW_SECS);
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 401).count(), 5, "exactly the limit was checked: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), GUESSES - 5, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_pass_the_limit_memory() {
+    parallel_guesses_cannot_pass_the_limit(Store::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_pass_the_limit_redis() {
+    parallel_guesses_cannot_pass_the_limit(Store::redis()).await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Several instances
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn with_redis_failures_on_one_instance_count_on_another() {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let store = Store::redis();
+    let Store::Redis(prefix) = &store else { unreachable!() };
+    let a = store.start("t-a", Alg::Hs256, &keys, &[]).await;
+    let b = store.start("t-b", Alg::Hs256, &keys, &[]).await;
+    let http = client();
+    for server in [&a, &b, &a, &b, &a] {
+        assert_rejected(&try_login(&http, server, "user9", "wrong").await);
+    }
+    let key = format!("{}login-fail:user9", prefix.prefix);
+    assert!(prefix.keys().contains(&key), "{:?}", prefix.keys());
+    assert_throttled(&try_login(&http, &b, "user9", DEMO_PASSWORD).await, DEFAULT_WINDOW_SECS);
+    assert_throttled(&try_login(&http, &a, "user9", DEMO_PASSWORD).await, DEFAULT_WINDOW_SECS);
+
+    // A success on one instance resets the count for all of them.
+    for _ in 0..4 {
+        assert_rejected(&try_login(&http, &a, "user11", "wrong").await);
+    }
+    login(&http, &b, "user11").await;
+    assert!(!prefix.keys().contains(&format!("{}login-fail:user11", prefix.prefix)));
+    for _ in 0..5 {
+        assert_rejected(&try_login(&http, &a, "user11", "wrong").await);
+    }
+    assert_throttled(&try_login(&http, &b, "user11", "wrong").await, DEFAULT_WINDOW_SECS);
+
+    // However long the submitted name, its key is bounded.
+    let long = "n".repeat(4_000);
+    assert_rejected(&try_login(&http, &a, &long, "wrong").await);
+    let bounded = format!("{}login-fail:{}", prefix.prefix, &long[..MAX_KEY_NAME_BYTES]);
+    assert!(prefix.keys().contains(&bounded), "{:?}", prefix.keys());
+}
+
+#[tokio::test]
+async fn with_memory_each_instance_counts_on_its_own() {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let a = Store::Memory.start("t-a", Alg::Hs256, &keys, &[]).await;
+    let b = Store::Memory.start("t-b", Alg::Hs256, &keys, &[]).await;
+    let http = client();
+    for _ in 0..5 {
+        assert_rejected(&try_login(&http, &a, "user12", "wrong").await);
+    }
+    assert_throttled(&try_login(&http, &a, "user12", DEMO_PASSWORD).await, DEFAULT_WINDOW_SECS);
+    login(&http, &b, "user12").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis outage: fail closed, recover without a restart
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn login_answers_503_while_redis_is_down_and_recovers() {
+    if !RedisServer::available() {
+        eprintln!("skipped: redis-server is not on PATH");
+        return;
+    }
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let mut redis = RedisServer::start(free_port());
+    let url = redis.url();
+    let flags = ["--refresh-store", "redis", "--redis-url", &url, "--store-timeout", "300ms"];
+    let server = TestServer::start("t-1", Alg::Hs256, &keys, &flags).await;
+    let http = client();
+    assert_rejected(&try_login(&http, &server, "user1", "wrong").await);
+
+    redis.kill();
+    for password in ["wrong", DEMO_PASSWORD] {
+        let started = Instant::now();
+        try_login(&http, &server, "user1", password).await.assert_store_unavailable();
+        assert!(started.elapsed() < Duration::from_secs(3), "answered in {:?}", started.elapsed());
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = try_login(&http, &server, "user1", DEMO_PASSWORD).await;
+        if r.status == StatusCode::OK {
+            assert_token_response(&r);
+            break;
+        }
+        r.assert_store_unavailable();
+        assert!(Instant::now() < deadline, "login did not recover within 10 s of Redis coming back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
