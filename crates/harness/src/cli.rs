@@ -46,6 +46,14 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Open- or closed-loop load against one local URL (the generator alone).
     Load(LoadArgs),
+    /// Render report.md, report.html and the SVG charts from a run's results.json alone.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's directory, holding results.json (e.g. bench-results/NAME).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

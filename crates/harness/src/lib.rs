@@ -3,7 +3,8 @@
 //!
 //! [`plan`] (what to measure) → [`deploy`] (start capped instances and the store, see
 //! [`cgroup`]) → [`drive`] (the open-loop generator) → [`observe`] (CPU, memory, store
-//! commands) → [`record`] (`results.json`, the summary table).
+//! commands) → [`record`] (`results.json`, the summary table) → [`report`] (`report.md`,
+//! `report.html` and the charts, rendered from `results.json` alone).
 //!
 //! [`sweep`] strings the steps together; [`load`] exposes the generator alone. Start
 //! reading at [`sweep::sweep`], then [`drive::engine`].

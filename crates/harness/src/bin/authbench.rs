@@ -3,8 +3,16 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use harness::{
     cli::{Cli, Command},
-    load, record, sweep,
+    load, record, report, sweep,
 };
+
+fn render(dir: &std::path::Path) -> anyhow::Result<()> {
+    let files = report::render(dir).map_err(|e| e.context(format!("rendering the report in {} failed", dir.display())))?;
+    if let Some(md) = files.first() {
+        println!("report: {} (+ report.html and {} charts)", md.display(), files.len().saturating_sub(2));
+    }
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,7 +31,7 @@ async fn main() -> ExitCode {
                 Ok(results) => {
                     print!("{}", record::summary_table(&results));
                     println!("results: {}", out.join("results.json").display());
-                    Ok(())
+                    render(&out)
                 }
                 Err(e) => {
                     if let Ok(partial) = record::Results::read(&out) {
@@ -34,6 +42,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report(args) => render(&args.dir),
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {

@@ -1,6 +1,56 @@
-//! Render: `results.json` → the decision report. The last step of the pipeline, and the
-//! only one that needs no running system: it reads the file and nothing else.
+//! Render: `results.json` → `report.md`, a self-contained `report.html` and the charts as
+//! `*.svg`, next to the results. The last step of the pipeline, and the only one that
+//! needs no running system: it reads the file and nothing else.
 //!
-//! [`usl`] fits the Universal Scalability Law to a system's throughput over instances.
+//! [`analysis`] derives the numbers (series, [`usl`] fits, bottlenecks, the cost model),
+//! [`charts`] draws them, [`content`] says what they mean as [`doc`] blocks, and
+//! [`markdown`] / [`html`] print those blocks. Rendering is deterministic — no clock, sorted
+//! iteration, fixed float formatting — so a committed results.json re-renders to the same
+//! bytes.
 
+pub mod analysis;
+pub mod charts;
+pub mod content;
+pub mod doc;
+pub mod html;
+pub mod markdown;
 pub mod usl;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::record::Results;
+
+/// Render the report for the run in `dir` (which holds `results.json`); returns the paths
+/// written, `report.md` first.
+pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let results = Results::read(dir)?;
+    render_results(&results, dir)
+}
+
+/// Render `results` into `dir`.
+pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    anyhow::ensure!(!results.points.is_empty(), "{} has no measured points to report on", dir.join("results.json").display());
+    let analysis = analysis::Analysis::new(results);
+    let charts = charts::all(&analysis).context("drawing the charts")?;
+    let doc = content::build(&analysis, &charts);
+    let md = markdown::render(&doc.blocks);
+    let html = html::render(&content::title(&analysis), &doc.blocks, &charts);
+
+    let mut written = Vec::new();
+    let mut write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot move {} into place", path.display()))?;
+        written.push(path);
+        Ok(())
+    };
+    write("report.md", &(md + "\n"))?;
+    write("report.html", &html)?;
+    for c in &charts {
+        write(c.file, &c.svg)?;
+    }
+    Ok(written)
+}

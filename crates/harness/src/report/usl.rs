@@ -86,10 +86,12 @@ pub fn fit(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
     }
 
     let mut best: Option<(f64, [f64; 3])> = None;
-    for face in [Face { sigma: true, kappa: true }, Face { sigma: true, kappa: false }, Face { sigma: false, kappa: true }, Face {
-        sigma: false,
-        kappa: false,
-    }] {
+    for face in [
+        Face { sigma: true, kappa: true },
+        Face { sigma: true, kappa: false },
+        Face { sigma: false, kappa: true },
+        Face { sigma: false, kappa: false },
+    ] {
         let start = grid_start(points, face);
         let p = levenberg_marquardt(points, face, start);
         let c = cost(points, p);
@@ -127,10 +129,16 @@ fn best_lambda(points: &[(f64, f64)], sigma: f64, kappa: f64) -> f64 {
 fn grid_start(points: &[(f64, f64)], face: Face) -> [f64; 3] {
     // Zero plus log-spaced values over the ranges seen in practice (σ up to 1, κ up
     // to 0.3), a tenth of a decade apart.
-    let sigmas: Vec<f64> =
-        if face.sigma { std::iter::once(0.0).chain((0..=40).map(|i| 10f64.powf(-4.0 + i as f64 / 10.0))).collect() } else { vec![0.0] };
-    let kappas: Vec<f64> =
-        if face.kappa { std::iter::once(0.0).chain((0..=65).map(|i| 10f64.powf(-7.0 + i as f64 / 10.0))).collect() } else { vec![0.0] };
+    let sigmas: Vec<f64> = if face.sigma {
+        std::iter::once(0.0).chain((0..=40).map(|i| 10f64.powf(-4.0 + i as f64 / 10.0))).collect()
+    } else {
+        vec![0.0]
+    };
+    let kappas: Vec<f64> = if face.kappa {
+        std::iter::once(0.0).chain((0..=65).map(|i| 10f64.powf(-7.0 + i as f64 / 10.0))).collect()
+    } else {
+        vec![0.0]
+    };
     let mut best = (f64::INFINITY, [best_lambda(points, 0.0, 0.0), 0.0, 0.0]);
     for &s in &sigmas {
         for &k in &kappas {
@@ -150,8 +158,7 @@ fn grid_start(points: &[(f64, f64)], face: Face) -> [f64; 3] {
 /// smaller face covers that corner.
 fn levenberg_marquardt(points: &[(f64, f64)], face: Face, start: [f64; 3]) -> [f64; 3] {
     // Indices of free parameters in [λ, σ, κ].
-    let free: Vec<usize> =
-        [Some(0), face.sigma.then_some(1), face.kappa.then_some(2)].into_iter().flatten().collect();
+    let free: Vec<usize> = [Some(0), face.sigma.then_some(1), face.kappa.then_some(2)].into_iter().flatten().collect();
     let k = free.len();
     let mut p = start;
     if !face.sigma {
@@ -320,10 +327,7 @@ mod tests {
     #[test]
     fn refuses_too_few_or_bad_points() {
         assert_eq!(fit(&[(1.0, 1.0), (2.0, 2.0), (4.0, 3.0)]), Err(FitError::TooFewPoints { have: 3 }));
-        assert_eq!(
-            fit(&[(1.0, 1.0), (1.0, 1.1), (2.0, 2.0), (2.0, 2.1)]),
-            Err(FitError::TooFewInstanceCounts { have: 2 })
-        );
+        assert_eq!(fit(&[(1.0, 1.0), (1.0, 1.1), (2.0, 2.0), (2.0, 2.1)]), Err(FitError::TooFewInstanceCounts { have: 2 }));
         assert!(matches!(fit(&[(1.0, 1.0), (2.0, 0.0), (4.0, 3.0), (8.0, 4.0)]), Err(FitError::BadPoint { .. })));
         assert!(FitError::TooFewPoints { have: 3 }.to_string().contains("at least 4"));
     }

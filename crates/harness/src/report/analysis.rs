@@ -1,0 +1,362 @@
+//! Everything the report derives from `results.json`: scaling series, USL fits, what
+//! saturated at each point (the utilization law), the cost model, credential sizes.
+//!
+//! Pure functions of the results, iterated in sorted order, so the same file always gives
+//! the same numbers. The charts and the text only read this.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    plan::{Lb, System},
+    record::{Point, Results},
+    report::usl::{self, UslFit},
+};
+
+/// Utilization at or above which a resource counts as saturated. The sweep's own judge
+/// refuses a rate at 95 % instance CPU; 85 % is where queueing already dominates latency.
+pub const SATURATED: f64 = 0.85;
+/// Below this, the resource had clear room left.
+pub const BUSY: f64 = 0.6;
+/// The generator must stay below this share of its cores (DESIGN.md §5.2).
+pub const GENERATOR_LIMIT: f64 = 0.8;
+
+/// One line of measurements: a system behind one balancer policy, over instance counts.
+#[derive(Debug)]
+pub struct Series<'a> {
+    pub system: System,
+    pub lb: Lb,
+    /// Shown with its policy because the run measured this system under more than one.
+    pub show_lb: bool,
+    /// Instance-local state behind round-robin: most requests fail by design.
+    pub rejects_by_design: bool,
+    /// Sorted by instance count (stable: run order within one N).
+    pub points: Vec<&'a Point>,
+    pub fit: Result<UslFit, String>,
+    /// Points left out of the fit, with why.
+    pub excluded: Vec<(usize, String)>,
+}
+
+impl Series<'_> {
+    pub fn label(&self) -> String {
+        if self.show_lb { format!("{} ({})", self.system, self.lb) } else { self.system.to_string() }
+    }
+
+    pub fn largest(&self) -> Option<&Point> {
+        self.points.last().copied()
+    }
+
+    pub fn at(&self, n: usize) -> Option<&Point> {
+        self.points.iter().rev().find(|p| p.instances == n).copied()
+    }
+
+    /// X(N_max) / (N_max · X(1)): 1.0 is perfectly linear.
+    pub fn efficiency(&self) -> Option<(usize, f64)> {
+        let one = self.at(1)?;
+        let last = self.largest()?;
+        (last.instances > 1 && one.achieved_rps > 0.0)
+            .then(|| (last.instances, last.achieved_rps / (last.instances as f64 * one.achieved_rps)))
+    }
+}
+
+/// What limited one point.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Limit {
+    /// Instance-local state behind round-robin: requests reached instances without the session.
+    Rejected,
+    /// A resource at or above [`SATURATED`] (generator: above its 80 % limit).
+    Saturated(Resource, f64),
+    /// Nothing saturated; the p99 objective broke first. The busiest resource is named.
+    Latency(Resource, f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    Instances,
+    Store,
+    Generator,
+    Machine,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Instances => "instances",
+            Resource::Store => "store",
+            Resource::Generator => "generator",
+            Resource::Machine => "machine",
+        }
+    }
+}
+
+/// The utilization law per point: U = X·D for each resource, as a share of what it had.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    pub instances: f64,
+    /// Store CPU over its cap (over one core when uncapped: Redis runs commands on one thread).
+    pub store: Option<f64>,
+    pub generator: f64,
+    /// Everything measured over all cores of the machine.
+    pub machine: f64,
+    pub limit: Limit,
+}
+
+pub fn attribute(results: &Results, p: &Point) -> Attribution {
+    let secs = p.duration_s.max(1e-9);
+    let store_cap = if results.caps.capped && results.caps.store_cpu > 0.0 { results.caps.store_cpu } else { 1.0 };
+    let store = p.cpu.store_s.map(|s| s / (secs * store_cap));
+    let cores = results.machine.cores.max(1) as f64;
+    let machine = (p.cpu.instances_total_s + p.cpu.store_s.unwrap_or(0.0) + p.cpu.generator_s) / (secs * cores);
+    let instances = p.cpu.instance_utilization;
+    let generator = p.cpu.generator_utilization;
+    let limit = if rejects_by_design(p) {
+        Limit::Rejected
+    } else if generator > GENERATOR_LIMIT || p.flags.iter().any(|f| f == "generator") {
+        Limit::Saturated(Resource::Generator, generator)
+    } else if machine >= 0.9 || p.flags.iter().any(|f| f == "machine-saturated") {
+        Limit::Saturated(Resource::Machine, machine)
+    } else {
+        let (r, u) = match store {
+            Some(s) if s > instances => (Resource::Store, s),
+            _ => (Resource::Instances, instances),
+        };
+        if u >= SATURATED { Limit::Saturated(r, u) } else { Limit::Latency(r, u) }
+    };
+    Attribution { instances, store, generator, machine, limit }
+}
+
+/// Instance-local state behind round-robin with more than one instance: most requests
+/// reach an instance without the session, by design. Such a point never "holds".
+pub fn rejects_by_design(p: &Point) -> bool {
+    p.system.instance_local_state() && p.lb == Lb::RoundRobin && p.instances > 1
+}
+
+/// Why a point did not hold, in the sweep's own words when it recorded them.
+pub fn why_not_held(p: &Point) -> String {
+    if rejects_by_design(p) {
+        return "rejected by design (session on another instance)".into();
+    }
+    p.flags.iter().find_map(|f| f.strip_prefix("final run did not hold: ")).map_or_else(|| "did not hold".into(), str::to_owned)
+}
+
+/// Median of per-request CPU over a series (robust to one odd point).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
+}
+
+/// Measured CPU cost per request of one system.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cost {
+    pub system: System,
+    /// Instance CPU µs per request (median over the series' points).
+    pub instance_us: f64,
+    /// Store CPU µs per request, for store-backed systems.
+    pub store_us: Option<f64>,
+    pub store_commands: Option<f64>,
+    pub points: usize,
+}
+
+/// One measured point against the capacity model at the rig's caps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCheck {
+    pub system: System,
+    pub instances: usize,
+    pub measured: f64,
+    pub held: bool,
+    pub predicted: f64,
+    /// Which ceiling the model hit: instances or store.
+    pub bound: Resource,
+}
+
+impl ModelCheck {
+    pub fn error(&self) -> f64 {
+        self.measured / self.predicted - 1.0
+    }
+}
+
+/// Requests/s where a pool of `cores` saturates at `us` CPU µs per request.
+pub fn capacity(cores: f64, us: f64) -> f64 {
+    if us > 0.0 { cores * 1e6 / us } else { f64::INFINITY }
+}
+
+/// Instances of `instance_cores` each that one store of `store_cores` serves before it
+/// saturates, when the application adds `app_us` of its own CPU to every request.
+pub fn instances_per_store(cost: &Cost, instance_cores: f64, store_cores: f64, app_us: f64) -> Option<f64> {
+    let store = capacity(store_cores, cost.store_us?);
+    let per_instance = capacity(instance_cores, cost.instance_us + app_us);
+    Some(store / per_instance)
+}
+
+/// Everything the report shows, derived once.
+#[derive(Debug)]
+pub struct Analysis<'a> {
+    pub results: &'a Results,
+    /// Scaling series (not rejecting by design), in system then policy order.
+    pub series: Vec<Series<'a>>,
+    /// Series that reject by design (session-memory behind round-robin).
+    pub rejecting: Vec<Series<'a>>,
+    pub costs: Vec<Cost>,
+    pub checks: Vec<ModelCheck>,
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(results: &'a Results) -> Self {
+        let mut by: BTreeMap<(System, Lb), Vec<&Point>> = BTreeMap::new();
+        for p in &results.points {
+            by.entry((p.system, p.lb)).or_default().push(p);
+        }
+        let mut lbs_of: BTreeMap<System, usize> = BTreeMap::new();
+        for (system, _) in by.keys() {
+            *lbs_of.entry(*system).or_default() += 1;
+        }
+        let mut series = Vec::new();
+        let mut rejecting = Vec::new();
+        for (&(system, lb), points) in &by {
+            let mut points = points.clone();
+            // With one instance there is nothing to balance: the sweep measures N=1 once
+            // (as round-robin), and it belongs to the sticky line too.
+            if lb == Lb::Sticky
+                && !points.iter().any(|p| p.instances == 1)
+                && let Some(one) = by.get(&(system, Lb::RoundRobin)).and_then(|v| v.iter().find(|p| p.instances == 1))
+            {
+                points.push(one);
+            }
+            points.sort_by_key(|p| p.instances);
+            let rejects_by_design = system.instance_local_state() && lb == Lb::RoundRobin;
+            let show_lb = lbs_of.get(&system).copied().unwrap_or(0) > 1;
+            let excluded: Vec<(usize, String)> =
+                points.iter().filter(|p| !p.held).map(|p| (p.instances, why_not_held(p))).collect();
+            let fit = if rejects_by_design {
+                Err("requests are rejected by design; throughput here is not capacity".into())
+            } else {
+                let held: Vec<(f64, f64)> =
+                    points.iter().filter(|p| p.held).map(|p| (p.instances as f64, p.achieved_rps)).collect();
+                usl::fit(&held).map_err(|e| e.to_string())
+            };
+            let s = Series { system, lb, show_lb, rejects_by_design, points, fit, excluded };
+            if rejects_by_design { rejecting.push(s) } else { series.push(s) }
+        }
+
+        let mut costs = Vec::new();
+        let mut checks = Vec::new();
+        for s in &series {
+            let pts: Vec<&Point> = s.points.clone();
+            let Some(instance_us) = median(pts.iter().map(|p| p.cpu.per_request_us).collect()) else { continue };
+            let store_us = median(pts.iter().filter_map(|p| p.cpu.store_per_request_us).collect());
+            let store_commands = median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
+            let cost = Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len() };
+            // The model is checked only against capped points: uncapped, "N instances" is not N
+            // times the capacity.
+            if results.caps.capped {
+                for p in pts.iter().filter(|p| p.capped) {
+                    let inst = capacity(p.instances as f64 * results.caps.instance_cpu, cost.instance_us);
+                    let store = cost.store_us.map_or(f64::INFINITY, |us| capacity(results.caps.store_cpu, us));
+                    let (predicted, bound) = if store < inst { (store, Resource::Store) } else { (inst, Resource::Instances) };
+                    checks.push(ModelCheck {
+                        system: s.system,
+                        instances: p.instances,
+                        measured: p.achieved_rps,
+                        held: p.held,
+                        predicted,
+                        bound,
+                    });
+                }
+            }
+            // One cost per system: the first series (policy order puts round-robin first).
+            if !costs.iter().any(|c: &Cost| c.system == s.system) {
+                costs.push(cost);
+            }
+        }
+        Self { results, series, rejecting, costs, checks }
+    }
+
+    pub fn cost(&self, system: System) -> Option<&Cost> {
+        self.costs.iter().find(|c| c.system == system)
+    }
+
+    /// The scaling series of a system (sticky first for instance-local state).
+    pub fn series_of(&self, system: System) -> Option<&Series<'a>> {
+        let mut of = self.series.iter().filter(|s| s.system == system);
+        let first = of.next()?;
+        Some(of.find(|s| s.lb == Lb::Sticky).unwrap_or(first))
+    }
+
+    pub fn largest_n(&self) -> Option<usize> {
+        self.results.points.iter().map(|p| p.instances).max()
+    }
+}
+
+/// Credential bytes a client sends on every request, as a header line without CRLF.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Credential {
+    pub header: &'static str,
+    pub bytes: usize,
+}
+
+/// Bytes of the session cookie header: `Cookie: __Host-sid=` and a 43-character id
+/// (256 random bits, base64url) — the session server's fixed format.
+pub fn session_credential() -> Credential {
+    Credential { header: "Cookie: __Host-sid=<43 chars>", bytes: "Cookie: __Host-sid=".len() + 43 }
+}
+
+/// Bytes of `Authorization: Bearer <token>` for an access token of jwt-server, computed from
+/// its layout (not measured): header `{"typ":"at+jwt","alg":…,"kid":<16 chars>}`, claims
+/// for `user12` with role `user`, the default issuer and audience, 10-digit timestamps,
+/// 22-character `jti` and `sid`; signature 32 bytes (HS256), 256 (RS256, 2048-bit key),
+/// 64 (ES256 P-256, EdDSA Ed25519). Usernames of other lengths shift it byte for byte.
+pub fn jwt_credential(system: System) -> Option<Credential> {
+    let alg = system.jwt_alg()?;
+    let sig_bytes = match system {
+        System::JwtHs256 => 32,
+        System::JwtRs256 => 256,
+        _ => 64,
+    };
+    let kid = "k".repeat(16);
+    let header = format!(r#"{{"typ":"at+jwt","alg":"{alg}","kid":"{kid}"}}"#);
+    let id = "i".repeat(22);
+    let t = 1_700_000_000u64;
+    let claims = format!(
+        r#"{{"sub":"user12","role":"user","iss":"authbench","aud":"authbench-api","iat":{t},"nbf":{t},"exp":{},"jti":"{id}","sid":"{id}"}}"#,
+        t + 300
+    );
+    let token = b64_len(header.len()) + 1 + b64_len(claims.len()) + 1 + b64_len(sig_bytes);
+    Some(Credential { header: "Authorization: Bearer <token>", bytes: "Authorization: Bearer ".len() + token })
+}
+
+/// Length of unpadded base64url of `n` bytes.
+fn b64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_sizes() {
+        assert_eq!(session_credential().bytes, 62);
+        assert_eq!(b64_len(32), 43);
+        assert_eq!(b64_len(256), 342);
+        assert_eq!(b64_len(64), 86);
+        let hs = jwt_credential(System::JwtHs256).unwrap().bytes;
+        let rs = jwt_credential(System::JwtRs256).unwrap().bytes;
+        let es = jwt_credential(System::JwtEs256).unwrap().bytes;
+        let ed = jwt_credential(System::JwtEddsa).unwrap().bytes;
+        assert_eq!(rs - hs, 342 - 43);
+        assert_eq!(es, hs + 86 - 43);
+        assert_eq!(ed, es, "\"EdDSA\" and \"ES256\" are both five characters");
+        assert_eq!(jwt_credential(System::SessionRedis), None);
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+}

@@ -1,0 +1,587 @@
+//! The details behind the first screen: scaling and fits, bottlenecks, the store, CPU,
+//! session synchronisation, latency, the deployment model, the run's limits, every point.
+
+use super::*;
+
+pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    if a.series.is_empty() {
+        return;
+    }
+    d.h(2, "scaling", "Scaling out: throughput and the Universal Scalability Law");
+    let mut ns: Vec<usize> = a.series.iter().flat_map(|s| s.points.iter().map(|p| p.instances)).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    let mut head: Vec<String> = vec!["system".into()];
+    head.extend(ns.iter().map(|n| format!("N={n}")));
+    head.extend(["last step".into(), "efficiency".into()]);
+    let rows: Vec<Vec<String>> = a
+        .series
+        .iter()
+        .map(|s| {
+            let mut r = vec![s.label()];
+            r.extend(ns.iter().map(|n| s.at(*n).map_or("—".into(), |p| format!("{:.0}{}", p.achieved_rps, held_mark(p)))));
+            r.push(last_step(s).map_or("—".into(), |(p, l, g)| format!("×{g:.2} ({p}→{l})")));
+            r.push(s.efficiency().map_or("—".into(), |(_, e)| format!("{e:.2}")));
+            r
+        })
+        .collect();
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    d.table(&head_refs, &format!("l{}rr", "r".repeat(ns.len())), rows);
+    d.p(format!(
+        "Requests/s at the highest rate that held (errors ≤ 1%, ≥ 95% of the offered rate achieved, p99 within the objective, instances \
+         below 95% of their cap). {NOT_HELD}: the final run missed; the number is what it achieved. Efficiency is X(N)/(N·X(1)) at the \
+         largest N; the last step compares the two largest N."
+    ));
+    if has("usl.svg") || a.series.iter().any(|s| s.fit.is_err()) {
+        d.h(3, "usl", "USL fits");
+        d.p(
+            "X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted by least squares with σ, κ ≥ 0 on the points that held. σ is contention (a serial \
+             share), κ coherency (a cost per pair of instances, which makes throughput fall after the peak N = √((1−σ)/κ)), λ the \
+             throughput of one instance. A fit needs at least 4 held points.",
+        );
+        let rows: Vec<Vec<String>> = a
+            .series
+            .iter()
+            .map(|s| {
+                let used: Vec<String> = s.points.iter().filter(|p| p.held).map(|p| p.instances.to_string()).collect();
+                let excluded: Vec<String> = s.excluded.iter().map(|(n, why)| format!("N={n}: {why}")).collect();
+                let excluded = if excluded.is_empty() { "—".to_string() } else { excluded.join("; ") };
+                match &s.fit {
+                    Ok(f) => vec![
+                        s.label(),
+                        used.join(", "),
+                        excluded,
+                        format!("{:.4}", f.sigma),
+                        if f.kappa == 0.0 { "0".into() } else { format!("{:.2e}", f.kappa) },
+                        format!("{:.0}", f.lambda),
+                        format!("{:.3}", f.r2),
+                        f.peak().map_or("none (κ≈0)".into(), |p| format!("{p:.1}")),
+                        format!("{:.0}", f.predict(64.0)),
+                    ],
+                    Err(why) => {
+                        let mut r = vec![s.label(), used.join(", "), excluded, format!("no fit: {why}")];
+                        r.extend(std::iter::repeat_n(String::new(), 5));
+                        r
+                    }
+                }
+            })
+            .collect();
+        d.table(&["system", "held N used", "excluded", "σ", "κ", "λ (req/s)", "R²", "peak N", "X(64), model"], "llllrrrrr", rows);
+        let superlinear = superlinear(a);
+        if !superlinear.is_empty() {
+            d.note(format!(
+                "X(2) > 2·X(1) for {}: more than linear, which the USL (σ ≥ 0) cannot follow. One instance under a {} core cap held less than \
+                 its CPU allowed (see *Limits of this run*), so fits that include N=1 underestimate λ and the extrapolation is optimistic \
+                 about the slope. Read the fitted curves as a shape, not as a forecast.",
+                and_list(&superlinear),
+                a.results.caps.instance_cpu
+            ));
+        }
+        if has("usl.svg") {
+            d.chart("usl.svg", "USL fits extrapolated to 64 instances; dots: measured (hollow: did not hold)");
+        }
+    }
+}
+
+pub(super) fn saturation(a: &Analysis<'_>, d: &mut Doc) {
+    if a.series.is_empty() {
+        return;
+    }
+    d.h(2, "saturation", "What saturated first");
+    d.p(format!(
+        "The utilization law U = X·D per resource and point: instances (their CPU over their combined cap), the store (its CPU over its \
+         cap), the generator (its CPU over the cores left to it) and the machine (everything over all cores). A resource at ≥ {} is \
+         saturated; when none is, the p99 objective ended the search first and the busiest resource is named.",
+        pct(SATURATED)
+    ));
+    let items: Vec<String> = a
+        .series
+        .iter()
+        .filter_map(|s| {
+            let (p, at) = first_saturation(a, s)?;
+            Some(match at.limit {
+                Limit::Saturated(r, u) => format!(
+                    "**{}**: {} saturated first, at N={} ({}; instances {}{}).",
+                    s.label(),
+                    r.name(),
+                    p.instances,
+                    pct(u),
+                    pct(at.instances),
+                    at.store.map_or(String::new(), |x| format!(", store {}", pct(x)))
+                ),
+                Limit::Latency(r, u) => format!(
+                    "**{}**: nothing reached {}; the p99 objective broke first at every N (busiest: {} at {}, N={}).",
+                    s.label(),
+                    pct(SATURATED),
+                    r.name(),
+                    pct(u),
+                    p.instances
+                ),
+                Limit::Rejected => return None,
+            })
+        })
+        .collect();
+    d.bullets(items);
+}
+
+pub(super) fn store(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    let backed: Vec<&Series<'_>> = a.series.iter().filter(|s| s.system.needs_redis()).collect();
+    d.h(2, "store", "The store");
+    if backed.is_empty() {
+        d.p("No store-backed system was measured in this run.");
+        return;
+    }
+    let mut rows = Vec::new();
+    for s in &backed {
+        for p in &s.points {
+            let at = attribute(a.results, p);
+            let st = p.store.as_ref();
+            rows.push(vec![
+                s.label(),
+                p.instances.to_string(),
+                format!("{:.0}{}", p.achieved_rps, held_mark(p)),
+                st.map_or("—".into(), |x| format!("{:.0}", x.ops_per_sec)),
+                st.map_or("—".into(), |x| format!("{:.2}", x.commands_per_request)),
+                p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.1}")),
+                at.store.map_or("—".into(), pct),
+                pct(at.instances),
+            ]);
+        }
+    }
+    d.table(
+        &[
+            "system",
+            "N",
+            "requests/s",
+            "store commands/s",
+            "commands/request",
+            "store µs/request",
+            "store CPU (of cap)",
+            "instances CPU (of cap)",
+        ],
+        "lrrrrrrr",
+        rows,
+    );
+    for s in &backed {
+        if let (Some((pn, ln, g)), Some(p)) = (last_step(s), s.largest()) {
+            let at = attribute(a.results, p);
+            let verdict = match at.limit {
+                Limit::Saturated(Resource::Store, u) => format!(
+                    "the store was the bottleneck: at N={ln} it used {} of its cap while the instances used {}; commands/s grew ×{g:.2} from N={pn}.",
+                    pct(u),
+                    pct(at.instances)
+                ),
+                _ => format!("the store did not saturate (at most {} of its cap).", at.store.map_or("?".into(), pct)),
+            };
+            d.p(format!("{}: {verdict}", s.label()));
+        }
+    }
+    if has("store.svg") {
+        d.chart("store.svg", "Store commands/s (left) and CPU utilization of store and instances (right) vs instances");
+    }
+}
+
+pub(super) fn cpu(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    if a.series.is_empty() {
+        return;
+    }
+    d.h(2, "cpu", "CPU per request");
+    let mut ns: Vec<usize> = a.series.iter().flat_map(|s| s.points.iter().map(|p| p.instances)).collect();
+    ns.sort_unstable();
+    ns.dedup();
+    let mut head: Vec<String> = vec!["system".into()];
+    head.extend(ns.iter().map(|n| format!("N={n}")));
+    let rows: Vec<Vec<String>> = a
+        .series
+        .iter()
+        .map(|s| {
+            let mut r = vec![s.label()];
+            r.extend(ns.iter().map(|n| {
+                s.at(*n).map_or("—".into(), |p| match p.cpu.store_per_request_us {
+                    Some(st) => format!("{:.0} + {st:.0}", p.cpu.per_request_us),
+                    None => format!("{:.0}", p.cpu.per_request_us),
+                })
+            }));
+            r
+        })
+        .collect();
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    d.table(&head_refs, &format!("l{}", "r".repeat(ns.len())), rows);
+    let mut text = "CPU µs per completed request: instance CPU (all instances' threads, from /proc, including the kernel's network work) + \
+                    store CPU where a store is used. It includes everything the server does for the request, not only the credential check."
+        .to_string();
+    let growth: Vec<f64> = a
+        .series
+        .iter()
+        .filter_map(|s| {
+            let (first, last) = (s.points.first()?, s.largest()?);
+            (last.instances > first.instances && first.cpu.per_request_us > 0.0)
+                .then(|| last.cpu.per_request_us / first.cpu.per_request_us)
+        })
+        .collect();
+    if let (Some(lo), Some(hi)) = (growth.iter().copied().reduce(f64::min), growth.iter().copied().reduce(f64::max)) {
+        text.push_str(&format!(
+            " From the smallest to the largest N, instance CPU per request changed by ×{lo:.2}–×{hi:.2}: more processes share the same \
+             {} cores (context switches, colder caches), so single-N numbers carry that bias; the model and the summary use the median over N.",
+            a.results.machine.cores
+        ));
+    }
+    d.p(text);
+    if has("cpu.svg") {
+        d.chart(
+            "cpu.svg",
+            "CPU per request, median over N: instance (solid) and store (light); whiskers span the lowest to the highest N",
+        );
+    }
+}
+
+pub(super) fn sync(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    let Some(rr) = a.rejecting.first() else { return };
+    d.h(2, "sync", "Session synchronisation: instance-local sessions behind round-robin");
+    let sticky = a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky);
+    let rows: Vec<Vec<String>> = rr
+        .points
+        .iter()
+        .map(|p| {
+            let n = p.instances as f64;
+            vec![
+                p.instances.to_string(),
+                format!("{:.1}%", p.error_ratio * 100.0),
+                format!("{:.1}%", (n - 1.0) / n * 100.0),
+                sticky.and_then(|s| s.at(p.instances)).map_or("—".into(), |q| format!("{:.1}%", q.error_ratio * 100.0)),
+                p.errors.by_status.get("401").map_or("0".into(), |c| c.to_string()),
+            ]
+        })
+        .collect();
+    d.table(&["N", "rejected, round-robin", "(N−1)/N", "rejected, sticky", "401 responses (round-robin)"], "rrrrr", rows);
+    d.p(format!(
+        "Each login lands on one instance and the session lives only there; round-robin sends the next request anywhere, so it finds \
+         the session with probability 1/N. The rejected requests are 401s, not timeouts. Round-robin points ran at a fixed rate (half \
+         of what sticky held) because a throughput search is meaningless when most requests fail by design. This is the study note's \
+         \"sessions must be synchronised\" — solved here by stickiness ({}) or by a shared store (session-redis).",
+        rr.system
+    ));
+    if has("rejection.svg") {
+        d.chart("rejection.svg", "Rejected requests vs instances, round-robin and sticky, with (N−1)/N");
+    }
+}
+
+pub(super) fn latency(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    let Some(n) = a.largest_n() else { return };
+    if !has("latency.svg") {
+        return;
+    }
+    d.h(2, "latency", format!("Latency vs offered load at N={n}"));
+    let rows: Vec<Vec<String>> = a
+        .series
+        .iter()
+        .filter_map(|s| {
+            let p = s.at(n)?;
+            Some(vec![
+                s.label(),
+                format!("{:.0}{}", p.offered_rps.unwrap_or(p.achieved_rps), held_mark(p)),
+                ms(p.latency_us.p50),
+                ms(p.latency_us.p90),
+                ms(p.latency_us.p99),
+                ms(p.latency_us.p999),
+                ms(p.latency_us.max),
+                p.scheduler_lag_us.map_or("—".into(), |l| ms(l.p99)),
+            ])
+        })
+        .collect();
+    d.table(
+        &["system", "offered req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "generator lag p99 ms"],
+        "lrrrrrrr",
+        rows,
+    );
+    d.p(
+        "Latency is measured from each request's intended send time (open loop, no coordinated omission), so queueing inside the \
+         generator counts against the system. The chart shows p99 for every try of the throughput search (only p99 is kept per try) \
+         and p50 for the final run.",
+    );
+    d.chart("latency.svg", format!("p99 of each search try and p50 of the final run vs offered load, N={n}"));
+}
+
+pub(super) fn model(a: &Analysis<'_>, d: &mut Doc) {
+    if a.costs.is_empty() {
+        return;
+    }
+    d.h(2, "model", "From this rig to a real deployment (a model)");
+    d.note(
+        "This section is a model, not a measurement: it assumes CPU per request stays what was measured here when cores are added, that \
+         throughput is CPU-bound (utilization law, X = cores / D), and that the store's work per request does not change. Redis runs \
+         commands on one thread, so one Redis gives at most about one core to commands however many it has.",
+    );
+    let rows: Vec<Vec<String>> = a
+        .costs
+        .iter()
+        .map(|c| {
+            vec![
+                c.system.to_string(),
+                format!("{:.1}", c.instance_us),
+                c.store_us.map_or("—".into(), |x| format!("{x:.1}")),
+                format!("{:.0}", capacity(1.0, c.instance_us)),
+                format!("{:.0}", capacity(2.0, c.instance_us)),
+                c.store_us.map_or("—".into(), |x| format!("{:.0}", capacity(1.0, x))),
+                c.points.to_string(),
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            "system",
+            "instance µs/request",
+            "store µs/request",
+            "req/s per instance core",
+            "req/s per 2-core instance",
+            "req/s one 1-core store serves",
+            "points (median of)",
+        ],
+        "lrrrrrr",
+        rows,
+    );
+    for cost in a.costs.iter().filter(|c| c.store_us.is_some()) {
+        d.p(format!(
+            "Instances one 1-core store serves before it saturates — {}. Rows: cores per instance; columns: application CPU per request on top \
+             of authentication (the measured servers do nothing else, which is the worst case for the store):",
+            cost.system
+        ));
+        let rows: Vec<Vec<String>> = INSTANCE_CORES
+            .iter()
+            .map(|&ic| {
+                let mut r = vec![format!("{ic} core{}", if ic == 1.0 { "" } else { "s" })];
+                r.extend(
+                    APP_US.iter().map(|&app| instances_per_store(cost, ic, 1.0, app).map_or("—".into(), |k| format!("{k:.1}"))),
+                );
+                r
+            })
+            .collect();
+        let head: Vec<String> = std::iter::once("instance size".to_string())
+            .chain(
+                APP_US.iter().map(|&u| if u == 0.0 { "auth only (measured)".to_string() } else { format!("+{} app CPU", us(u)) }),
+            )
+            .collect();
+        let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+        d.table(&head_refs, "lrrrr", rows);
+    }
+    if a.checks.is_empty() {
+        d.p("The run was uncapped, so the model cannot be checked against it.");
+        return;
+    }
+    let errs: Vec<f64> = a.checks.iter().map(|c| c.error().abs()).collect();
+    let median = analysis::median(errs.clone()).unwrap_or(0.0);
+    let worst = a.checks.iter().max_by(|x, y| x.error().abs().total_cmp(&y.error().abs()));
+    let store_checks: Vec<&analysis::ModelCheck> = a.checks.iter().filter(|c| c.bound == Resource::Store).collect();
+    let mut text = format!(
+        "How far the model was from the measured points: the same model at the rig's caps ({} core per instance, {} core store) against \
+         every measured point: median error {}, worst {}.",
+        a.results.caps.instance_cpu,
+        a.results.caps.store_cpu,
+        pct(median),
+        worst.map_or("—".into(), |w| format!("{:+.0}% ({} N={})", w.error() * 100.0, w.system, w.instances))
+    );
+    if !store_checks.is_empty() {
+        let e: Vec<String> = store_checks.iter().map(|c| format!("{:+.0}% at N={}", c.error() * 100.0, c.instances)).collect();
+        text.push_str(&format!(" Where the model says the store is the ceiling: {}.", e.join(", ")));
+    }
+    text.push_str(
+        " The model is a CPU ceiling and measured rates stop at the p99 objective, so it over-predicts most where the objective, not CPU, \
+         ended the search (small N); plan real deployments well below the ceiling.",
+    );
+    d.p(text);
+    let rows: Vec<Vec<String>> = a
+        .checks
+        .iter()
+        .map(|c| {
+            vec![
+                c.system.to_string(),
+                c.instances.to_string(),
+                format!("{:.0}{}", c.measured, if c.held { "" } else { NOT_HELD }),
+                format!("{:.0}", c.predicted),
+                c.bound.name().to_string(),
+                format!("{:+.0}%", c.error() * 100.0),
+            ]
+        })
+        .collect();
+    d.table(&["system", "N", "measured req/s", "model req/s", "model's ceiling", "measured vs model"], "lrrrlr", rows);
+}
+
+pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
+    let r = a.results;
+    let mut items = Vec::new();
+    if r.caps.capped {
+        let period_ms = r.caps.period_us as f64 / 1e3;
+        let ones: Vec<f64> = a.series.iter().filter_map(|s| s.at(1)).map(|p| p.cpu.instance_utilization).collect();
+        let (lo, hi) = (ones.iter().copied().fold(f64::INFINITY, f64::min), ones.iter().copied().fold(0.0, f64::max));
+        let mut t = format!(
+            "**CPU caps.** Each instance ran capped at {} core ({} ms of CPU per {period_ms:.0} ms period), Redis at {} core. An instance \
+             that spends its budget early in a period is paused until the next one — up to {:.0} ms, close to the {} ms objective.",
+            r.caps.instance_cpu,
+            r.caps.instance_cpu * period_ms,
+            r.caps.store_cpu,
+            period_ms * (1.0 - r.caps.instance_cpu),
+            slo_ms(a).map_or("?".into(), |s| format!("{s}"))
+        );
+        if !ones.is_empty() {
+            t.push_str(&format!(
+                " That is why small N is latency-bound rather than CPU-bound: the N=1 points held at only {}–{} instance CPU.",
+                pct(lo),
+                pct(hi)
+            ));
+        }
+        items.push(t);
+    } else {
+        items.push(format!(
+            "**Uncapped.** {}: every instance shared all {} cores, so N instances are not N times the capacity; scaling results here \
+             are not meaningful.",
+            r.caps.reason.as_deref().unwrap_or("cgroups were not available"),
+            r.machine.cores
+        ));
+    }
+    let sl = superlinear(a);
+    if !sl.is_empty() {
+        items.push(format!(
+            "**Superlinear first step.** {} — impossible if N=1 had been measured at capacity. N=1 is understated, efficiencies above 1 \
+             are an artefact, and the last-step gain (which does not use N=1) is the safer scaling number.",
+            and_list(&sl)
+        ));
+    }
+    let not_held: Vec<String> = r
+        .points
+        .iter()
+        .filter(|p| !p.held && !analysis::rejects_by_design(p))
+        .map(|p| format!("{} N={} ({})", p.system, p.instances, analysis::why_not_held(p)))
+        .collect();
+    if !not_held.is_empty() {
+        items.push(format!("**Points that did not hold** (marked {NOT_HELD}, left out of the fits): {}.", not_held.join("; ")));
+    }
+    // Noise: final runs that missed where the search had held; p99 swings between repeated tries.
+    let retried = r.points.iter().filter(|p| p.search.iter().any(|s| s.why.starts_with("final run"))).count();
+    let mut swing: Option<(f64, f64, String)> = None;
+    for p in &r.points {
+        for w in p.search.windows(2) {
+            if w[0].why.contains("tried again") && (w[0].offered_rps - w[1].offered_rps).abs() < 1e-6 {
+                let (x, y) = (w[0].p99_us as f64 / 1e3, w[1].p99_us as f64 / 1e3);
+                let ratio = x.max(y) / x.min(y).max(1e-3);
+                if swing.as_ref().is_none_or(|s| ratio > s.0.max(s.1) / s.0.min(s.1).max(1e-3)) {
+                    swing = Some((x, y, format!("{} N={}", p.system, p.instances)));
+                }
+            }
+        }
+    }
+    let mut noise = format!(
+        "**Noise.** One run per point, no repetitions, so no confidence intervals. {retried} of {} final runs missed at a rate their search \
+         had just held and were retried at 90%.",
+        r.points.len()
+    );
+    if let Some((x, y, at)) = swing {
+        noise.push_str(&format!(" Two tries at the same rate moved p99 from {x:.2} to {y:.2} ms ({at})."));
+    }
+    noise.push_str(" Read throughput differences below ~10–15% as noise.");
+    items.push(noise);
+    let count = |flag: &str| r.points.iter().filter(|p| p.flags.iter().any(|f| f == flag)).count();
+    let gen_max = r.points.iter().map(|p| p.cpu.generator_utilization).fold(0.0, f64::max);
+    let machine_max = r.points.iter().map(|p| attribute(r, p).machine).fold(0.0, f64::max);
+    items.push(format!(
+        "**Flags.** generator: {}, uncapped: {}, machine-saturated: {} points. The generator peaked at {} of the cores left to it (limit \
+         80%), the whole machine at {} of its {} cores.",
+        count("generator"),
+        count("uncapped"),
+        count("machine-saturated"),
+        pct(gen_max),
+        pct(machine_max),
+        r.machine.cores
+    ));
+    items.push(
+        "**One machine, loopback.** Instances, Redis and the generator share the machine and talk over loopback: no network latency or \
+         NIC limits, and per-request CPU includes the kernel's loopback work on both ends."
+            .into(),
+    );
+    let workload = r.points.first().map_or("?", |p| p.workload.as_str());
+    let users = r.config.get("users").and_then(serde_json::Value::as_u64);
+    items.push(format!(
+        "**Workload `{workload}`**{}. {}",
+        users.map_or(String::new(), |u| format!(" over {u} logged-in users")),
+        if workload == "read" {
+            "Only authenticated GET /me: logins, refreshes and logouts are not in these numbers."
+        } else {
+            "Mostly GET /me, with /admin, refresh rotation and login/logout churn mixed in."
+        }
+    ));
+    items.push(
+        "**Not measured in this run:** revocation window, server-side invalidation delay, memory per in-process session, refresh-token \
+         storage, and what happens to sticky sessions when an instance fails."
+            .into(),
+    );
+    for s in &r.skipped {
+        items.push(format!("**Skipped {}:** {}", s.system, s.reason));
+    }
+    for p in &r.problems {
+        items.push(format!("**Run problem:** {p}"));
+    }
+    d.h(2, "limits", "Limits of this run");
+    d.bullets(items);
+}
+
+pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
+    let r = a.results;
+    d.h(2, "points", "All points");
+    let mut pts: Vec<&Point> = r.points.iter().collect();
+    pts.sort_by_key(|p| (p.system, p.lb, p.instances));
+    let rows: Vec<Vec<String>> = pts
+        .iter()
+        .map(|p| {
+            let at = attribute(r, p);
+            vec![
+                p.system.to_string(),
+                p.lb.to_string(),
+                p.instances.to_string(),
+                p.mode.clone(),
+                p.offered_rps.map_or("—".into(), |x| format!("{x:.0}")),
+                format!("{:.0}", p.achieved_rps),
+                if p.held {
+                    "yes".into()
+                } else if matches!(at.limit, Limit::Rejected) {
+                    "n/a (by design)".into()
+                } else {
+                    format!("no {NOT_HELD}")
+                },
+                ms(p.latency_us.p50),
+                ms(p.latency_us.p99),
+                format!("{:.2}%", p.error_ratio * 100.0),
+                format!("{:.0}", p.cpu.per_request_us),
+                p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.0}")),
+                pct(at.instances),
+                at.store.map_or("—".into(), pct),
+                pct(at.generator),
+                pct(at.machine),
+                limit_text(&at.limit),
+                if p.flags.is_empty() { "—".into() } else { p.flags.join(", ") },
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            "system",
+            "lb",
+            "N",
+            "mode",
+            "offered",
+            "achieved",
+            "held",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "inst µs/req",
+            "store µs/req",
+            "inst CPU",
+            "store CPU",
+            "generator",
+            "machine",
+            "limited by",
+            "flags",
+        ],
+        "llrlrrlrrrrrrrrrll",
+        rows,
+    );
+}

@@ -1,0 +1,424 @@
+//! What the report says: every sentence is built from the analysis, so a different run
+//! gives a different (and still true) text. Where the data cannot support a claim, the
+//! sentence is left out or says "not measured yet" — never a guess.
+//!
+//! Layout: the first screen is the decision (headline, findings, the rig in one line —
+//! this file), then the source's table with numbers and when to choose which
+//! ([`verdicts`]), then the details ([`details`]).
+
+use crate::{
+    plan::{Lb, System},
+    record::Point,
+    report::{
+        analysis::{
+            self, Analysis, Attribution, Cost, Limit, Resource, SATURATED, Series, attribute, capacity, instances_per_store,
+            jwt_credential, session_credential,
+        },
+        charts::Chart,
+        doc::Doc,
+    },
+};
+
+mod details;
+mod verdicts;
+
+/// Rates in prose: 27.4k, 5.2k, 716.
+fn rps(x: f64) -> String {
+    if x >= 1000.0 { format!("{:.1}k", x / 1000.0) } else { format!("{x:.0}") }
+}
+
+fn pct(u: f64) -> String {
+    format!("{:.0}%", u * 100.0)
+}
+
+fn us(x: f64) -> String {
+    format!("{x:.0} µs")
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1e3)
+}
+
+/// "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+const NOT_HELD: &str = "✗";
+
+fn held_mark(p: &Point) -> &'static str {
+    if p.held { "" } else { NOT_HELD }
+}
+
+fn limit_text(l: &Limit) -> String {
+    match l {
+        Limit::Rejected => "rejected by design".into(),
+        Limit::Saturated(r, u) => format!("{} saturated ({})", r.name(), pct(*u)),
+        Limit::Latency(r, u) => format!("p99 objective (busiest: {} {})", r.name(), pct(*u)),
+    }
+}
+
+/// The last doubling (or last step) of a series: (previous N, last N, X(last)/X(prev)).
+fn last_step(s: &Series<'_>) -> Option<(usize, usize, f64)> {
+    let last = s.largest()?;
+    let prev = s.points.iter().rev().find(|p| p.instances < last.instances)?;
+    (prev.achieved_rps > 0.0).then(|| (prev.instances, last.instances, last.achieved_rps / prev.achieved_rps))
+}
+
+/// Gain of the last step over the ideal gain (N ratio): 1.0 is linear.
+fn last_step_efficiency(s: &Series<'_>) -> Option<f64> {
+    last_step(s).map(|(a, b, g)| g / (b as f64 / a as f64))
+}
+
+/// A series at or above this last-step efficiency "kept scaling".
+const KEPT_SCALING: f64 = 0.75;
+
+fn slo_ms(a: &Analysis<'_>) -> Option<f64> {
+    a.results.config.get("slo_p99").and_then(serde_json::Value::as_f64).map(|s| s * 1e3)
+}
+
+/// The first point (by N) where a resource saturated, or the busiest point if none did.
+fn first_saturation<'p>(a: &Analysis<'_>, s: &Series<'p>) -> Option<(&'p Point, Attribution)> {
+    let atts: Vec<(&Point, Attribution)> = s.points.iter().map(|p| (*p, attribute(a.results, p))).collect();
+    if let Some((p, at)) = atts.iter().find(|(_, at)| matches!(at.limit, Limit::Saturated(..))) {
+        return Some((p, at.clone()));
+    }
+    atts.into_iter().max_by(|x, y| busiest(&x.1).total_cmp(&busiest(&y.1)))
+}
+
+fn busiest(at: &Attribution) -> f64 {
+    match at.limit {
+        Limit::Saturated(_, u) | Limit::Latency(_, u) => u,
+        Limit::Rejected => 0.0,
+    }
+}
+
+pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
+    let mut d = Doc::default();
+    let has = |file: &str| charts.iter().any(|c| c.file == file);
+    d.h(1, "top", title(a));
+    d.p(run_line(a));
+    d.p(format!("**{}**", headline(a)));
+    d.bullets(findings(a));
+    d.note(rig_note(a));
+    if has("throughput.svg") {
+        d.chart("throughput.svg", "Max sustained throughput vs instances; dashed: each system's ideal N × X(1)");
+    }
+    verdicts::source_table(a, &mut d);
+    verdicts::choose(a, &mut d);
+    details::scaling(a, &mut d, &has);
+    details::saturation(a, &mut d);
+    details::store(a, &mut d, &has);
+    details::cpu(a, &mut d, &has);
+    details::sync(a, &mut d, &has);
+    details::latency(a, &mut d, &has);
+    details::model(a, &mut d);
+    details::limits(a, &mut d);
+    details::all_points(a, &mut d);
+    d.h(2, "reproduce", "Re-rendering");
+    d.p(format!(
+        "Everything above is computed from `results.json` alone (run `{}`): `authbench report <dir>` writes the same bytes again. \
+         The fits, the bottleneck attribution and the model are computed at render time; nothing here was typed in by hand.",
+        a.results.run_id
+    ));
+    d
+}
+
+pub fn title(_a: &Analysis<'_>) -> String {
+    "Sessions or JWT as instances scale out: what the measurements say".into()
+}
+
+fn run_line(a: &Analysis<'_>) -> String {
+    let r = a.results;
+    let m = &r.machine;
+    let caps = if r.caps.capped {
+        format!("instances capped at {} core each, store at {} core", r.caps.instance_cpu, r.caps.store_cpu)
+    } else {
+        format!("**uncapped** ({})", r.caps.reason.as_deref().unwrap_or("no reason recorded"))
+    };
+    let workload = r.points.first().map_or("?", |p| p.workload.as_str());
+    format!(
+        "Run `{}` ({}), {} points · {}, {} cores, {:.0} GiB · {caps} · workload `{workload}`{}",
+        r.run_id,
+        r.started_at,
+        r.points.len(),
+        m.cpu_model,
+        m.cores,
+        m.memory_bytes as f64 / (1u64 << 30) as f64,
+        slo_ms(a).map_or(String::new(), |s| format!(" · max throughput = highest rate with p99 ≤ {s} ms")),
+    )
+}
+
+fn headline(a: &Analysis<'_>) -> String {
+    let steps: Vec<(&Series<'_>, (usize, usize, f64), f64)> =
+        a.series.iter().filter_map(|s| Some((s, last_step(s)?, last_step_efficiency(s)?))).collect();
+    if steps.is_empty() {
+        return "Only one instance count was measured: this run shows costs per request, not scaling.".into();
+    }
+    let scaled: Vec<_> = steps.iter().filter(|s| s.2 >= KEPT_SCALING).collect();
+    let flat: Vec<_> = steps.iter().filter(|s| s.2 < KEPT_SCALING).collect();
+    let span = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| {
+        let lo = v.iter().map(|s| s.1.2).fold(f64::INFINITY, f64::min);
+        let hi = v.iter().map(|s| s.1.2).fold(0.0, f64::max);
+        if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") }
+    };
+    let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
+    let from_to =
+        if same_step { format!("From N={} to N={}", steps[0].1.0, steps[0].1.1) } else { "Over the last step in N".into() };
+    let labels = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| s.0.label()).collect::<Vec<_>>());
+    if flat.is_empty() {
+        return format!(
+            "Every system kept scaling up to N={} on this rig ({} for the last step); no shared resource saturated.",
+            a.largest_n().unwrap_or(1),
+            span(&scaled)
+        );
+    }
+    let flat_text: Vec<String> = flat
+        .iter()
+        .map(|(s, (_, _, g), _)| {
+            let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match (at.limit, at.store) {
+                (Limit::Saturated(Resource::Store, u), _) => {
+                    format!(", its store at {} of its CPU cap while the instances were {} busy", pct(u), pct(at.instances))
+                }
+                (Limit::Saturated(r, u), _) => format!(", {} at {}", r.name(), pct(u)),
+                (Limit::Latency(r, u), _) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
+                (Limit::Rejected, _) => String::new(),
+            });
+            format!("{} gained only ×{g:.2}{why}", s.label())
+        })
+        .collect();
+    let store_bound = flat.iter().any(|(s, ..)| {
+        s.system.needs_redis()
+            && s.largest().is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
+    });
+    let lead = if store_bound && !scaled.is_empty() {
+        "Scaling out stopped at the shared session store — not at sessions or JWT as such."
+    } else if scaled.is_empty() {
+        "No system kept scaling over the last step on this rig."
+    } else {
+        "Some systems stopped scaling before others."
+    };
+    if scaled.is_empty() {
+        format!("{lead} {from_to}: {}.", and_list(&flat_text))
+    } else {
+        format!("{lead} {from_to}, {} gained {}; {}.", labels(&scaled), span(&scaled), and_list(&flat_text))
+    }
+}
+
+fn findings(a: &Analysis<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(n) = a.largest_n() else { return out };
+    // 1. Throughput at the largest N, best first.
+    let mut at_n: Vec<(&Series<'_>, &Point)> = a.series.iter().filter_map(|s| Some((s, s.at(n)?))).collect();
+    at_n.sort_by(|x, y| y.1.achieved_rps.total_cmp(&x.1.achieved_rps).then(x.0.label().cmp(&y.0.label())));
+    if !at_n.is_empty() {
+        let list: Vec<String> =
+            at_n.iter().map(|(s, p)| format!("{} {}{}", s.label(), rps(p.achieved_rps), held_mark(p))).collect();
+        let cap = if a.results.caps.capped {
+            format!(" ({n} × {} core of instances)", a.results.caps.instance_cpu)
+        } else {
+            String::new()
+        };
+        let missed = at_n.iter().any(|(_, p)| !p.held);
+        out.push(format!(
+            "**Max sustained throughput at N={n}**{cap}: {} requests/s{}.",
+            list.join(", "),
+            if missed { format!(" ({NOT_HELD} = its final run missed the p99 objective)") } else { String::new() }
+        ));
+    }
+    // 2. Session synchronisation.
+    if let Some(f) = sync_finding(a) {
+        out.push(f);
+    }
+    // 3. CPU per request.
+    if let Some(f) = cpu_finding(a) {
+        out.push(f);
+    }
+    // 4. The model.
+    if let Some(f) = model_finding(a) {
+        out.push(f);
+    }
+    // 5. What is not measured.
+    out.push(
+        "**Not measured yet:** the revocation window and the server-side invalidation delay — the rows where the source \
+         favours sessions. This run makes no claim about them."
+            .into(),
+    );
+    out
+}
+
+fn sync_finding(a: &Analysis<'_>) -> Option<String> {
+    let rr = a.rejecting.first()?;
+    let multi: Vec<&Point> = rr.points.iter().copied().filter(|p| p.instances > 1).collect();
+    if multi.is_empty() {
+        return None;
+    }
+    let measured: Vec<String> = multi.iter().map(|p| format!("{:.1}%", p.error_ratio * 100.0)).collect();
+    let expected: Vec<String> =
+        multi.iter().map(|p| format!("{:.1}%", (p.instances as f64 - 1.0) / p.instances as f64 * 100.0)).collect();
+    let ns: Vec<String> = multi.iter().map(|p| p.instances.to_string()).collect();
+    let mut text = format!(
+        "**Instance-local sessions behind round-robin fail exactly as (N−1)/N predicts:** {} of requests rejected at N={} \
+         (predicted {}).",
+        measured.join(" / "),
+        ns.join("/"),
+        expected.join(" / ")
+    );
+    if let Some(sticky) = a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky) {
+        let errors = sticky.points.iter().map(|p| p.error_ratio).fold(0.0, f64::max);
+        let rejected =
+            if errors == 0.0 { "no request rejected".to_string() } else { format!("at most {:.2}% rejected", errors * 100.0) };
+        if let Some((p, l, g)) = last_step(sticky) {
+            text.push_str(&format!(
+                " Sticky routing removes it ({rejected}), and the same servers gained ×{g:.2} from N={p} to N={l}."
+            ));
+        }
+    }
+    Some(text)
+}
+
+/// Relative difference below which two measured costs count as "about the same".
+const NOISE: f64 = 0.10;
+
+/// Instance + store CPU per request (median over the system's points).
+fn total(c: &Cost) -> f64 {
+    c.instance_us + c.store_us.unwrap_or(0.0)
+}
+
+fn cost_text(c: &Cost) -> String {
+    match c.store_us {
+        Some(st) => format!("{} {:.0} + {:.0} µs (instance + store)", c.system, c.instance_us, st),
+        None => format!("{} {}", c.system, us(c.instance_us)),
+    }
+}
+
+/// Costs, cheapest first.
+fn costs_sorted<'a>(a: &'a Analysis<'_>) -> Vec<&'a Cost> {
+    let mut v: Vec<&Cost> = a.costs.iter().collect();
+    v.sort_by(|x, y| total(x).total_cmp(&total(y)).then(x.system.cmp(&y.system)));
+    v
+}
+
+/// The range of N the medians were taken over, e.g. "N=1–8".
+fn n_range(a: &Analysis<'_>) -> String {
+    let lo = a.results.points.iter().map(|p| p.instances).min().unwrap_or(1);
+    let hi = a.largest_n().unwrap_or(1);
+    if lo == hi { format!("N={lo}") } else { format!("N={lo}–{hi}") }
+}
+
+fn cpu_finding(a: &Analysis<'_>) -> Option<String> {
+    let v = costs_sorted(a);
+    if v.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = v.iter().map(|c| cost_text(c)).collect();
+    let mut text = format!("**CPU per request** (median over {}): {}.", n_range(a), list.join(", "));
+    let cost = |s: System| v.iter().copied().find(|c| c.system == s);
+    if let Some(redis) = cost(System::SessionRedis) {
+        let dearer: Vec<String> = v
+            .iter()
+            .filter(|c| c.system.jwt_alg().is_some() && total(c) > total(redis) * (1.0 + NOISE))
+            .map(|c| c.system.to_string())
+            .collect();
+        if !dearer.is_empty() {
+            text.push_str(&format!(
+                " Stateless is not automatically cheaper: {} used more CPU per request than a Redis-backed session with the store's share included ({}).",
+                and_list(&dearer),
+                us(total(redis))
+            ));
+        }
+        if let (Some(mem), Some(hs)) = (cost(System::SessionMemory), cost(System::JwtHs256)) {
+            let trip = redis.instance_us - mem.instance_us;
+            let hs = total(hs);
+            let compare = if trip > hs * (1.0 + NOISE) {
+                Some("more than")
+            } else if trip >= hs * (1.0 - 2.0 * NOISE) {
+                Some("about as much as")
+            } else {
+                None
+            };
+            if let Some(compare) = compare {
+                text.push_str(&format!(
+                    " The Redis round trip cost the instance {} on top of an in-memory lookup — {compare} a whole HS256 request ({}).",
+                    us(trip),
+                    us(hs)
+                ));
+            }
+        }
+    }
+    Some(text)
+}
+
+/// Application CPU per request the deployment model considers (µs): the measured servers
+/// do nothing but authenticate, which is the worst case for a shared store.
+const APP_US: [f64; 4] = [0.0, 200.0, 1000.0, 5000.0];
+const INSTANCE_CORES: [f64; 3] = [1.0, 2.0, 4.0];
+
+fn model_finding(a: &Analysis<'_>) -> Option<String> {
+    let cost = a.costs.iter().find(|c| c.store_us.is_some())?;
+    let store_us = cost.store_us?;
+    let two = instances_per_store(cost, 2.0, 1.0, 0.0)?;
+    let two_app = instances_per_store(cost, 2.0, 1.0, 1000.0)?;
+    Some(format!(
+        "**Model, not measurement:** at the measured {} of store CPU per request, one Redis core saturates near {} {} requests/s — \
+         about {:.1} two-core instances of these auth-only servers, or {:.0} if the application adds 1 ms of its own CPU per request \
+         (details and the model's error against the measured points below).",
+        us(store_us),
+        rps(capacity(1.0, store_us)),
+        cost.system,
+        two,
+        two_app
+    ))
+}
+
+fn rig_note(a: &Analysis<'_>) -> String {
+    let r = a.results;
+    let not_held = r.points.iter().filter(|p| !p.held && !analysis::rejects_by_design(p)).count();
+    let flagged: usize = r
+        .points
+        .iter()
+        .filter(|p| p.flags.iter().any(|f| f == "generator" || f == "uncapped" || f == "machine-saturated"))
+        .count();
+    let caps = if r.caps.capped {
+        format!(
+            "every instance in its own cgroup capped at {} core and Redis at {} core ({}, {:.0} ms period), all on one {}-core machine with the load generator",
+            r.caps.instance_cpu,
+            r.caps.store_cpu,
+            r.caps.cgroup.as_deref().unwrap_or("cgroup"),
+            r.caps.period_us as f64 / 1e3,
+            r.machine.cores
+        )
+    } else {
+        format!(
+            "**no CPU caps** ({}): instances shared the machine's {} cores, so N is not real capacity",
+            r.caps.reason.as_deref().unwrap_or("?"),
+            r.machine.cores
+        )
+    };
+    format!(
+        "The rig: {caps}; one run per point. {not_held} of {} measured points missed the p99 objective in their final run (marked {NOT_HELD}, left out of fits); \
+         {} flagged generator/uncapped/machine-saturated. Differences of ~10–15% are within this rig's noise — see *Limits of this run*.",
+        r.points.len(),
+        if flagged == 0 { "none was".to_string() } else { format!("{flagged} were") }
+    )
+}
+
+/// The systems present in this run, in the canonical order.
+fn systems(a: &Analysis<'_>) -> Vec<System> {
+    System::ALL.into_iter().filter(|s| a.results.points.iter().any(|p| p.system == *s)).collect()
+}
+
+fn superlinear(a: &Analysis<'_>) -> Vec<String> {
+    a.series
+        .iter()
+        .filter_map(|s| {
+            let (one, two) = (s.at(1)?, s.at(2)?);
+            (two.achieved_rps > 2.1 * one.achieved_rps)
+                .then(|| format!("{} (×{:.2})", s.label(), two.achieved_rps / one.achieved_rps))
+        })
+        .collect()
+}

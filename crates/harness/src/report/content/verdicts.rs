@@ -1,0 +1,335 @@
+//! The source's comparison table with this run's numbers, the source's claims row by row
+//! against the data, and "when to choose which".
+
+use super::*;
+
+pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
+    let systems = systems(a);
+    if systems.is_empty() {
+        return;
+    }
+    let n = a.largest_n().unwrap_or(1);
+    d.h(2, "source-table", "The source's comparison table, with numbers");
+    d.p(
+        "Rows follow the study note's table (state, scalability, security, server load, expiry); each cell is a number from this run, \
+         computed as stated, or \"not measured yet\".",
+    );
+    let mut head: Vec<String> = vec!["aspect".into(), "measure".into()];
+    head.extend(systems.iter().map(|s| s.to_string()));
+    let cells = |f: &dyn Fn(System) -> String| systems.iter().map(|s| f(*s)).collect::<Vec<_>>();
+    let row = |aspect: &str, measure: &str, cells: Vec<String>| {
+        let mut r = vec![aspect.to_owned(), measure.to_owned()];
+        r.extend(cells);
+        r
+    };
+    let mut rows = Vec::new();
+    rows.push(row(
+        "State",
+        "where it lives",
+        cells(&|s| match s {
+            System::SessionMemory => "each instance's memory".into(),
+            System::SessionRedis => "one shared Redis".into(),
+            _ => "in the token, on the client".into(),
+        }),
+    ));
+    rows.push(row(
+        "State",
+        "bytes held server-side per session",
+        cells(&|s| match s {
+            System::SessionRedis => a
+                .series_of(s)
+                .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
+                .map_or("not measured".into(), |b| format!("{b:.0} B (Redis `MEMORY USAGE`)")),
+            System::SessionMemory => "not measured (in-process map)".into(),
+            _ => "0 (refresh-token families: not measured)".into(),
+        }),
+    ));
+    rows.push(row(
+        "State",
+        "credential bytes sent per request",
+        cells(&|s| {
+            let c = if s.jwt_alg().is_some() { jwt_credential(s) } else { Some(session_credential()) };
+            c.map_or("?".into(), |c| format!("{} B", c.bytes))
+        }),
+    ));
+    rows.push(row(
+        "Scalability",
+        "gain over the last step in N (×, ideal ×2 for a doubling)",
+        cells(&|s| {
+            a.series_of(s)
+                .and_then(|se| last_step(se).map(|(p, l, g)| format!("×{g:.2} ({p}→{l}){}", se.largest().map_or("", held_mark))))
+                .unwrap_or_else(|| "—".into())
+        }),
+    ));
+    rows.push(row(
+        "Scalability",
+        &format!("scaling efficiency X(N)/(N·X(1)) at N={n}"),
+        cells(&|s| {
+            a.series_of(s)
+                .and_then(|se| {
+                    se.efficiency().map(|(_, e)| format!("{e:.2}{}", if e > 1.05 { " (N=1 understated)" } else { "" }))
+                })
+                .unwrap_or_else(|| "—".into())
+        }),
+    ));
+    rows.push(row(
+        "Scalability",
+        "USL peak (instances)",
+        cells(&|s| match a.series_of(s).map(|se| &se.fit) {
+            Some(Ok(f)) => f.peak().map_or("none (κ≈0)".into(), |p| format!("{p:.0}")),
+            Some(Err(_)) => "no fit (see Scaling)".into(),
+            None => "—".into(),
+        }),
+    ));
+    rows.push(row("Security", "revocation window", cells(&|_| "not measured yet".into())));
+    rows.push(row(
+        "Server load",
+        &format!("CPU µs per request, median over {} (instance + store)", n_range(a)),
+        cells(&|s| {
+            a.cost(s).map_or("—".into(), |c| match c.store_us {
+                Some(st) => format!("{:.0} + {st:.0}", c.instance_us),
+                None => format!("{:.0}", c.instance_us),
+            })
+        }),
+    ));
+    rows.push(row(
+        "Server load",
+        "store commands per request",
+        cells(&|s| a.cost(s).map_or("—".into(), |c| c.store_commands.map_or("0".into(), |x| format!("{x:.2}")))),
+    ));
+    rows.push(row("Expiry", "server-side invalidation delay", cells(&|_| "not measured yet".into())));
+    let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
+    let align = format!("ll{}", "r".repeat(systems.len()));
+    d.table(&head_refs, &align, rows);
+    d.p(format!(
+        "How computed: server-side bytes are Redis `MEMORY USAGE` of sampled session keys after the login phase. Credential bytes are the \
+         header line the client sends: `{}` for sessions; `{}` for JWT, with the token length computed from jwt-server's token layout \
+         (header with `typ`, `alg`, 16-character `kid`; claims `sub` = `user12`, `role`, `iss`, `aud`, three 10-digit timestamps, 22-character \
+         `jti` and `sid`; signatures of 32 B for HS256, 256 B for RS256 with a 2048-bit key, 64 B for ES256 and EdDSA), not measured on the wire. \
+         CPU is per completed request from /proc, the median over the system's points; store commands are Redis `INFO commandstats` deltas over requests. \
+         session-memory's scalability cells use its sticky line.",
+        session_credential().header,
+        jwt_credential(System::JwtHs256).map_or("", |c| c.header),
+    ));
+    let mut verdicts = Vec::new();
+    verdicts.push(state_verdict(a));
+    verdicts.push(scalability_verdict(a));
+    verdicts.push(
+        "**Security** — the source: server-side data is safer; a stolen JWT is risky. This run measured no attack or revocation; \
+         the revocation window stays \"not measured yet\" until the revocation experiment lands."
+            .into(),
+    );
+    if let Some(v) = load_verdict(a) {
+        verdicts.push(v);
+    }
+    verdicts.push(
+        "**Expiry** — the source: the server can invalidate a session; a JWT is valid until it expires. True by construction of the \
+         servers, but the delay is not measured yet, so no number is claimed."
+            .into(),
+    );
+    d.p("Row by row, the source's claim against the data:");
+    d.bullets(verdicts);
+}
+
+fn state_verdict(a: &Analysis<'_>) -> String {
+    let session = session_credential().bytes;
+    let jwt: Vec<(System, usize)> = systems(a).into_iter().filter_map(|s| Some((s, jwt_credential(s)?.bytes))).collect();
+    let bytes =
+        a.series_of(System::SessionRedis).and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session));
+    let mut t = "**State** — the source: sessions live on the server, JWTs with the client.".to_string();
+    if let Some(b) = bytes {
+        t.push_str(&format!(" A Redis session cost {b:.0} B of store memory (≈{:.0} MB per million live sessions).", b));
+    }
+    if let (Some(lo), Some(hi)) = (jwt.iter().map(|x| x.1).min(), jwt.iter().map(|x| x.1).max()) {
+        t.push_str(&format!(
+            " A JWT moves that cost to the wire: {lo}–{hi} B of credential on every request against {session} B for the session cookie \
+             (×{:.1}–×{:.1}).",
+            lo as f64 / session as f64,
+            hi as f64 / session as f64
+        ));
+    }
+    t
+}
+
+fn scalability_verdict(a: &Analysis<'_>) -> String {
+    let mut t = "**Scalability** — the source: sessions must be synchronised when servers are added; JWT favours scaling out."
+        .to_string();
+    if let Some(rr) = a.rejecting.first() {
+        if let Some(p) = rr.largest().filter(|p| p.instances > 1) {
+            t.push_str(&format!(
+                " Right for instance-local sessions without sticky routing: {:.1}% rejected at N={} (round-robin).",
+                p.error_ratio * 100.0,
+                p.instances
+            ));
+        }
+        let jwt: Vec<f64> = a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+        if let Some(e) = a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky).and_then(last_step_efficiency)
+            && let (Some(lo), Some(hi)) = (jwt.iter().copied().reduce(f64::min), jwt.iter().copied().reduce(f64::max))
+        {
+            t.push_str(&format!(
+                " Wrong as a general rule: with sticky routing the same sessions scaled at {:.0}% of linear over the last step, \
+                 JWT at {:.0}–{:.0}%.",
+                e * 100.0,
+                lo * 100.0,
+                hi * 100.0
+            ));
+        }
+    }
+    if let Some(s) = a.series.iter().find(|s| s.system.needs_redis())
+        && let (Some(p), Some((pn, ln, g))) = (s.largest(), last_step(s))
+    {
+        let at = attribute(a.results, p);
+        if let Limit::Saturated(Resource::Store, u) = at.limit {
+            t.push_str(&format!(
+                " A shared store needs no synchronisation, but it is one resource: {} gained ×{g:.2} from N={pn} to N={ln} with \
+                 the store at {}.",
+                s.label(),
+                pct(u)
+            ));
+        } else if let Some(su) = at.store {
+            t.push_str(&format!(" {}'s store reached {} at N={ln} and did not saturate.", s.label(), pct(su)));
+        }
+    }
+    t
+}
+
+fn load_verdict(a: &Analysis<'_>) -> Option<String> {
+    let v = costs_sorted(a);
+    let cheapest = v.first()?;
+    let dearest = v.last()?;
+    let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
+    let mut t = format!(
+        "**Server load** — the source: sessions load the server, stateless JWT little. The cheapest request was {} ({}), the dearest {} ({}).",
+        cheapest.system,
+        us(total(cheapest)),
+        dearest.system,
+        us(total(dearest))
+    );
+    if let (Some(lo), Some(hi)) = (jwt.first(), jwt.last()) {
+        t.push_str(&format!(" JWT ranged {}–{} by algorithm.", us(total(lo)), us(total(hi))));
+    }
+    if let Some(redis) = v.iter().find(|c| c.store_us.is_some()) {
+        t.push_str(&format!(
+            " A {} request cost {} at the instance and {} at the store, {:.2} store commands per request.",
+            redis.system,
+            us(redis.instance_us),
+            us(redis.store_us.unwrap_or(0.0)),
+            redis.store_commands.unwrap_or(0.0)
+        ));
+    }
+    if cheapest.system.jwt_alg().is_none() {
+        t.push_str(" So the claim holds against a shared store, not against sessions as such.");
+    }
+    Some(t)
+}
+
+pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
+    let v = costs_sorted(a);
+    let cost_of = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
+    let mut items = Vec::new();
+    if let (Some(sticky), Some(c)) =
+        (a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky), cost_of(System::SessionMemory))
+    {
+        let gain = last_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
+        let cheapest = v.first().is_some_and(|c| c.system == System::SessionMemory);
+        items.push(format!(
+            "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {} ({}){gain}, \
+             no store to run. Without stickiness they are wrong by design (see *Session synchronisation*). Failover is not measured here.",
+            if cheapest { "The cheapest request measured" } else { "CPU per request" },
+            us(c)
+        ));
+    }
+    if let Some(cost) = a.costs.iter().find(|c| c.store_us.is_some()) {
+        let k = instances_per_store(cost, 2.0, 1.0, 1000.0).map_or(String::new(), |k| {
+            format!(
+                " — in the model below, one Redis core serves ≈{k:.0} two-core instances if the app adds 1 ms of CPU per request"
+            )
+        });
+        items.push(format!(
+            "**Any instance must serve any user, and logout must take effect on the server → a shared session store ({}).** \
+             Plan the store, not the instances: it is the one resource every request touches{k}. Past that, shard the store.",
+            cost.system
+        ));
+    }
+    let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
+    if !jwt.is_empty() {
+        let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, us(total(c)))).collect();
+        let asym_text = jwt.iter().find(|c| c.system != System::JwtHs256).map_or(String::new(), |c| {
+            format!(
+                " When other services must verify tokens without the signing secret, {} was the cheapest asymmetric choice here.",
+                c.system
+            )
+        });
+        items.push(format!(
+            "**Many instances or services, no shared state wanted, and a token may stay valid until it expires → JWT.** Cost depends on \
+             the algorithm: {}.{}{asym_text} Revoking before expiry needs a denylist — a store again — whose cost is not measured yet.",
+            list.join(", "),
+            if jwt.first().is_some_and(|c| c.system == System::JwtHs256) {
+                " HS256 is cheapest when the issuer and the verifier can share a secret."
+            } else {
+                ""
+            }
+        ));
+    }
+    items.push(
+        "**Security comes first (the source's finance example) → the data here can neither support nor refute it:** revocation and \
+         expiry are not measured yet."
+            .into(),
+    );
+    d.h(2, "choose", "When to choose which");
+    d.bullets(items);
+    let wrong = usual_advice(a);
+    if !wrong.is_empty() {
+        d.p("Where the usual advice does not survive the data:");
+        d.bullets(wrong);
+    }
+}
+
+fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let v = costs_sorted(a);
+    let cost = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
+    if let Some(mem) = cost(System::SessionMemory) {
+        let lo = v.iter().filter(|c| c.system.jwt_alg().is_some()).map(|c| total(c)).reduce(f64::min);
+        if let Some(lo) = lo.filter(|lo| *lo > mem * (1.0 + NOISE)) {
+            out.push(format!(
+                "\"JWT means less server load\": every JWT algorithm cost more CPU per request ({} at best) than an in-memory session \
+                 ({}). JWT saves the *store*, not CPU.",
+                us(lo),
+                us(mem)
+            ));
+        }
+    }
+    if let Some(st) = a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky) {
+        let jwt: Vec<f64> = a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+        let jwt_lo = jwt.iter().copied().fold(f64::INFINITY, f64::min);
+        if let Some(e) = last_step_efficiency(st)
+            && e >= KEPT_SCALING
+            && !jwt.is_empty()
+            && e >= jwt_lo * (1.0 - NOISE)
+        {
+            out.push(format!(
+                "\"Sessions don't scale out\": sticky in-memory sessions kept {:.0}% of linear over the last step, as JWT did \
+                 ({:.0}% at worst). What stops scaling is a resource every request shares.",
+                e * 100.0,
+                jwt_lo * 100.0
+            ));
+        }
+    }
+    if let Some(redis) = cost(System::SessionRedis) {
+        let dearer: Vec<String> = v
+            .iter()
+            .filter(|c| c.system.jwt_alg().is_some() && total(c) > redis * (1.0 + NOISE))
+            .map(|c| format!("{} ({})", c.system, us(total(c))))
+            .collect();
+        if !dearer.is_empty() {
+            out.push(format!(
+                "\"A signature check is cheaper than a session lookup\": {} cost more CPU per request than a Redis session with the store's \
+                 CPU included ({}).",
+                and_list(&dearer),
+                us(redis)
+            ));
+        }
+    }
+    out
+}

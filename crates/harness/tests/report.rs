@@ -1,0 +1,237 @@
+//! `authbench report`: rendering from a fixed results.json (a real default sweep on a
+//! 2-core machine, histograms trimmed) — files, well-formed SVG, the numbers in the text,
+//! and byte-identical re-rendering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use harness::{
+    plan::System,
+    record::Results,
+    report::{self, analysis::Analysis, usl},
+};
+
+const CHARTS: [&str; 6] = ["throughput.svg", "latency.svg", "store.svg", "cpu.svg", "rejection.svg", "usl.svg"];
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/full-sweep")
+}
+
+/// A scratch copy of the fixture, so rendering never writes into the source tree.
+fn scratch() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture().join("results.json"), dir.path().join("results.json")).unwrap();
+    dir
+}
+
+fn read_all(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn rendered() -> (tempfile::TempDir, String) {
+    let dir = scratch();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    (dir, md)
+}
+
+/// The cells of the Markdown table row whose first cells are `lead`.
+fn row(md: &str, lead: &[&str]) -> Vec<String> {
+    md.lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_owned()).collect::<Vec<_>>())
+        .find(|cells| cells.len() >= lead.len() && cells.iter().zip(lead).all(|(c, l)| c == l))
+        .unwrap_or_else(|| panic!("no table row starting {lead:?}"))
+}
+
+#[test]
+fn writes_the_report_the_html_and_every_chart() {
+    let dir = scratch();
+    let written = report::render(dir.path()).unwrap();
+    assert_eq!(written.first().unwrap().file_name().unwrap(), "report.md");
+    for name in ["report.md", "report.html"].iter().chain(CHARTS.iter()) {
+        let path = dir.path().join(name);
+        assert!(path.is_file(), "{name} missing");
+        assert!(written.contains(&path), "{name} not reported as written");
+    }
+    // Nothing else: no temp files left behind.
+    assert_eq!(read_all(dir.path()).len(), 2 + CHARTS.len() + 1, "{:?}", read_all(dir.path()).keys());
+}
+
+#[test]
+fn every_svg_is_well_formed_and_drawn_without_font_files() {
+    let (dir, _) = rendered();
+    for name in CHARTS {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().name(), "svg", "{name}");
+        assert_eq!(root.attribute("width"), Some("900"), "{name}");
+        let texts = doc.descendants().filter(|n| n.has_tag_name("text")).count();
+        assert!(texts > 5, "{name}: axis labels and titles are <text> elements, found {texts}");
+        assert!(!text.contains("<image"), "{name}: no embedded bitmaps");
+    }
+}
+
+#[test]
+fn html_is_self_contained() {
+    let (dir, _) = rendered();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), CHARTS.len(), "every chart inline");
+    assert!(!html.contains("<script"), "no JavaScript");
+    assert!(!html.contains("<link"), "no external stylesheet");
+    assert!(!html.contains("<img"), "charts are inline, not linked");
+    let urls: Vec<&str> = html.match_indices("http").map(|(i, _)| &html[i..(i + 26).min(html.len())]).collect();
+    assert!(urls.iter().all(|u| u.starts_with("http://www.w3.org/2000/svg")), "only the SVG namespace: {urls:?}");
+    // The headings the Markdown has are all there.
+    for h in ["The source's comparison table, with numbers", "When to choose which", "What saturated first", "Limits of this run"]
+    {
+        assert!(html.contains(&format!(">{h}<")), "{h}");
+    }
+}
+
+#[test]
+fn rendering_twice_gives_identical_bytes() {
+    let a = scratch();
+    let b = scratch();
+    report::render(a.path()).unwrap();
+    report::render(b.path()).unwrap();
+    let first = read_all(a.path());
+    assert_eq!(first, read_all(b.path()), "two directories, same results.json");
+    report::render(a.path()).unwrap();
+    assert_eq!(first, read_all(a.path()), "re-rendering in place");
+}
+
+#[test]
+fn the_first_screen_states_the_decision_with_numbers() {
+    let (_dir, md) = rendered();
+    let first: Vec<&str> = md.lines().take(14).collect();
+    let first = first.join("\n");
+    // Headline: the store, not sessions as such, stopped scaling out; with its numbers.
+    assert!(first.contains("**Scaling out stopped at the shared session store"), "{first}");
+    assert!(
+        first.contains("session-redis gained only ×1.12, its store at 95% of its CPU cap while the instances were 52% busy"),
+        "{first}"
+    );
+    // Findings with numbers, the not-held mark, and what is not measured.
+    assert!(first.contains("session-memory (sticky) 27.4k, jwt-hs256 14.6k"), "{first}");
+    assert!(first.contains("session-redis 5.2k✗"), "{first}");
+    assert!(first.contains("49.5% / 75.0% / 87.4% of requests rejected at N=2/4/8 (predicted 50.0% / 75.0% / 87.5%)"), "{first}");
+    assert!(first.contains("**Not measured yet:**"), "{first}");
+    assert!(first.contains("capped at 0.1 core"), "the rig is on the first screen: {first}");
+}
+
+#[test]
+fn the_source_table_has_the_fixtures_numbers() {
+    let (_dir, md) = rendered();
+    let head = row(&md, &["aspect", "measure"]);
+    assert_eq!(&head[2..], ["session-memory", "session-redis", "jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa"]);
+    let bytes = row(&md, &["State", "bytes held server-side per session"]);
+    assert_eq!(bytes[3], "152 B (Redis `MEMORY USAGE`)");
+    let cred = row(&md, &["State", "credential bytes sent per request"]);
+    // Cookie: __Host-sid=<43>; Authorization: Bearer <token> as jwt-server issues them
+    // (checked against a live login: 363, 662, 406, 406-character tokens).
+    assert_eq!(&cred[2..], ["62 B", "62 B", "385 B", "684 B", "428 B", "428 B"]);
+    let gain = row(&md, &["Scalability", "gain over the last step in N (×, ideal ×2 for a doubling)"]);
+    assert_eq!(gain[3], "×1.12 (4→8)✗");
+    assert_eq!(gain[4], "×2.15 (4→8)");
+    let load = row(&md, &["Server load", "CPU µs per request, median over N=1–8 (instance + store)"]);
+    assert_eq!(&load[2..], ["21", "58 + 18", "42", "67", "87", "64"]);
+    let cmds = row(&md, &["Server load", "store commands per request"]);
+    assert_eq!(&cmds[2..], ["0", "1.00", "0", "0", "0", "0"]);
+    for aspect in [["Security", "revocation window"], ["Expiry", "server-side invalidation delay"]] {
+        let r = row(&md, &aspect);
+        assert!(r[2..].iter().all(|c| c == "not measured yet"), "{r:?}");
+    }
+}
+
+#[test]
+fn fits_in_the_report_are_the_fits_of_the_held_points() {
+    let (_dir, md) = rendered();
+    let results = Results::read(&fixture()).unwrap();
+    // Independently: the held points of jwt-hs256, straight from the file.
+    let held: Vec<(f64, f64)> = results
+        .points
+        .iter()
+        .filter(|p| p.system == System::JwtHs256 && p.held)
+        .map(|p| (p.instances as f64, p.achieved_rps))
+        .collect();
+    assert_eq!(held.len(), 4);
+    let f = usl::fit(&held).unwrap();
+    let r = row(&md, &["jwt-hs256", "1, 2, 4, 8"]);
+    assert_eq!(r[3], format!("{:.4}", f.sigma));
+    assert_eq!(r[5], format!("{:.0}", f.lambda));
+    assert_eq!(r[6], format!("{:.3}", f.r2));
+    // Pinned values for this fixture.
+    let sm = row(&md, &["session-memory (sticky)", "1, 2, 4, 8"]);
+    assert_eq!(&sm[3..8], ["0.0134", "0", "3744", "0.999", "none (κ≈0)"]);
+    // Too few held points: refused, with the reason and the excluded points named.
+    let rs = row(&md, &["jwt-rs256", "2, 8"]);
+    assert_eq!(rs[2], "N=1: p99 8.15 ms > SLO 5.00 ms; N=4: p99 6.18 ms > SLO 5.00 ms");
+    assert_eq!(rs[3], "no fit: 2 usable points — a 3-parameter fit needs at least 4");
+    let redis = row(&md, &["session-redis", "1, 2, 4"]);
+    assert_eq!(redis[2], "N=8: p99 5.93 ms > SLO 5.00 ms");
+}
+
+#[test]
+fn bottlenecks_are_named_by_the_utilization_law() {
+    let results = Results::read(&fixture()).unwrap();
+    let a = Analysis::new(&results);
+    let (_dir, md) = rendered();
+    assert!(md.contains("- **session-redis**: store saturated first, at N=8 (95%; instances 52%, store 95%)."), "{md}");
+    assert!(md.contains("- **jwt-hs256**: nothing reached 85%; the p99 objective broke first at every N"), "{md}");
+    // Session-memory behind round-robin is its own (rejecting) series, not a scaling one.
+    assert_eq!(a.rejecting.len(), 1);
+    assert_eq!(a.series.len(), 6);
+    let sticky = a.series_of(System::SessionMemory).unwrap();
+    assert_eq!(sticky.label(), "session-memory (sticky)");
+    assert_eq!(sticky.points.iter().map(|p| p.instances).collect::<Vec<_>>(), [1, 2, 4, 8], "N=1 joins the sticky line");
+}
+
+#[test]
+fn the_model_says_it_is_a_model_and_how_far_off_it_was() {
+    let (_dir, md) = rendered();
+    assert!(md.contains("> This section is a model, not a measurement"));
+    let two = row(&md, &["2 cores"]);
+    assert_eq!(&two[1..], ["1.6", "7.1", "29.3", "139.9"]);
+    assert!(md.contains("median error 24%, worst -58% (session-redis N=1)"), "{md}");
+    assert!(md.contains("Where the model says the store is the ceiling: -17% at N=4, -7% at N=8."), "{md}");
+}
+
+#[test]
+fn the_command_line_renders_and_reports_a_missing_run_clearly() {
+    let dir = scratch();
+    let bin = env!("CARGO_BIN_EXE_authbench");
+    let out = Command::new(bin).arg("report").arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("report: ") && stdout.contains("report.md"), "{stdout}");
+
+    let missing = dir.path().join("no-such-run");
+    let out = Command::new(bin).arg("report").arg(&missing).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    assert!(stderr.contains("cannot read") && stderr.contains("results.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_run_without_points_is_refused() {
+    let dir = scratch();
+    let mut results = Results::read(dir.path()).unwrap();
+    results.points.clear();
+    results.write(dir.path()).unwrap();
+    let err = report::render(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("no measured points"), "{err}");
+}
