@@ -5,6 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use crate::{
     password::{HashParams, Passwords, hash_password},
+    server::Limits,
     users::{UserDirectory, UsersError},
 };
 
@@ -44,6 +45,19 @@ pub struct CommonArgs {
     /// ends with it.
     #[arg(long, env = "AUTHBENCH_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
     pub login_failure_window: Duration,
+
+    /// Close a connection whose request headers have not all arrived after this long
+    /// (slowloris); also how long an idle keep-alive connection is kept.
+    #[arg(long, env = "AUTHBENCH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Answer 503 {"error":"timeout"} to a request not done after this long, body upload included.
+    #[arg(long, env = "AUTHBENCH_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest request line + headers in bytes (1024-262144); larger gets 431.
+    #[arg(long, env = "AUTHBENCH_MAX_HEADER_BYTES", default_value = "16384", value_parser = parse_header_bytes)]
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +87,15 @@ impl CommonArgs {
         let passwords = Passwords::new(self.hash_concurrency.unwrap_or(cores), params)?;
         Ok((users, passwords))
     }
+
+    /// The HTTP limits to pass to [`crate::server::serve`].
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
 }
 
 impl CommonArgs {
@@ -91,9 +114,66 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_header_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e} (a number of bytes, e.g. 16384)"))?;
+    let range = Limits::MAX_HEADER_BYTES_RANGE;
+    if !range.contains(&n) {
+        return Err(format!("must be between {} and {} bytes", range.start(), range.end()));
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn limits_default_to_the_documented_values_and_are_bounded() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["t"]).unwrap();
+        assert_eq!(cli.common.limits(), Limits::default());
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                header_read_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(10),
+                max_header_bytes: 16384,
+            }
+        );
+        let cli = Cli::try_parse_from([
+            "t",
+            "--header-read-timeout",
+            "300ms",
+            "--request-timeout",
+            "2s",
+            "--max-header-bytes",
+            "8192",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.common.limits(),
+            Limits {
+                header_read_timeout: Duration::from_millis(300),
+                request_timeout: Duration::from_secs(2),
+                max_header_bytes: 8192,
+            }
+        );
+        for bad in [
+            ["--max-header-bytes", "1023"],
+            ["--max-header-bytes", "262145"],
+            ["--max-header-bytes", "16k"],
+            ["--request-timeout", "0s"],
+            ["--header-read-timeout", "0s"],
+        ] {
+            assert!(Cli::try_parse_from(["t", bad[0], bad[1]]).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn durations_parse_and_zero_is_refused() {

@@ -60,6 +60,11 @@ pub enum ApiError {
     /// 503: the server cannot take the request now (shutting down, worker pool gone).
     #[error("service unavailable")]
     Unavailable,
+    /// 503: no response within `--request-timeout` (slow handler, slow store, or a client
+    /// trickling its body). 503 rather than 408 because the wait is nearly always ours,
+    /// 503 is the only 5xx the contract allows, and `Retry-After` tells a client what to do.
+    #[error("request timed out")]
+    Timeout,
 }
 
 impl ApiError {
@@ -77,7 +82,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::StoreUnavailable | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::Unavailable | ApiError::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -97,6 +104,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::Unavailable => "unavailable",
+            ApiError::Timeout => "timeout",
         }
     }
 }
@@ -118,7 +126,7 @@ impl IntoResponse for ApiError {
                     headers.insert(header::RETRY_AFTER, v);
                 }
             }
-            ApiError::StoreUnavailable | ApiError::Unavailable => {
+            ApiError::StoreUnavailable | ApiError::Unavailable | ApiError::Timeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
@@ -220,6 +228,14 @@ mod tests {
         let r = ApiError::StoreUnavailable.into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn request_timeout_is_503_timeout_with_retry_after() {
+        let r = ApiError::Timeout.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(ApiError::Timeout.code(), "timeout");
     }
 
     #[test]

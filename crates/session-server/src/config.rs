@@ -103,5 +103,5 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = auth_core::server::bind(&args.common.listen).await?;
     let router = build(&args).await?;
-    auth_core::server::serve(listener, router).await
+    auth_core::server::serve(listener, router, args.common.limits()).await
 }

@@ -45,7 +45,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(auth_core::server::serve_until(listener, router, async {
+        let task = tokio::spawn(auth_core::server::serve_until(listener, router, cli.args.common.limits(), async {
             let _ = rx.await;
         }));
         Self { url: format!("http://{addr}"), instance: instance.to_owned(), shutdown: Some(tx), task: Some(task) }
