@@ -80,6 +80,11 @@ impl Conn {
         Ok(Self { sender, host })
     }
 
+    /// The server closed this connection (e.g. its idle keep-alive timeout passed).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// Send and read the whole response body.
     pub async fn send(&mut self, req: &Prepared, timeout: Duration) -> Result<(StatusCode, Bytes), SendError> {
         self.send_with_headers(req, timeout).await.map(|(status, _, body)| (status, body))

@@ -165,6 +165,11 @@ impl Tally {
         if counted {
             self.requests += 1;
         }
+        // A connection the server already closed while it sat idle is not a failure of
+        // this request: open a new one instead of counting an I/O error.
+        if conn.as_ref().is_some_and(Conn::is_closed) {
+            *conn = None;
+        }
         if conn.is_none() {
             match Conn::connect(addr, timeout).await {
                 Ok(c) => *conn = Some(c),
