@@ -120,12 +120,15 @@ fn the_first_screen_states_the_decision_with_numbers() {
     // Headline: the store, not sessions as such, stopped scaling out; with its numbers.
     assert!(first.contains("**Scaling out stopped at the shared session store"), "{first}");
     assert!(
-        first.contains("session-redis gained only ×1.12, its store at 95% of its CPU cap while the instances were 52% busy"),
+        first.contains(
+            "session-redis✗ gained only ×1.12, its store (capped at 0.1 core) at 95% of its CPU while the instances were 52% busy"
+        ),
         "{first}"
     );
     // Findings with numbers, the not-held mark, and what is not measured.
     assert!(first.contains("session-memory (sticky) 27.4k, jwt-hs256 14.6k"), "{first}");
     assert!(first.contains("session-redis 5.2k✗"), "{first}");
+    assert!(first.contains("fail as (N−1)/N predicts, to within 0.5 percentage points"), "{first}");
     assert!(first.contains("49.5% / 75.0% / 87.4% of requests rejected at N=2/4/8 (predicted 50.0% / 75.0% / 87.5%)"), "{first}");
     assert!(first.contains("**Not measured yet:**"), "{first}");
     assert!(first.contains("capped at 0.1 core"), "the rig is on the first screen: {first}");
@@ -188,7 +191,9 @@ fn bottlenecks_are_named_by_the_utilization_law() {
     let results = Results::read(&fixture()).unwrap();
     let a = Analysis::new(&results);
     let (_dir, md) = rendered();
-    assert!(md.contains("- **session-redis**: store saturated first, at N=8 (95%; instances 52%, store 95%)."), "{md}");
+    assert!(
+        md.contains("- **session-redis**: store saturated first, at N=8 (instances 52%, store 95%, generator 34%, machine 44%).")
+    );
     assert!(md.contains("- **jwt-hs256**: nothing reached 85%; the p99 objective broke first at every N"), "{md}");
     // Session-memory behind round-robin is its own (rejecting) series, not a scaling one.
     assert_eq!(a.rejecting.len(), 1);
@@ -234,4 +239,46 @@ fn a_run_without_points_is_refused() {
     results.write(dir.path()).unwrap();
     let err = report::render(dir.path()).unwrap_err().to_string();
     assert!(err.contains("no measured points"), "{err}");
+}
+
+/// Smaller or odder runs than the fixture (one system, a quick sweep, N=1 only, uncapped,
+/// nothing held) still render, with well-formed charts and a headline that fits them.
+#[test]
+fn partial_and_odd_runs_render_with_a_fitting_headline() {
+    let full = Results::read(&fixture()).unwrap();
+    let variant = |keep: &dyn Fn(&harness::record::Point) -> bool, edit: &dyn Fn(&mut Results)| {
+        let mut r = full.clone();
+        r.points.retain(|p| keep(p));
+        edit(&mut r);
+        let dir = tempfile::tempdir().unwrap();
+        report::render_results(&r, dir.path()).unwrap();
+        for (name, bytes) in read_all(dir.path()) {
+            if name.ends_with(".svg") {
+                roxmltree::Document::parse(std::str::from_utf8(&bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+        let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+        md.lines().nth(4).unwrap().to_owned()
+    };
+    let none = |_: &mut Results| {};
+    for s in System::ALL {
+        let headline = variant(&|p| p.system == s, &none);
+        assert!(headline.starts_with("**"), "{s}: {headline}");
+    }
+    assert!(variant(&|p| p.system == System::JwtHs256, &none).starts_with("**jwt-hs256 kept scaling up to N=8"));
+    assert!(variant(&|p| p.instances <= 2, &none).contains("up to N=2"));
+    assert!(variant(&|p| p.instances == 1, &none).contains("Only one instance count was measured"));
+    let uncapped = variant(&|_| true, &|r| {
+        r.caps.capped = false;
+        r.caps.reason = Some("cgroups not writable".into());
+        for p in &mut r.points {
+            p.capped = false;
+        }
+    });
+    assert!(uncapped.starts_with("**Uncapped run:"), "{uncapped}");
+    // 1 → 8 in one step: session-redis still "scaled", but its store is already at its limit.
+    let jump = variant(&|p| p.instances == 1 || p.instances == 8, &none);
+    assert!(jump.contains("but session-redis's store reached 95% of its cap at N=8"), "{jump}");
+    let none_held = variant(&|_| true, &|r| r.points.iter_mut().for_each(|p| p.held = false));
+    assert!(none_held.contains("jwt-hs256✗"), "{none_held}");
 }

@@ -227,7 +227,9 @@ impl<'a> Analysis<'a> {
                 points.push(one);
             }
             points.sort_by_key(|p| p.instances);
-            let rejects_by_design = system.instance_local_state() && lb == Lb::RoundRobin;
+            // A round-robin line of instance-local state that never went past N=1 rejects
+            // nothing: it is the system's only scaling line then.
+            let rejects_by_design = points.iter().any(|p| rejects_by_design(p));
             let show_lb = lbs_of.get(&system).copied().unwrap_or(0) > 1;
             let excluded: Vec<(usize, String)> =
                 points.iter().filter(|p| !p.held).map(|p| (p.instances, why_not_held(p))).collect();

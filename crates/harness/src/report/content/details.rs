@@ -27,11 +27,20 @@ pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         .collect();
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     d.table(&head_refs, &format!("l{}rr", "r".repeat(ns.len())), rows);
-    d.p(format!(
+    let mut text = format!(
         "Requests/s at the highest rate that held (errors ≤ 1%, ≥ 95% of the offered rate achieved, p99 within the objective, instances \
          below 95% of their cap). {NOT_HELD}: the final run missed; the number is what it achieved. Efficiency is X(N)/(N·X(1)) at the \
          largest N; the last step compares the two largest N."
-    ));
+    );
+    let borrowed: Vec<String> =
+        a.series.iter().filter(|s| s.lb == Lb::Sticky && s.points.iter().any(|p| p.lb != s.lb)).map(|s| s.label()).collect();
+    if !borrowed.is_empty() {
+        text.push_str(&format!(
+            " {}: N=1 is the one round-robin measurement — with one instance there is nothing to balance.",
+            and_list(&borrowed)
+        ));
+    }
+    d.p(text);
     if has("usl.svg") || a.series.iter().any(|s| s.fit.is_err()) {
         d.h(3, "usl", "USL fits");
         d.p(
@@ -100,14 +109,15 @@ pub(super) fn saturation(a: &Analysis<'_>, d: &mut Doc) {
         .filter_map(|s| {
             let (p, at) = first_saturation(a, s)?;
             Some(match at.limit {
-                Limit::Saturated(r, u) => format!(
-                    "**{}**: {} saturated first, at N={} ({}; instances {}{}).",
+                Limit::Saturated(r, _) => format!(
+                    "**{}**: {} saturated first, at N={} (instances {}{}, generator {}, machine {}).",
                     s.label(),
                     r.name(),
                     p.instances,
-                    pct(u),
                     pct(at.instances),
-                    at.store.map_or(String::new(), |x| format!(", store {}", pct(x)))
+                    at.store.map_or(String::new(), |x| format!(", store {}", pct(x))),
+                    pct(at.generator),
+                    pct(at.machine)
                 ),
                 Limit::Latency(r, u) => format!(
                     "**{}**: nothing reached {}; the p99 objective broke first at every N (busiest: {} at {}, N={}).",
@@ -424,7 +434,7 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         );
         if !ones.is_empty() {
             t.push_str(&format!(
-                " That is why small N is latency-bound rather than CPU-bound: the N=1 points held at only {}–{} instance CPU.",
+                " That is why small N is latency-bound rather than CPU-bound: the N=1 points ran at only {}–{} instance CPU.",
                 pct(lo),
                 pct(hi)
             ));
@@ -470,9 +480,9 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         }
     }
     let mut noise = format!(
-        "**Noise.** One run per point, no repetitions, so no confidence intervals. {retried} of {} final runs missed at a rate their search \
-         had just held and were retried at 90%.",
-        r.points.len()
+        "**Noise.** One run per point, no repetitions, so no confidence intervals. {retried} of {} searched points missed in their final \
+         run at a rate their search had just held, and were retried at 90%.",
+        r.points.iter().filter(|p| p.mode == "find-max").count()
     );
     if let Some((x, y, at)) = swing {
         noise.push_str(&format!(" Two tries at the same rate moved p99 from {x:.2} to {y:.2} ms ({at})."));

@@ -157,8 +157,19 @@ fn headline(a: &Analysis<'_>) -> String {
     let steps: Vec<(&Series<'_>, (usize, usize, f64), f64)> =
         a.series.iter().filter_map(|s| Some((s, last_step(s)?, last_step_efficiency(s)?))).collect();
     if steps.is_empty() {
-        return "Only one instance count was measured: this run shows costs per request, not scaling.".into();
+        return if a.largest_n().unwrap_or(1) <= 1 {
+            "Only one instance count was measured: this run shows costs per request, not scaling.".into()
+        } else {
+            "No system was measured at more than one instance count with requests that could succeed: this run shows costs \
+             and rejections, not scaling."
+                .into()
+        };
     }
+    let uncapped = if a.results.caps.capped {
+        ""
+    } else {
+        "Uncapped run: instances shared the whole machine, so these scaling numbers are not capacity. "
+    };
     let scaled: Vec<_> = steps.iter().filter(|s| s.2 >= KEPT_SCALING).collect();
     let flat: Vec<_> = steps.iter().filter(|s| s.2 < KEPT_SCALING).collect();
     let span = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| {
@@ -166,13 +177,33 @@ fn headline(a: &Analysis<'_>) -> String {
         let hi = v.iter().map(|s| s.1.2).fold(0.0, f64::max);
         if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") }
     };
+    // A series whose last point missed the objective carries the mark, explained at the end.
+    let label = |s: &Series<'_>| format!("{}{}", s.label(), s.largest().map_or("", held_mark));
+    let missed = steps.iter().any(|s| s.0.largest().is_some_and(|p| !p.held));
+    let legend =
+        if missed { format!(" ({NOT_HELD}: that system's largest-N run missed the p99 objective)") } else { String::new() };
     let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
     let from_to =
         if same_step { format!("From N={} to N={}", steps[0].1.0, steps[0].1.1) } else { "Over the last step in N".into() };
-    let labels = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| s.0.label()).collect::<Vec<_>>());
+    let labels = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
     if flat.is_empty() {
+        let who = if scaled.len() == 1 { format!("{} kept", label(scaled[0].0)) } else { "Every system kept".into() };
+        // Kept scaling over the step, yet a shared store may already be at its limit.
+        let stores: Vec<String> = steps
+            .iter()
+            .filter_map(|(s, ..)| {
+                let p = s.largest()?;
+                let u = attribute(a.results, p).store.filter(|u| *u >= SATURATED)?;
+                Some(format!("{}'s store reached {} of its cap at N={}", s.label(), pct(u), p.instances))
+            })
+            .collect();
+        let shared = if stores.is_empty() {
+            "no shared resource saturated".to_string()
+        } else {
+            format!("but {} — it, not the instances, is the next limit", and_list(&stores))
+        };
         return format!(
-            "Every system kept scaling up to N={} on this rig ({} for the last step); no shared resource saturated.",
+            "{uncapped}{who} scaling up to N={} on this rig ({} for the last step); {shared}{legend}.",
             a.largest_n().unwrap_or(1),
             span(&scaled)
         );
@@ -180,32 +211,36 @@ fn headline(a: &Analysis<'_>) -> String {
     let flat_text: Vec<String> = flat
         .iter()
         .map(|(s, (_, _, g), _)| {
-            let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match (at.limit, at.store) {
-                (Limit::Saturated(Resource::Store, u), _) => {
-                    format!(", its store at {} of its CPU cap while the instances were {} busy", pct(u), pct(at.instances))
+            let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match at.limit {
+                Limit::Saturated(Resource::Store, u) => {
+                    let cap = if a.results.caps.capped {
+                        format!(" (capped at {} core)", a.results.caps.store_cpu)
+                    } else {
+                        String::new()
+                    };
+                    format!(", its store{cap} at {} of its CPU while the instances were {} busy", pct(u), pct(at.instances))
                 }
-                (Limit::Saturated(r, u), _) => format!(", {} at {}", r.name(), pct(u)),
-                (Limit::Latency(r, u), _) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
-                (Limit::Rejected, _) => String::new(),
+                Limit::Saturated(r, u) => format!(", {} at {}", r.name(), pct(u)),
+                Limit::Latency(r, u) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
+                Limit::Rejected => String::new(),
             });
-            format!("{} gained only ×{g:.2}{why}", s.label())
+            format!("{} gained only ×{g:.2}{why}", label(s))
         })
         .collect();
     let store_bound = flat.iter().any(|(s, ..)| {
         s.system.needs_redis()
             && s.largest().is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
     });
-    let lead = if store_bound && !scaled.is_empty() {
-        "Scaling out stopped at the shared session store — not at sessions or JWT as such."
-    } else if scaled.is_empty() {
-        "No system kept scaling over the last step on this rig."
-    } else {
-        "Some systems stopped scaling before others."
+    let lead = match (store_bound, scaled.is_empty()) {
+        (true, false) => "Scaling out stopped at the shared session store — not at sessions or JWT as such.",
+        (true, true) => "Scaling out stopped at the shared session store.",
+        (false, true) => "No system kept scaling over the last step on this rig.",
+        (false, false) => "Some systems stopped scaling before others.",
     };
     if scaled.is_empty() {
-        format!("{lead} {from_to}: {}.", and_list(&flat_text))
+        format!("{uncapped}{lead} {from_to}: {}{legend}.", and_list(&flat_text))
     } else {
-        format!("{lead} {from_to}, {} gained {}; {}.", labels(&scaled), span(&scaled), and_list(&flat_text))
+        format!("{uncapped}{lead} {from_to}, {} gained {}; {}{legend}.", labels(&scaled), span(&scaled), and_list(&flat_text))
     }
 }
 
@@ -261,9 +296,15 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
     let expected: Vec<String> =
         multi.iter().map(|p| format!("{:.1}%", (p.instances as f64 - 1.0) / p.instances as f64 * 100.0)).collect();
     let ns: Vec<String> = multi.iter().map(|p| p.instances.to_string()).collect();
+    let dev =
+        multi.iter().map(|p| (p.error_ratio - (p.instances as f64 - 1.0) / p.instances as f64).abs() * 100.0).fold(0.0, f64::max);
+    let how = if dev <= 2.0 {
+        format!("fail as (N−1)/N predicts, to within {dev:.1} percentage points")
+    } else {
+        format!("do not match (N−1)/N closely (off by up to {dev:.1} percentage points)")
+    };
     let mut text = format!(
-        "**Instance-local sessions behind round-robin fail exactly as (N−1)/N predicts:** {} of requests rejected at N={} \
-         (predicted {}).",
+        "**Instance-local sessions behind round-robin {how}:** {} of requests rejected at N={} (predicted {}).",
         measured.join(" / "),
         ns.join("/"),
         expected.join(" / ")
