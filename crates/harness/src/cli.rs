@@ -24,6 +24,14 @@ fn positive(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn burst_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err("must be between 0 and 1".into());
+    }
+    Ok(v)
+}
+
 fn instance_count(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
     if !(1..=64).contains(&n) {
@@ -116,6 +124,12 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_CPU_PERIOD", default_value = "10ms", value_parser = duration)]
     pub cpu_period: Duration,
 
+    /// Unused quota a capped group may spend later, as a fraction of its quota (0 to 1).
+    /// Keeps the long-run cap but stops a short burst from freezing an instance for the
+    /// rest of the CFS period.
+    #[arg(long, env = "AUTHBENCH_CPU_BURST", default_value_t = 1.0, value_parser = burst_fraction)]
+    pub cpu_burst: f64,
+
     /// Run without CPU caps (points are marked capped=false).
     #[arg(long)]
     pub no_cgroups: bool,
@@ -170,6 +184,7 @@ impl SweepArgs {
             instance_cpu: self.instance_cpu,
             store_cpu: self.store_cpu,
             cpu_period: self.cpu_period,
+            cpu_burst: self.cpu_burst,
             cgroups: !self.no_cgroups,
             redis_url: self.redis_url,
             out: self.out.unwrap_or_else(|| default_out(&run_id())),

@@ -148,6 +148,9 @@ pub struct Caps {
     pub reason: Option<String>,
     pub cgroup: Option<String>,
     pub period_us: u64,
+    /// CFS burst allowance as a fraction of the quota (0 = none).
+    #[serde(default)]
+    pub burst_fraction: f64,
     pub instance_cpu: f64,
     pub store_cpu: f64,
 }

@@ -47,6 +47,8 @@ pub struct SweepConfig {
     pub store_cpu: f64,
     #[serde(with = "secs")]
     pub cpu_period: Duration,
+    /// Burst allowance as a fraction of each group's quota (0 = none).
+    pub cpu_burst: f64,
     pub cgroups: bool,
     pub redis_url: Option<String>,
     pub out: PathBuf,
@@ -159,13 +161,14 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
     let display = status.start_display();
 
     let (cgroups, caps) = if config.cgroups {
-        match CgroupRoot::create(&id, config.cpu_period) {
+        match CgroupRoot::create(&id, config.cpu_period, config.cpu_burst) {
             Ok(root) => {
                 let caps = Caps {
                     capped: true,
                     reason: None,
                     cgroup: Some(root.flavor().into()),
                     period_us: config.cpu_period.as_micros() as u64,
+                    burst_fraction: config.cpu_burst,
                     instance_cpu: config.instance_cpu,
                     store_cpu: config.store_cpu,
                 };
