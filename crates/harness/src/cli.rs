@@ -62,6 +62,10 @@ pub enum Command {
 pub struct ReportArgs {
     /// The run's directory, holding results.json (e.g. bench-results/NAME).
     pub dir: PathBuf,
+
+    /// Also (re)write the USL fits into results.json's `fits` (a sweep does this itself).
+    #[arg(long)]
+    pub write_fits: bool,
 }
 
 #[derive(Debug, Args)]

@@ -133,12 +133,15 @@ pub struct Skipped {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Fit {
     pub system: System,
+    /// The balancer policy of the fitted line (sticky for session-memory).
+    pub lb: Lb,
     pub model: String,
     pub sigma: f64,
     pub kappa: f64,
     pub lambda: f64,
     pub r2: f64,
-    pub peak_instances: f64,
+    /// Where the fitted curve peaks; `null` when κ ≈ 0 (no retrograde region).
+    pub peak_instances: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

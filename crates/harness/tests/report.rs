@@ -282,3 +282,31 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
     let none_held = variant(&|_| true, &|r| r.points.iter_mut().for_each(|p| p.held = false));
     assert!(none_held.contains("jwt-hs256✗"), "{none_held}");
 }
+
+#[test]
+fn fits_for_results_json_cover_lines_with_four_held_points_and_round_trip() {
+    let results = harness::record::Results::read(&fixture()).unwrap();
+    let fits = harness::report::fits(&results);
+    // In the fixture only session-memory (sticky) and jwt-hs256 have four held points.
+    let names: Vec<String> = fits.iter().map(|f| format!("{}/{}", f.system, f.lb)).collect();
+    assert_eq!(names, ["session-memory/sticky", "jwt-hs256/round-robin"], "{fits:#?}");
+    for f in &fits {
+        assert_eq!(f.model, "usl");
+        assert!(f.sigma >= 0.0 && f.kappa >= 0.0 && f.lambda > 0.0 && f.r2 <= 1.0, "{f:?}");
+        assert_eq!(f.peak_instances.is_none(), f.kappa <= 1e-9, "no peak exactly when κ ≈ 0: {f:?}");
+    }
+    // Written into results.json and read back unchanged (a missing peak is `null`).
+    let dir = scratch();
+    let mut with_fits = results.clone();
+    with_fits.fits = fits.clone();
+    with_fits.write(dir.path()).unwrap();
+    let back = harness::record::Results::read(dir.path()).unwrap().fits;
+    assert_eq!(back.len(), fits.len());
+    for (b, f) in back.iter().zip(&fits) {
+        assert_eq!((b.system, b.lb, b.peak_instances.is_some()), (f.system, f.lb, f.peak_instances.is_some()));
+        // JSON keeps 17 significant digits; the last ulp may differ.
+        for (x, y) in [(b.sigma, f.sigma), (b.kappa, f.kappa), (b.lambda, f.lambda), (b.r2, f.r2)] {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{b:?} vs {f:?}");
+        }
+    }
+}

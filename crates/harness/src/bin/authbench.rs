@@ -28,10 +28,18 @@ async fn main() -> ExitCode {
             let config = args.into_config();
             let out = config.out.clone();
             match sweep::sweep(config, stop_rx.clone()).await {
-                Ok(results) => {
+                Ok(mut results) => {
                     print!("{}", record::summary_table(&results));
-                    println!("results: {}", out.join("results.json").display());
-                    render(&out)
+                    // The fits belong in results.json (DESIGN §6); the report recomputes them
+                    // from the points, so rendering stays a function of the points alone.
+                    results.fits = report::fits(&results);
+                    match results.write(&out) {
+                        Ok(()) => {
+                            println!("results: {}", out.join("results.json").display());
+                            render(&out)
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
                 Err(e) => {
                     if let Ok(partial) = record::Results::read(&out) {
@@ -42,7 +50,14 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Report(args) => render(&args.dir),
+        Command::Report(args) => {
+            let write_fits = || -> anyhow::Result<()> {
+                let mut results = record::Results::read(&args.dir)?;
+                results.fits = report::fits(&results);
+                results.write(&args.dir)
+            };
+            if args.write_fits { write_fits().and_then(|()| render(&args.dir)) } else { render(&args.dir) }
+        }
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {

@@ -29,6 +29,27 @@ pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     render_results(&results, dir)
 }
 
+/// The USL fits of every scaling line that has enough held points, for `results.json`.
+pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
+    analysis::Analysis::new(results)
+        .series
+        .iter()
+        .filter_map(|s| {
+            let f = s.fit.as_ref().ok()?;
+            Some(crate::record::Fit {
+                system: s.system,
+                lb: s.lb,
+                model: "usl".into(),
+                sigma: f.sigma,
+                kappa: f.kappa,
+                lambda: f.lambda,
+                r2: f.r2,
+                peak_instances: f.peak(),
+            })
+        })
+        .collect()
+}
+
 /// Render `results` into `dir`.
 pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(!results.points.is_empty(), "{} has no measured points to report on", dir.join("results.json").display());
