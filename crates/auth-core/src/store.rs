@@ -27,6 +27,25 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Run `purge` on the value behind `weak` every `period`, until the last strong handle is
+/// dropped. The memory stores use it to drop expired entries without a read having to
+/// find them; holding only a `Weak` means the task never keeps its store alive.
+pub fn spawn_purge<T: Send + Sync + 'static>(
+    weak: std::sync::Weak<T>,
+    period: Duration,
+    purge: impl Fn(&T) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(shared) = weak.upgrade() else { return };
+            purge(&shared);
+        }
+    });
+}
+
 /// Open a managed, auto-reconnecting Redis connection with TCP_NODELAY and the given
 /// response/connect timeout. Fails with a clear message when Redis does not answer.
 pub async fn redis_connect(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {

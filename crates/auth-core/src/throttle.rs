@@ -25,7 +25,7 @@
 use std::{
     collections::HashMap,
     hash::BuildHasher as _,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -169,7 +169,12 @@ impl MemoryThrottle {
             config,
         });
         let period = (config.window / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
-        tokio::spawn(purge_expired(Arc::downgrade(&shared), period));
+        crate::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
+            let now = Instant::now();
+            for shard in shared.shards.iter() {
+                lock(shard).retain(|_, e| e.window_ends > now);
+            }
+        });
         Self { shared }
     }
 
@@ -245,19 +250,6 @@ fn make_room(map: &mut HashMap<u64, Entry>, now: Instant, max_failures: u32) -> 
     }
     let first_end = map.values().map(|e| e.window_ends).min().unwrap_or(now);
     Err(retry_after(first_end.saturating_duration_since(now)))
-}
-
-async fn purge_expired(shared: Weak<Shared>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
-        let now = Instant::now();
-        for shard in shared.shards.iter() {
-            lock(shard).retain(|_, e| e.window_ends > now);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

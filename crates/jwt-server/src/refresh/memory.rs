@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -49,21 +49,13 @@ impl MemoryRefreshStore {
     pub fn new(ttl: Duration) -> Self {
         let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), ttl_ms: ttl.as_millis() as u64 });
         let period = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        tokio::spawn(purge_expired(Arc::downgrade(&shared), period));
+        auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
+            let now = auth_core::unix_millis();
+            let mut inner = lock(&shared.inner);
+            inner.tokens.retain(|_, t| t.expires_ms > now);
+            inner.families.retain(|_, until| *until > now);
+        });
         Self { shared }
-    }
-}
-
-async fn purge_expired(shared: Weak<Shared>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
-        let now = auth_core::unix_millis();
-        let mut inner = lock(&shared.inner);
-        inner.tokens.retain(|_, t| t.expires_ms > now);
-        inner.families.retain(|_, until| *until > now);
     }
 }
 

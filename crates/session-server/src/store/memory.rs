@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -47,7 +47,12 @@ impl MemoryStore {
         });
         let period = (timeouts.idle.min(timeouts.absolute) / 4)
             .clamp(Duration::from_millis(100), Duration::from_secs(30));
-        tokio::spawn(purge_expired(Arc::downgrade(&shared), period));
+        auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
+            let now = auth_core::unix_millis();
+            for shard in shared.shards.iter() {
+                lock(shard).retain(|_, e| e.expires_ms > now);
+            }
+        });
         Self { shared }
     }
 
@@ -69,19 +74,6 @@ impl MemoryStore {
 /// map itself is still consistent, so keep serving.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn purge_expired(shared: Weak<Shared>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else { return };
-        let now = auth_core::unix_millis();
-        for shard in shared.shards.iter() {
-            lock(shard).retain(|_, e| e.expires_ms > now);
-        }
-    }
 }
 
 impl SessionStore for MemoryStore {
