@@ -60,6 +60,22 @@ pub struct CommonArgs {
     pub max_header_bytes: usize,
 }
 
+/// Where a server's shared state lives when it uses Redis (both servers share these flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis to use when the store is `redis`.
+    #[arg(long = "redis-url", env = "AUTHBENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub url: String,
+
+    /// Prefix for every Redis key this server writes.
+    #[arg(long = "redis-prefix", env = "AUTHBENCH_REDIS_PREFIX", default_value = "authbench:")]
+    pub prefix: String,
+
+    /// Longest wait for the store before a request fails closed with 503.
+    #[arg(long, env = "AUTHBENCH_STORE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub store_timeout: Duration,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]

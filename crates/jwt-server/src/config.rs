@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use auth_core::{
-    config::{CommonArgs, parse_duration},
+    config::{CommonArgs, RedisArgs, parse_duration},
     metrics::Metrics,
     throttle::LoginThrottle,
 };
@@ -104,17 +104,8 @@ pub struct Args {
     #[arg(long, env = "AUTHBENCH_REFRESH_STORE", value_enum, default_value = "memory")]
     pub refresh_store: RefreshStoreKind,
 
-    /// Redis to use with --refresh-store redis.
-    #[arg(long, env = "AUTHBENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-
-    /// Prefix for every Redis key this server writes.
-    #[arg(long, env = "AUTHBENCH_REDIS_PREFIX", default_value = "authbench:")]
-    pub redis_prefix: String,
-
-    /// Longest wait for the store before a request fails closed with 503.
-    #[arg(long, env = "AUTHBENCH_STORE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
-    pub store_timeout: Duration,
+    #[command(flatten)]
+    pub redis: RedisArgs,
 }
 
 /// Build the router for `args`: keys loaded, users hashed, refresh store connected.
@@ -140,13 +131,13 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
         }
         RefreshStoreKind::Redis => {
             let refresh =
-                RedisRefreshStore::connect(&args.redis_url, &args.redis_prefix, args.store_timeout, args.refresh_ttl)
+                RedisRefreshStore::connect(&args.redis.url, &args.redis.prefix, args.redis.store_timeout, args.refresh_ttl)
                     .await
                     .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
             // Failed logins are counted where the refresh tokens are, so every instance
             // sees them.
             let throttle =
-                LoginThrottle::redis(&args.redis_url, &args.redis_prefix, args.store_timeout, args.common.login_throttle())
+                LoginThrottle::redis(&args.redis.url, &args.redis.prefix, args.redis.store_timeout, args.common.login_throttle())
                     .await
                     .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
             app(AppState { tokens, refresh, users, passwords, instance, metrics }, throttle)

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use auth_core::{config::{CommonArgs, parse_duration}, metrics::Metrics, throttle::LoginThrottle};
+use auth_core::{config::{CommonArgs, RedisArgs, parse_duration}, metrics::Metrics, throttle::LoginThrottle};
 use axum::Router;
 
 use crate::{
@@ -47,17 +47,8 @@ pub struct Args {
     #[arg(long, env = "AUTHBENCH_STORE", value_enum, default_value = "memory")]
     pub store: StoreKind,
 
-    /// Redis to use with --store redis.
-    #[arg(long, env = "AUTHBENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-
-    /// Prefix for every Redis key this server writes.
-    #[arg(long, env = "AUTHBENCH_REDIS_PREFIX", default_value = "authbench:")]
-    pub redis_prefix: String,
-
-    /// Longest wait for the store before a request fails closed with 503.
-    #[arg(long, env = "AUTHBENCH_STORE_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
-    pub store_timeout: Duration,
+    #[command(flatten)]
+    pub redis: RedisArgs,
 
     /// A session unused for this long ends.
     #[arg(long, env = "AUTHBENCH_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
@@ -81,16 +72,16 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
         }
         StoreKind::Redis => {
             let config = RedisConfig {
-                url: args.redis_url.clone(),
-                key_prefix: args.redis_prefix.clone(),
-                timeout: args.store_timeout,
+                url: args.redis.url.clone(),
+                key_prefix: args.redis.prefix.clone(),
+                timeout: args.redis.store_timeout,
             };
             let store = RedisStore::connect(&config, timeouts)
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
             // Failed logins are counted where the sessions are, so every instance sees them.
             let throttle =
-                LoginThrottle::redis(&args.redis_url, &args.redis_prefix, args.store_timeout, args.common.login_throttle())
+                LoginThrottle::redis(&args.redis.url, &args.redis.prefix, args.redis.store_timeout, args.common.login_throttle())
                     .await
                     .context("--store redis needs a reachable Redis (see --redis-url)")?;
             let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
