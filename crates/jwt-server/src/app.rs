@@ -23,6 +23,7 @@ use axum::{
 
 use crate::{
     refresh::{Grant, RefreshStore, Rotation},
+    revocation::{Deny, Revocation},
     tokens::{AccessClaims, RefreshToken, TokenService, new_family_id},
 };
 
@@ -37,6 +38,8 @@ pub struct AppState<R> {
     pub passwords: Passwords,
     pub instance: Arc<str>,
     pub metrics: Arc<Metrics>,
+    /// `--revocation`; `Revocation::None` adds no work to a request.
+    pub revocation: Revocation,
 }
 
 /// The whole HTTP surface of one jwt-server instance. The failed-login limit is attached
@@ -81,7 +84,11 @@ impl<R: RefreshStore> FromRequestParts<AppState<R>> for TokenUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<R>) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::InvalidToken)?;
-        Ok(TokenUser { claims: state.tokens.verify(token)? })
+        let claims = state.tokens.verify(token)?;
+        if !matches!(state.revocation, Revocation::None) {
+            state.revocation.check(&claims, &state.metrics).await?;
+        }
+        Ok(TokenUser { claims })
     }
 }
 
@@ -140,8 +147,11 @@ async fn refresh<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): J
 }
 
 /// Revokes the refresh-token family named by a `{"refresh_token"}` body or, without a
-/// body, by the bearer token's `sid`. The access token itself stays valid until its `exp`:
-/// that window is what the revocation experiment measures.
+/// body, by the bearer token's `sid`. With `--revocation none` the access token itself
+/// stays valid until its `exp`: that window is what the revocation experiment measures.
+/// With a denylist, a bearer logout denies that access token (its `jti`); a logout by
+/// refresh token (body) denies the whole family (its `sid`), since the server does not
+/// know which of the family's access tokens are out.
 async fn logout<R: RefreshStore>(
     State(state): State<AppState<R>>,
     headers: HeaderMap,
@@ -155,20 +165,35 @@ async fn logout<R: RefreshStore>(
             ApiError::BadRequest("unreadable_body")
         }
     })?;
-    let family: Option<Arc<str>> = if body.iter().all(u8::is_ascii_whitespace) {
+    let (family, bearer): (Option<Arc<str>>, Option<AccessClaims>) = if body.iter().all(u8::is_ascii_whitespace) {
         let token = bearer_token(&headers).ok_or(ApiError::InvalidToken)?;
-        Some(Arc::from(state.tokens.verify(token)?.sid))
+        let claims = state.tokens.verify(token)?;
+        (Some(Arc::from(claims.sid.as_str())), Some(claims))
     } else {
         let req: RefreshRequest = serde_json::from_slice(&body).map_err(|e| {
             if e.is_data() { ApiError::Unprocessable } else { ApiError::BadRequest("malformed_json") }
         })?;
         let token = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::BadRequest("malformed_refresh_token"))?;
-        timed(&state.metrics, StoreOp::Get, state.refresh.family_of(&token.hash())).await?
+        (timed(&state.metrics, StoreOp::Get, state.refresh.family_of(&token.hash())).await?, None)
     };
     // Unknown refresh tokens also get 204 (as in RFC 7009): logout is idempotent and
     // does not reveal which tokens exist.
-    if let Some(family) = family {
-        timed(&state.metrics, StoreOp::Revoke, state.refresh.revoke_family(&family)).await?;
+    if let Some(family) = &family {
+        timed(&state.metrics, StoreOp::Revoke, state.refresh.revoke_family(family)).await?;
+    }
+    if !matches!(state.revocation, Revocation::None) {
+        let leeway_ms = state.tokens.leeway().as_millis() as u64;
+        let deny = match (&bearer, &family) {
+            (Some(claims), _) => Some(Deny::Token { jti: &claims.jti, until_ms: claims.exp * 1000 + leeway_ms }),
+            (None, Some(sid)) => Some(Deny::Family {
+                sid,
+                until_ms: auth_core::unix_millis() + state.tokens.access_ttl_secs() * 1000 + leeway_ms,
+            }),
+            (None, None) => None,
+        };
+        if let Some(deny) = deny {
+            state.revocation.deny(deny, &state.metrics).await?;
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -14,6 +14,7 @@ use crate::{
     app::{AppState, ROUTES, app},
     keys::{self, Alg},
     refresh::{memory::MemoryRefreshStore, redis::RedisRefreshStore},
+    revocation::{Revocation, RevocationMode},
     tokens::{TokenConfig, TokenService},
 };
 
@@ -104,6 +105,12 @@ pub struct Args {
     #[arg(long, env = "AUTHBENCH_REFRESH_STORE", value_enum, default_value = "memory")]
     pub refresh_store: RefreshStoreKind,
 
+    /// What logout does to access tokens (see `jwt_server::revocation`): `none` leaves them
+    /// valid until `exp`; `denylist` checks Redis on every request; `denylist-cached`
+    /// checks a local copy kept current by Redis pub/sub. Both denylists need --redis-url.
+    #[arg(long, env = "AUTHBENCH_REVOCATION", value_enum, default_value = "none")]
+    pub revocation: RevocationMode,
+
     #[command(flatten)]
     pub redis: RedisArgs,
 }
@@ -123,11 +130,14 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
     let (users, passwords) = args.common.users()?;
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
     let metrics = Arc::new(Metrics::new(args.alg.system(), &instance, ROUTES));
+    let revocation = Revocation::connect(args.revocation, &args.redis)
+        .await
+        .context("--revocation denylist and denylist-cached need a reachable Redis (see --redis-url)")?;
     Ok(match args.refresh_store {
         RefreshStoreKind::Memory => {
             let refresh = MemoryRefreshStore::new(args.refresh_ttl);
             let throttle = LoginThrottle::memory(args.common.login_throttle());
-            app(AppState { tokens, refresh, users, passwords, instance, metrics }, throttle)
+            app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
         RefreshStoreKind::Redis => {
             let refresh =
@@ -140,7 +150,7 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
                 LoginThrottle::redis(&args.redis.url, &args.redis.prefix, args.redis.store_timeout, args.common.login_throttle())
                     .await
                     .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
-            app(AppState { tokens, refresh, users, passwords, instance, metrics }, throttle)
+            app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
     })
 }

@@ -94,6 +94,11 @@ impl TokenService {
         self.inner.config.access_ttl
     }
 
+    /// How long after `exp` a token still verifies (the clock-skew allowance).
+    pub fn leeway(&self) -> Duration {
+        self.inner.config.leeway
+    }
+
     /// Lifetime of issued tokens in whole seconds, as in `exp - iat` and `expires_in`:
     /// `exp` has one-second resolution, so a sub-second `--access-ttl` becomes one second.
     pub fn access_ttl_secs(&self) -> u64 {
