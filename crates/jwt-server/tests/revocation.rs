@@ -46,16 +46,22 @@ fn pttl(prefix: &RedisPrefix, key: &str) -> i64 {
     redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap()
 }
 
-/// Log in on A, check the token on A and B, log out on B with the bearer token. Returns
-/// the revoked token and a control token of another user (never logged out).
-async fn login_check_logout(http: &reqwest::Client, a: &TestServer, b: &TestServer) -> (String, String) {
+/// Log in on A and check the token on A and B. Returns the token and a control token of
+/// another user (never logged out).
+async fn login_and_check(http: &reqwest::Client, a: &TestServer, b: &TestServer) -> (String, String) {
     let t = login(http, a, "user1").await;
     let control = login(http, a, "user2").await;
     assert_eq!(me(http, a, &t.access_token).await, me_body("user1", "A"));
     assert_eq!(me(http, b, &t.access_token).await, me_body("user1", "B"));
-    let r = logout_bearer(http, b, &t.access_token).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
     (t.access_token, control.access_token)
+}
+
+/// [`login_and_check`], then log out on B with the bearer token.
+async fn login_check_logout(http: &reqwest::Client, a: &TestServer, b: &TestServer) -> (String, String) {
+    let (revoked, control) = login_and_check(http, a, b).await;
+    let r = logout_bearer(http, b, &revoked).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    (revoked, control)
 }
 
 #[tokio::test]
@@ -251,6 +257,9 @@ async fn denylist_cached_fails_closed_while_the_subscription_is_down() {
     let keys = KeyDir::new(&[Alg::Hs256]);
     let (server, access) = outage_setup("denylist-cached", &redis_server, &prefix, &keys).await;
     let http = client();
+    // Positive control: a healthy subscription survives its keep-alive pings (every 1 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(me(&http, &server, &access).await, me_body("user1", "A"));
 
     redis_server.kill();
     // The closed subscription is noticed at once, or by the next ping (every second).
@@ -285,3 +294,42 @@ async fn denylist_cached_fails_closed_while_the_subscription_is_down() {
     assert_eq!(logout_bearer(&http, &server, &t.access_token).await.status, StatusCode::NO_CONTENT);
     get(&http, &server.at("/me"), Some(&t.access_token)).await.assert_invalid_token();
 }
+
+#[tokio::test]
+async fn denylist_cached_resyncs_denials_missed_while_unsubscribed() {
+    if !RedisServer::available() {
+        println!("SKIPPED denylist_cached_resyncs_denials_missed_while_unsubscribed: redis-server is not on PATH");
+        return;
+    }
+    let redis_server = RedisServer::start(free_port());
+    let url = redis_server.url();
+    let prefix = RedisPrefix::on(&url);
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let f = ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--revocation", "denylist-cached"];
+    let a = TestServer::start("A", Alg::Hs256, &keys, &f).await;
+    let b = TestServer::start("B", Alg::Hs256, &keys, &f).await;
+    let http = client();
+    let (revoked, control) = login_and_check(&http, &a, &b).await;
+
+    // Drop every subscription (this Redis is the test's own), then deny at once: the
+    // message is published while A is not listening, so only the re-sync can bring it.
+    let mut conn = redis::Client::open(url.as_str()).unwrap().get_connection().unwrap();
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut conn).unwrap();
+    assert!(killed >= 2, "killed {killed} pub/sub connections");
+    let r = logout_bearer(&http, &b, &revoked).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let logged_out = Instant::now();
+    let delay = loop {
+        let r = get(&http, &a.at("/me"), Some(&revoked)).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            r.assert_invalid_token();
+            break logged_out.elapsed();
+        }
+        assert!(r.status == StatusCode::OK || r.status == StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+        assert!(logged_out.elapsed() < Duration::from_secs(2), "A still accepts the token 2 s after logout");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    println!("denylist-cached: a denial missed during a lost subscription reached A {delay:?} after logout");
+    assert_eq!(me(&http, &a, &control).await, me_body("user2", "A"));
+}
+
