@@ -333,3 +333,20 @@ async fn denylist_cached_resyncs_denials_missed_while_unsubscribed() {
     assert_eq!(me(&http, &a, &control).await, me_body("user2", "A"));
 }
 
+
+#[test]
+fn revocation_flag_defaults_to_none_and_takes_the_three_modes() {
+    use jwt_server::{config::Cli, revocation::RevocationMode};
+    // The environment could set AUTHBENCH_REVOCATION; only check the default when it does not.
+    if std::env::var_os("AUTHBENCH_REVOCATION").is_none() {
+        assert_eq!(Cli::try_parse_from(["jwt-server"]).unwrap().args.revocation, RevocationMode::None);
+    }
+    for (flag, mode) in [
+        ("none", RevocationMode::None),
+        ("denylist", RevocationMode::Denylist),
+        ("denylist-cached", RevocationMode::DenylistCached),
+    ] {
+        assert_eq!(Cli::try_parse_from(["jwt-server", "--revocation", flag]).unwrap().args.revocation, mode);
+    }
+    assert!(Cli::try_parse_from(["jwt-server", "--revocation", "cached"]).is_err());
+}
