@@ -20,6 +20,14 @@ pub enum System {
     JwtEs256,
     #[serde(rename = "jwt-eddsa")]
     JwtEddsa,
+    /// HS256 with `--revocation denylist`: logout denies the token in Redis, every
+    /// request checks it there.
+    #[serde(rename = "jwt-hs256+denylist")]
+    JwtHs256Denylist,
+    /// HS256 with `--revocation denylist-cached`: a local denylist per instance, kept
+    /// current through Redis pub/sub.
+    #[serde(rename = "jwt-hs256+denylist-cached")]
+    JwtHs256DenylistCached,
 }
 
 /// Which server binary runs a system.
@@ -30,13 +38,15 @@ pub enum Server {
 }
 
 impl System {
-    pub const ALL: [System; 6] = [
+    pub const ALL: [System; 8] = [
         System::SessionMemory,
         System::SessionRedis,
         System::JwtHs256,
         System::JwtRs256,
         System::JwtEs256,
         System::JwtEddsa,
+        System::JwtHs256Denylist,
+        System::JwtHs256DenylistCached,
     ];
 
     pub fn id(self) -> &'static str {
@@ -47,6 +57,8 @@ impl System {
             System::JwtRs256 => "jwt-rs256",
             System::JwtEs256 => "jwt-es256",
             System::JwtEddsa => "jwt-eddsa",
+            System::JwtHs256Denylist => "jwt-hs256+denylist",
+            System::JwtHs256DenylistCached => "jwt-hs256+denylist-cached",
         }
     }
 
@@ -59,13 +71,23 @@ impl System {
 
     /// Systems whose requests touch the shared store.
     pub fn needs_redis(self) -> bool {
-        self == System::SessionRedis
+        matches!(self, System::SessionRedis | System::JwtHs256Denylist | System::JwtHs256DenylistCached)
+    }
+
+    /// `--revocation` value for JWT systems with a denylist (`None`: the server default,
+    /// `none`, or not a JWT system).
+    pub fn revocation(self) -> Option<&'static str> {
+        match self {
+            System::JwtHs256Denylist => Some("denylist"),
+            System::JwtHs256DenylistCached => Some("denylist-cached"),
+            _ => None,
+        }
     }
 
     /// `--alg` value for JWT systems.
     pub fn jwt_alg(self) -> Option<&'static str> {
         match self {
-            System::JwtHs256 => Some("HS256"),
+            System::JwtHs256 | System::JwtHs256Denylist | System::JwtHs256DenylistCached => Some("HS256"),
             System::JwtRs256 => Some("RS256"),
             System::JwtEs256 => Some("ES256"),
             System::JwtEddsa => Some("EdDSA"),
@@ -164,6 +186,20 @@ mod tests {
         }
         let err = "jwt-none".parse::<System>().unwrap_err();
         assert!(err.contains("session-memory") && err.contains("jwt-eddsa"), "{err}");
+    }
+
+    #[test]
+    fn denylist_systems_are_hs256_with_redis() {
+        for (s, mode) in [(System::JwtHs256Denylist, "denylist"), (System::JwtHs256DenylistCached, "denylist-cached")] {
+            assert_eq!(s.server(), Server::Jwt);
+            assert_eq!(s.jwt_alg(), Some("HS256"));
+            assert_eq!(s.revocation(), Some(mode));
+            assert!(s.needs_redis());
+        }
+        assert_eq!("jwt-hs256+denylist-cached".parse::<System>(), Ok(System::JwtHs256DenylistCached));
+        assert_eq!(System::JwtHs256.revocation(), None);
+        assert!(!System::JwtHs256.needs_redis());
+        assert_eq!(System::ALL[5], System::JwtEddsa, "the new systems come after jwt-eddsa");
     }
 
     #[test]

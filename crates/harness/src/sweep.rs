@@ -334,6 +334,11 @@ impl Run {
             _ => {
                 let alg = system.jwt_alg().unwrap_or("HS256");
                 args.extend(["--alg".into(), alg.into(), "--key-dir".into(), self.key_dir.display().to_string()]);
+                if let Some(mode) = system.revocation() {
+                    let url = self.store.as_ref().map(|s| s.url.clone()).unwrap_or_default();
+                    args.extend(["--revocation".into(), mode.into(), "--redis-url".into(), url]);
+                    args.extend(["--redis-prefix".into(), self.prefix.clone()]);
+                }
             }
         }
         args

@@ -313,9 +313,9 @@ pub fn session_credential() -> Credential {
 /// 64 (ES256 P-256, EdDSA Ed25519). Usernames of other lengths shift it byte for byte.
 pub fn jwt_credential(system: System) -> Option<Credential> {
     let alg = system.jwt_alg()?;
-    let sig_bytes = match system {
-        System::JwtHs256 => 32,
-        System::JwtRs256 => 256,
+    let sig_bytes = match alg {
+        "HS256" => 32,
+        "RS256" => 256,
         _ => 64,
     };
     let kid = "k".repeat(16);
@@ -353,6 +353,7 @@ mod tests {
         assert_eq!(es, hs + 86 - 43);
         assert_eq!(ed, es, "\"EdDSA\" and \"ES256\" are both five characters");
         assert_eq!(jwt_credential(System::SessionRedis), None);
+        assert_eq!(jwt_credential(System::JwtHs256Denylist), Some(jwt_credential(System::JwtHs256).unwrap()));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub fn color(system: System) -> RGBColor {
         System::JwtRs256 => RGBColor(148, 103, 189),
         System::JwtEs256 => RGBColor(255, 127, 14),
         System::JwtEddsa => RGBColor(140, 86, 75),
+        System::JwtHs256Denylist => RGBColor(227, 119, 194),
+        System::JwtHs256DenylistCached => RGBColor(23, 190, 207),
     }
 }
 

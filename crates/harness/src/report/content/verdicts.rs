@@ -29,6 +29,8 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         cells(&|s| match s {
             System::SessionMemory => "each instance's memory".into(),
             System::SessionRedis => "one shared Redis".into(),
+            System::JwtHs256Denylist => "in the token; denied tokens in Redis".into(),
+            System::JwtHs256DenylistCached => "in the token; denied tokens in Redis, copied to each instance".into(),
             _ => "in the token, on the client".into(),
         }),
     ));
