@@ -9,6 +9,7 @@ use crate::{
     drive::engine::Mode,
     load::LoadConfig,
     plan::{Lb, System},
+    revocation::RevocationConfig,
     sweep::{SweepConfig, default_out, run_id},
 };
 
@@ -56,6 +57,62 @@ pub enum Command {
     Load(LoadArgs),
     /// Render report.md, report.html and the SVG charts from a run's results.json alone.
     Report(ReportArgs),
+    /// Measure the revocation window: how long after a logout each system still accepts
+    /// the credential on some instance.
+    Revocation(RevocationArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevocationArgs {
+    /// Systems to measure (comma-separated; session-* and jwt-hs256*).
+    #[arg(long, env = "AUTHBENCH_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
+          default_value = "session-memory,session-redis,jwt-hs256,jwt-hs256+denylist,jwt-hs256+denylist-cached")]
+    pub systems: Vec<System>,
+
+    /// Instances per system (uncapped).
+    #[arg(long, env = "AUTHBENCH_INSTANCES", default_value_t = 2, value_parser = instance_count)]
+    pub instances: usize,
+
+    /// Logouts measured per system.
+    #[arg(long, env = "AUTHBENCH_REPEATS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub repeats: u64,
+
+    /// Use this Redis instead of starting a private redis-server.
+    #[arg(long, env = "AUTHBENCH_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Output directory (default bench-results/revocation-<run-id>).
+    #[arg(long, env = "AUTHBENCH_OUT")]
+    pub out: Option<PathBuf>,
+
+    /// Access-token lifetime of the JWT servers: with `--revocation none` the window is
+    /// the token's remaining lifetime, so keep it short (the servers also run --leeway 0s).
+    #[arg(long, env = "AUTHBENCH_ACCESS_TTL", default_value = "5s", value_parser = duration)]
+    pub access_ttl: Duration,
+
+    /// Longest probe per repeat; a credential still accepted then is "not revoked".
+    #[arg(long, env = "AUTHBENCH_DEADLINE", default_value = "15s", value_parser = duration)]
+    pub deadline: Duration,
+
+    /// Directory holding session-server and jwt-server (default: next to authbench, then PATH).
+    #[arg(long, env = "AUTHBENCH_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl RevocationArgs {
+    pub fn into_config(self) -> RevocationConfig {
+        RevocationConfig {
+            systems: self.systems,
+            instances: self.instances,
+            repeats: self.repeats as usize,
+            redis_url: self.redis_url,
+            out: self.out.unwrap_or_else(|| default_out(&format!("revocation-{}", run_id()))),
+            access_ttl: self.access_ttl,
+            deadline: self.deadline,
+            demo_password: "demo-password".into(),
+            bin_dir: self.bin_dir,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

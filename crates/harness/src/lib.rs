@@ -19,5 +19,6 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod revocation;
 pub mod sweep;
 pub mod workload;

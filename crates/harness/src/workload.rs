@@ -80,9 +80,11 @@ pub async fn login_pool(
     creds.into_iter().enumerate().map(|(u, c)| c.with_context(|| format!("user{u} was not logged in"))).collect()
 }
 
-type Login = ((HeaderName, HeaderValue), Option<String>);
+/// A login's credential header and, for JWT, its refresh token.
+pub type Login = ((HeaderName, HeaderValue), Option<String>);
 
-async fn login_one(system: System, conn: &mut Conn, user: usize, password: &str) -> anyhow::Result<Login> {
+/// Log `user{user}` in on `conn`; returns the header that carries the credential.
+pub async fn login_one(system: System, conn: &mut Conn, user: usize, password: &str) -> anyhow::Result<Login> {
     let body = serde_json::json!({"username": format!("user{user}"), "password": password});
     let req = Prepared::post_json("/login", &body)?;
     // argon2id at 0.1 core can take a while; logins are not measured.

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use harness::{
     cli::{Cli, Command},
-    load, record, report, sweep,
+    load, record, report, revocation, sweep,
 };
 
 fn render(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -57,6 +57,14 @@ async fn main() -> ExitCode {
                 results.write(&args.dir)
             };
             if args.write_fits { write_fits().and_then(|()| render(&args.dir)) } else { render(&args.dir) }
+        }
+        Command::Revocation(args) => {
+            let config = args.into_config();
+            let out = config.out.clone();
+            revocation::revocation(config, stop_rx.clone()).await.map(|results| {
+                print!("{}", revocation::summary_table(&results));
+                println!("results: {}", out.join("results.json").display());
+            })
         }
         Command::Load(args) => {
             let json = args.json;

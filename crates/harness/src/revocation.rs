@@ -1,0 +1,494 @@
+//! `authbench revocation`: how long a logged-out credential keeps working, per system.
+//!
+//! For each system, N uncapped instances; then, per repeat: log a user in on its home
+//! instance, make the credential known to every instance (one `/me` each), log out on the
+//! home instance, and probe every instance's `/me` in a tight loop (one connection per
+//! instance, all concurrently, each sending its next request as soon as the previous answer
+//! arrives) until each answers 401. The window of a repeat is the time from the logout
+//! response to the last instance's first 401 (answer received); a repeat still accepted
+//! somewhere at the deadline counts as "not revoked within deadline".
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    deploy::{self, Binaries, Deployment, Store},
+    drive::client::{Conn, Prepared},
+    plan::{Server, System},
+    record::Machine,
+    workload,
+};
+
+/// Everything `authbench revocation` needs, after flag parsing.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevocationConfig {
+    pub systems: Vec<System>,
+    pub instances: usize,
+    pub repeats: usize,
+    pub redis_url: Option<String>,
+    pub out: PathBuf,
+    /// `--access-ttl` of the JWT servers: bounds the `none` window.
+    #[serde(with = "secs")]
+    pub access_ttl: Duration,
+    /// Longest probe per repeat.
+    #[serde(with = "secs")]
+    pub deadline: Duration,
+    pub demo_password: String,
+    pub bin_dir: Option<PathBuf>,
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// p50/p99/max/mean of the revoked repeats' windows, in ms (`null` when none was revoked).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct WindowSummary {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+impl WindowSummary {
+    /// Nearest-rank percentiles.
+    pub fn of(samples: &[f64]) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        let mut v = samples.to_vec();
+        v.sort_by(f64::total_cmp);
+        let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Self {
+            p50: Some(rank(0.50)),
+            p99: Some(rank(0.99)),
+            max: v.last().copied(),
+            mean: Some(v.iter().sum::<f64>() / v.len() as f64),
+        }
+    }
+}
+
+/// One system's windows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SystemWindows {
+    pub system: System,
+    pub instances: usize,
+    pub repeats: usize,
+    pub window_ms: WindowSummary,
+    /// Window of every revoked repeat, in run order.
+    pub samples_ms: Vec<f64>,
+    /// Per repeat, per instance: ms from the logout response to that instance's first
+    /// 401 (`null`: still accepted at the deadline).
+    pub per_instance_ms: Vec<Vec<Option<f64>>>,
+    /// Repeats in which some instance still accepted the credential at the deadline.
+    pub not_revoked: usize,
+    /// `/me` probes sent after the logouts, all repeats together.
+    pub probes: u64,
+    pub notes: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub system: System,
+    pub reason: String,
+}
+
+/// `results.json` of a revocation run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RevocationResults {
+    pub schema_version: u32,
+    /// Always `revocation`.
+    pub kind: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
+    pub config: serde_json::Value,
+    /// Always uncapped: the window is a latency, not a throughput.
+    pub capped: bool,
+    pub store: Option<String>,
+    pub skipped: Vec<Skipped>,
+    pub systems: Vec<SystemWindows>,
+}
+
+impl RevocationResults {
+    /// Write `results.json` atomically (temp file + rename).
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join("results.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("results.json")).context("cannot move results.json into place")?;
+        Ok(())
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What each system's window means, for `notes`.
+fn notes(system: System, config: &RevocationConfig) -> String {
+    let common = "instances uncapped (no cgroups); window = logout response to each instance's first 401";
+    let what = match system {
+        System::SessionMemory => "sticky: the session lives only in its home instance's memory, so the cookie works \
+                                  only there (other instances reject it from the start); the window is the home \
+                                  instance's"
+            .to_owned(),
+        System::SessionRedis => "logout deletes the session from the shared Redis, which every instance reads per request".into(),
+        System::JwtHs256Denylist => "logout writes the token's jti to Redis; every request checks Redis".into(),
+        System::JwtHs256DenylistCached => {
+            "logout writes the jti to Redis and publishes it; each instance checks a local copy kept current by pub/sub"
+                .into()
+        }
+        _ => format!(
+            "--revocation none: logout cannot reach the access token, which stays valid until exp; the window is its \
+             remaining lifetime (--access-ttl {}, --leeway 0s, exp in whole seconds, so up to one second more)",
+            humantime::format_duration(config.access_ttl)
+        ),
+    };
+    format!("{what}; {common}")
+}
+
+/// Run the experiment; returns the results (also written to `config.out`).
+pub async fn revocation(
+    config: RevocationConfig,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<RevocationResults> {
+    anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
+    anyhow::ensure!((1..=64).contains(&config.instances), "--instances must be between 1 and 64");
+    anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
+    let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
+    let id = crate::sweep::run_id();
+    let work = std::env::temp_dir().join(format!("authbench-revocation-{id}"));
+    let log_dir = work.join("logs");
+    let key_dir = work.join("keys");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
+    println!("authbench revocation: {} instances per system, uncapped (no cgroups: the window is a latency)", config.instances);
+
+    let mut systems = config.systems.clone();
+    let mut skipped = Vec::new();
+    let mut store = if systems.iter().any(|s| s.needs_redis()) {
+        match &config.redis_url {
+            Some(url) => {
+                deploy::ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
+                Some(Store { url: url.clone(), process: None })
+            }
+            None => match deploy::start_redis(None, &log_dir).await {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    let reason = format!("no Redis: give --redis-url or put redis-server on PATH ({e:#})");
+                    for s in systems.iter().filter(|s| s.needs_redis()) {
+                        println!("authbench: skipping {s}: {reason}");
+                        skipped.push(Skipped { system: *s, reason: reason.clone() });
+                    }
+                    systems.retain(|s| !s.needs_redis());
+                    None
+                }
+            },
+        }
+    } else {
+        None
+    };
+    anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
+    if systems.iter().any(|s| s.server() == Server::Jwt) {
+        let status = std::process::Command::new(&binaries.jwt)
+            .args(["keygen", "--alg", "HS256", "--key-dir"])
+            .arg(&key_dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("cannot run jwt-server keygen")?;
+        anyhow::ensure!(status.success(), "jwt-server keygen --alg HS256 failed");
+    }
+    anyhow::ensure!(
+        systems.iter().all(|s| s.jwt_alg().is_none_or(|a| a == "HS256")),
+        "authbench revocation measures session-* and jwt-hs256* systems only"
+    );
+
+    let mut results = RevocationResults {
+        schema_version: crate::record::SCHEMA_VERSION,
+        kind: "revocation".into(),
+        run_id: id.clone(),
+        started_at: now_rfc3339(),
+        finished_at: None,
+        machine: Machine::detect(),
+        config: serde_json::to_value(&config)?,
+        capped: false,
+        store: store.as_ref().map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        skipped,
+        systems: Vec::new(),
+    };
+    let prefix = format!("authbench:{id}:");
+    let ctx = Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir: &key_dir, log_dir: &log_dir, prefix: &prefix };
+    let mut outcome = Ok(());
+    for &system in &systems {
+        if *shutdown.borrow() {
+            outcome = Err(anyhow::anyhow!("interrupted (Ctrl-C)"));
+            break;
+        }
+        println!("{system}: {} repeats on {} instances", config.repeats, config.instances);
+        let mut deployment = Deployment::default();
+        let mut stop = shutdown.clone();
+        let r = tokio::select! {
+            r = ctx.system(system, &mut deployment) => r,
+            _ = stop.wait_for(|s| *s) => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
+        };
+        deployment.stop().await;
+        if let Some(s) = &store {
+            let _ = deploy::delete_prefix(&s.url, &prefix).await;
+        }
+        match r {
+            Ok(w) => {
+                results.systems.push(w);
+                results.write(&config.out)?;
+            }
+            Err(e) => {
+                outcome = Err(e.context(format!("measuring {system}")));
+                break;
+            }
+        }
+    }
+    results.finished_at = Some(now_rfc3339());
+    results.write(&config.out)?;
+    if let Some(p) = store.as_mut().and_then(|s| s.process.as_mut()) {
+        p.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    outcome.map(|()| results)
+}
+
+struct Ctx<'a> {
+    config: &'a RevocationConfig,
+    binaries: &'a Binaries,
+    store: Option<&'a Store>,
+    key_dir: &'a Path,
+    log_dir: &'a Path,
+    prefix: &'a str,
+}
+
+impl Ctx<'_> {
+    fn server_args(&self, system: System, k: usize) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--instance-id".into(),
+            format!("{system}-{k}"),
+            "--demo-users".into(),
+            self.config.repeats.clamp(10, 1000).to_string(),
+            "--demo-password".into(),
+            self.config.demo_password.clone(),
+        ];
+        let url = self.store.map(|s| s.url.clone()).unwrap_or_default();
+        match system {
+            System::SessionMemory => args.extend(["--store".into(), "memory".into()]),
+            System::SessionRedis => {
+                args.extend(["--store".into(), "redis".into(), "--redis-url".into(), url]);
+                args.extend(["--redis-prefix".into(), self.prefix.to_owned()]);
+            }
+            _ => {
+                args.extend(["--alg".into(), "HS256".into(), "--key-dir".into(), self.key_dir.display().to_string()]);
+                args.extend(["--access-ttl".into(), format!("{}ms", self.config.access_ttl.as_millis())]);
+                args.extend(["--leeway".into(), "0s".into()]);
+                if let Some(mode) = system.revocation() {
+                    args.extend(["--revocation".into(), mode.into(), "--redis-url".into(), url]);
+                    args.extend(["--redis-prefix".into(), self.prefix.to_owned()]);
+                }
+            }
+        }
+        args
+    }
+
+    async fn system(&self, system: System, deployment: &mut Deployment) -> anyhow::Result<SystemWindows> {
+        let program = match system.server() {
+            Server::Session => &self.binaries.session,
+            Server::Jwt => &self.binaries.jwt,
+        };
+        for k in 0..self.config.instances {
+            let name = format!("{system}-{k}");
+            let (process, addr) =
+                deploy::spawn_server(&name, program, &self.server_args(system, k), None, self.log_dir).await?;
+            deployment.instances.push(process);
+            deployment.addrs.push(addr);
+        }
+        let mut samples = Vec::new();
+        let mut per_instance = Vec::new();
+        let mut not_revoked = 0;
+        let mut probes = 0;
+        let users = self.config.repeats.clamp(10, 1000);
+        for r in 0..self.config.repeats {
+            let rep = self.repeat(system, &deployment.addrs, r % deployment.addrs.len(), r % users).await?;
+            if let Some(why) = deployment.casualty() {
+                bail!("instance died during {system}: {why}");
+            }
+            probes += rep.probes;
+            match rep.window() {
+                Some(w) => samples.push(w),
+                None => not_revoked += 1,
+            }
+            per_instance.push(rep.per_instance);
+        }
+        let window_ms = WindowSummary::of(&samples);
+        println!(
+            "{system}: p50 {} ms, p99 {} ms, max {} ms, not revoked {not_revoked}/{}",
+            fmt_ms(window_ms.p50),
+            fmt_ms(window_ms.p99),
+            fmt_ms(window_ms.max),
+            self.config.repeats
+        );
+        Ok(SystemWindows {
+            system,
+            instances: deployment.addrs.len(),
+            repeats: self.config.repeats,
+            window_ms,
+            samples_ms: samples,
+            per_instance_ms: per_instance,
+            not_revoked,
+            probes,
+            notes: notes(system, self.config),
+        })
+    }
+
+    /// Login, spread, logout, probe: one window.
+    async fn repeat(&self, system: System, addrs: &[SocketAddr], home: usize, user: usize) -> anyhow::Result<Repeat> {
+        let mut home_conn = Conn::connect(addrs[home], REQUEST_TIMEOUT).await?;
+        let ((name, value), _) = workload::login_one(system, &mut home_conn, user, &self.config.demo_password).await?;
+        let me = Prepared::get("/me")?.with_header(name.clone(), value.clone());
+        // Make the credential known everywhere (caches, keep-alive connections).
+        let mut conns = Vec::new();
+        for (k, &addr) in addrs.iter().enumerate() {
+            let mut conn = Conn::connect(addr, REQUEST_TIMEOUT).await?;
+            let (status, body) = conn.send(&me, REQUEST_TIMEOUT).await?;
+            let expected = if system.instance_local_state() && k != home { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            if status != expected {
+                bail!("{system}: /me on instance {k} before logout answered {status} (expected {expected}): {}", String::from_utf8_lossy(&body));
+            }
+            conns.push(conn);
+        }
+        // No body: a session logout reads the cookie, a JWT logout the bearer token.
+        let logout = Prepared { method: http::Method::POST, uri: "/logout".parse()?, headers: Vec::new(), body: bytes::Bytes::new() }
+            .with_header(name, value);
+        let (status, body) = home_conn.send(&logout, REQUEST_TIMEOUT).await?;
+        let t0 = Instant::now();
+        if status != StatusCode::NO_CONTENT {
+            bail!("{system}: logout answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let deadline = t0 + self.config.deadline;
+        let mut tasks = Vec::new();
+        for (conn, &addr) in conns.into_iter().zip(addrs) {
+            tasks.push(tokio::spawn(probe(conn, addr, me.clone(), t0, deadline)));
+        }
+        let mut per_instance = Vec::new();
+        let mut probes = 0;
+        for t in tasks {
+            let (first_401, n) = t.await??;
+            probes += n;
+            per_instance.push(first_401.map(|d| d.as_secs_f64() * 1e3));
+        }
+        Ok(Repeat { per_instance, probes })
+    }
+}
+
+struct Repeat {
+    per_instance: Vec<Option<f64>>,
+    probes: u64,
+}
+
+impl Repeat {
+    /// The last instance's first 401, if every instance got there.
+    fn window(&self) -> Option<f64> {
+        self.per_instance.iter().try_fold(0.0_f64, |m, w| w.map(|w| m.max(w)))
+    }
+}
+
+/// Send `/me` back to back until a 401 or the deadline; returns the time from `t0` to the
+/// first 401 received, and the number of probes.
+async fn probe(
+    mut conn: Conn,
+    addr: SocketAddr,
+    me: Prepared,
+    t0: Instant,
+    deadline: Instant,
+) -> anyhow::Result<(Option<Duration>, u64)> {
+    let mut n = 0;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok((None, n));
+        }
+        let timeout = (deadline - now).min(REQUEST_TIMEOUT);
+        n += 1;
+        match conn.send(&me, timeout).await {
+            Ok((StatusCode::UNAUTHORIZED, _)) => return Ok((Some(t0.elapsed()), n)),
+            Ok((StatusCode::OK, _)) => {}
+            Ok((status, body)) => bail!("/me on {addr} answered {status}: {}", String::from_utf8_lossy(&body)),
+            Err(_) => {
+                // A broken connection is not an answer: open a new one and keep probing.
+                if let Ok(c) = Conn::connect(addr, timeout).await {
+                    conn = c;
+                }
+            }
+        }
+    }
+}
+
+fn fmt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+/// The end-of-run table.
+pub fn summary_table(results: &RevocationResults) -> String {
+    let mut out = format!(
+        "{:<26} {:>3} {:>7} {:>10} {:>10} {:>10} {:>10} {:>12}\n",
+        "system", "N", "repeats", "p50 ms", "p99 ms", "max ms", "mean ms", "not revoked"
+    );
+    for s in &results.systems {
+        out.push_str(&format!(
+            "{:<26} {:>3} {:>7} {:>10} {:>10} {:>10} {:>10} {:>12}\n",
+            s.system.id(),
+            s.instances,
+            s.repeats,
+            fmt_ms(s.window_ms.p50),
+            fmt_ms(s.window_ms.p99),
+            fmt_ms(s.window_ms.max),
+            fmt_ms(s.window_ms.mean),
+            s.not_revoked,
+        ));
+    }
+    for s in &results.skipped {
+        out.push_str(&format!("skipped {}: {}\n", s.system, s.reason));
+    }
+    out.push_str("instances ran uncapped; window = logout response to the last instance's first 401\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_summary() {
+        let s = WindowSummary::of(&[3.0, 1.0, 2.0, 4.0]);
+        assert_eq!((s.p50, s.p99, s.max, s.mean), (Some(2.0), Some(4.0), Some(4.0), Some(2.5)));
+        assert_eq!(WindowSummary::of(&[]), WindowSummary::default());
+    }
+
+    #[test]
+    fn window_is_the_last_instance_and_none_if_any_missed() {
+        let r = Repeat { per_instance: vec![Some(1.0), Some(3.0)], probes: 2 };
+        assert_eq!(r.window(), Some(3.0));
+        let r = Repeat { per_instance: vec![Some(1.0), None], probes: 2 };
+        assert_eq!(r.window(), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! End-to-end test of `authbench revocation`: real servers, a real (private) Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::OnceLock,
+};
+
+use serde_json::Value;
+
+/// The experiment starts server processes; keep runs of it apart.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn authbench() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_authbench"))
+}
+
+/// The server binaries live next to authbench; a lone `cargo test -p harness` may not
+/// have built them, so build them once here.
+fn ensure_servers() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = authbench().parent().unwrap().to_path_buf();
+        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the servers failed");
+        }
+        dir
+    })
+}
+
+fn run(args: &[&str]) -> Output {
+    ensure_servers();
+    Command::new(authbench()).args(args).stdin(Stdio::null()).output().expect("run authbench")
+}
+
+fn system<'a>(results: &'a Value, id: &str) -> &'a Value {
+    results["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["system"] == id)
+        .unwrap_or_else(|| panic!("no system {id} in {results:#}"))
+}
+
+#[test]
+fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "revocation",
+        "--systems",
+        "session-redis,jwt-hs256,jwt-hs256+denylist",
+        "--repeats",
+        "3",
+        "--instances",
+        "2",
+        "--access-ttl",
+        "2s",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "revocation failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("not revoked") && stdout.contains("uncapped"), "summary table: {stdout}");
+
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["kind"], "revocation");
+    for key in ["run_id", "started_at"] {
+        assert!(results[key].is_string(), "{key} missing");
+    }
+    assert!(results["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(results["config"]["access_ttl"], 2.0);
+    assert_eq!(results["systems"].as_array().unwrap().len(), 3);
+
+    for id in ["session-redis", "jwt-hs256", "jwt-hs256+denylist"] {
+        let s = system(&results, id);
+        assert_eq!(s["instances"], 2, "{id}");
+        assert_eq!(s["repeats"], 3, "{id}");
+        assert_eq!(s["not_revoked"], 0, "{id}: every repeat revoked: {s:#}");
+        assert_eq!(s["samples_ms"].as_array().unwrap().len(), 3, "{id}");
+        assert_eq!(s["per_instance_ms"].as_array().unwrap().len(), 3, "{id}");
+        for k in ["p50", "p99", "max", "mean"] {
+            assert!(s["window_ms"][k].as_f64().is_some(), "{id}: window_ms.{k}");
+        }
+        assert!(s["notes"].as_str().is_some_and(|n| n.contains("uncapped")), "{id}");
+    }
+    // With state on the server, a logout is seen at once: about one round trip.
+    for id in ["session-redis", "jwt-hs256+denylist"] {
+        let max = system(&results, id)["window_ms"]["max"].as_f64().unwrap();
+        assert!(max < 200.0, "{id}: window {max} ms");
+    }
+    // Without, the token lives until exp: --access-ttl 2s, exp in whole seconds (so up
+    // to one second more), no leeway.
+    let none = system(&results, "jwt-hs256");
+    for w in none["samples_ms"].as_array().unwrap() {
+        let w = w.as_f64().unwrap();
+        assert!((1000.0..=3500.0).contains(&w), "jwt-hs256 window {w} ms");
+    }
+    assert!(none["notes"].as_str().unwrap().contains("exp"), "{none:#}");
+}
