@@ -198,12 +198,12 @@ impl Results {
 pub fn summary_table(results: &Results) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<15} {:>3} {:<11} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}  {}\n",
+        "{:<25} {:>3} {:<11} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}  {}\n",
         "system", "N", "lb", "offered", "achieved", "p50ms", "p99ms", "err%", "cpu/req", "store", "held", "flags"
     ));
     for p in &results.points {
         out.push_str(&format!(
-            "{:<15} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>7.0}µ {:>7} {:>6}  {}\n",
+            "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>7.0}µ {:>7} {:>6}  {}\n",
             p.system.id(),
             p.instances,
             p.lb.id(),

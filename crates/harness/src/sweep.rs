@@ -212,16 +212,18 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
 
-    for s in &systems {
-        if let Some(alg) = s.jwt_alg() {
-            let status = std::process::Command::new(&binaries.jwt)
-                .args(["keygen", "--alg", alg, "--key-dir"])
-                .arg(&key_dir)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .context("cannot run jwt-server keygen")?;
-            anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
-        }
+    // One key per algorithm: jwt-hs256 and its denylist variants share hs256.key.
+    let mut algs: Vec<&str> = systems.iter().filter_map(|s| s.jwt_alg()).collect();
+    algs.sort_unstable();
+    algs.dedup();
+    for alg in algs {
+        let status = std::process::Command::new(&binaries.jwt)
+            .args(["keygen", "--alg", alg, "--key-dir"])
+            .arg(&key_dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("cannot run jwt-server keygen")?;
+        anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
     }
 
     let results = Results {
@@ -374,7 +376,7 @@ impl Run {
                 bail!("instance died during {} N={} {lb}: {why}", step.system, step.instances);
             }
             let line = format!(
-                "{:<15} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{}",
+                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{}",
                 point.system.id(),
                 point.instances,
                 lb.id(),

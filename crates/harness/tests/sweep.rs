@@ -288,3 +288,43 @@ fn an_instance_that_dies_mid_run_stops_the_sweep_and_keeps_completed_points() {
     assert!(!results["problems"].as_array().unwrap().is_empty());
     assert_eq!(server_pids(), before, "orphaned server processes");
 }
+
+/// The denylist systems are not in the default sweep but run when asked, sharing the
+/// HS256 key with jwt-hs256: `denylist` asks Redis once per request, `denylist-cached`
+/// (almost) never.
+#[test]
+fn denylist_systems_run_when_asked() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "jwt-hs256,jwt-hs256+denylist,jwt-hs256+denylist-cached",
+        "--instances",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "50",
+        "--users",
+        "4",
+        "--no-cgroups",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    for id in ["jwt-hs256", "jwt-hs256+denylist", "jwt-hs256+denylist-cached"] {
+        assert_eq!(total_errors(point(&results, id, 2, "round-robin")), 0, "{id}");
+    }
+    assert!(point(&results, "jwt-hs256", 2, "round-robin")["store"].is_null());
+    let per_request = |id| point(&results, id, 2, "round-robin")["store"]["commands_per_request"].as_f64().unwrap();
+    assert!((0.9..=1.2).contains(&per_request("jwt-hs256+denylist")), "{}", per_request("jwt-hs256+denylist"));
+    assert!(per_request("jwt-hs256+denylist-cached") < 0.5, "{}", per_request("jwt-hs256+denylist-cached"));
+}
