@@ -112,3 +112,36 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
     }
     assert!(none["notes"].as_str().unwrap().contains("exp"), "{none:#}");
 }
+
+/// A credential still accepted at the deadline is counted, not waited for.
+#[test]
+fn a_window_longer_than_the_deadline_is_counted_as_not_revoked() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "revocation",
+        "--systems",
+        "jwt-hs256",
+        "--repeats",
+        "2",
+        "--instances",
+        "2",
+        "--access-ttl",
+        "5s",
+        "--deadline",
+        "300ms",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let s = system(&results, "jwt-hs256");
+    assert_eq!(s["not_revoked"], 2, "{s:#}");
+    assert!(s["samples_ms"].as_array().unwrap().is_empty());
+    assert!(s["window_ms"]["p50"].is_null());
+    for repeat in s["per_instance_ms"].as_array().unwrap() {
+        assert_eq!(repeat, &serde_json::json!([null, null]));
+    }
+    assert!(s["probes"].as_u64().unwrap() > 2, "probing went on until the deadline");
+}
