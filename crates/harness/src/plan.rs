@@ -74,13 +74,14 @@ impl System {
         matches!(self, System::SessionRedis | System::JwtHs256Denylist | System::JwtHs256DenylistCached)
     }
 
-    /// `--revocation` value for JWT systems with a denylist (`None`: the server default,
-    /// `none`, or not a JWT system).
+    /// `--revocation` value for JWT systems (`None` for sessions). Passed explicitly even
+    /// for `none`, so an `AUTHBENCH_REVOCATION` in the environment cannot change a system.
     pub fn revocation(self) -> Option<&'static str> {
         match self {
             System::JwtHs256Denylist => Some("denylist"),
             System::JwtHs256DenylistCached => Some("denylist-cached"),
-            _ => None,
+            System::SessionMemory | System::SessionRedis => None,
+            _ => Some("none"),
         }
     }
 
@@ -197,7 +198,8 @@ mod tests {
             assert!(s.needs_redis());
         }
         assert_eq!("jwt-hs256+denylist-cached".parse::<System>(), Ok(System::JwtHs256DenylistCached));
-        assert_eq!(System::JwtHs256.revocation(), None);
+        assert_eq!(System::JwtHs256.revocation(), Some("none"));
+        assert_eq!(System::SessionRedis.revocation(), None);
         assert!(!System::JwtHs256.needs_redis());
         assert_eq!(System::ALL[5], System::JwtEddsa, "the new systems come after jwt-eddsa");
     }

@@ -301,9 +301,9 @@ impl Ctx<'_> {
                 args.extend(["--alg".into(), "HS256".into(), "--key-dir".into(), self.key_dir.display().to_string()]);
                 args.extend(["--access-ttl".into(), format!("{}ms", self.config.access_ttl.as_millis())]);
                 args.extend(["--leeway".into(), "0s".into()]);
-                if let Some(mode) = system.revocation() {
-                    args.extend(["--revocation".into(), mode.into(), "--redis-url".into(), url]);
-                    args.extend(["--redis-prefix".into(), self.prefix.to_owned()]);
+                args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
+                if system.needs_redis() {
+                    args.extend(["--redis-url".into(), url, "--redis-prefix".into(), self.prefix.to_owned()]);
                 }
             }
         }

@@ -336,10 +336,10 @@ impl Run {
             _ => {
                 let alg = system.jwt_alg().unwrap_or("HS256");
                 args.extend(["--alg".into(), alg.into(), "--key-dir".into(), self.key_dir.display().to_string()]);
-                if let Some(mode) = system.revocation() {
+                args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
+                if system.needs_redis() {
                     let url = self.store.as_ref().map(|s| s.url.clone()).unwrap_or_default();
-                    args.extend(["--revocation".into(), mode.into(), "--redis-url".into(), url]);
-                    args.extend(["--redis-prefix".into(), self.prefix.clone()]);
+                    args.extend(["--redis-url".into(), url, "--redis-prefix".into(), self.prefix.clone()]);
                 }
             }
         }
