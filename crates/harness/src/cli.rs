@@ -65,12 +65,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RevocationArgs {
     /// Systems to measure (comma-separated; session-* and jwt-hs256*).
-    #[arg(long, env = "AUTHBENCH_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
+    #[arg(long, env = "AUTHBENCH_REVOCATION_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
           default_value = "session-memory,session-redis,jwt-hs256,jwt-hs256+denylist,jwt-hs256+denylist-cached")]
     pub systems: Vec<System>,
 
     /// Instances per system (uncapped).
-    #[arg(long, env = "AUTHBENCH_INSTANCES", default_value_t = 2, value_parser = instance_count)]
+    #[arg(long, env = "AUTHBENCH_REVOCATION_INSTANCES", default_value_t = 2, value_parser = instance_count)]
     pub instances: usize,
 
     /// Logouts measured per system.
