@@ -2,47 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
-    sync::OnceLock,
-};
+mod common;
 
+use common::{run, serial};
 use serde_json::Value;
-
-/// The experiment starts server processes; keep runs of it apart.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn authbench() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_authbench"))
-}
-
-/// The server binaries live next to authbench; a lone `cargo test -p harness` may not
-/// have built them, so build them once here.
-fn ensure_servers() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = authbench().parent().unwrap().to_path_buf();
-        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the servers failed");
-        }
-        dir
-    })
-}
-
-fn run(args: &[&str]) -> Output {
-    ensure_servers();
-    Command::new(authbench()).args(args).stdin(Stdio::null()).output().expect("run authbench")
-}
 
 fn system<'a>(results: &'a Value, id: &str) -> &'a Value {
     results["systems"]
