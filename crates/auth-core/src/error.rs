@@ -82,9 +82,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::StoreUnavailable | ApiError::Unavailable | ApiError::Timeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::StoreUnavailable | ApiError::Unavailable | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -115,10 +113,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match self {
             ApiError::InvalidToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             }
             ApiError::TooManyRequests { retry_after } => {
                 let secs = retry_after.as_secs().max(1);
@@ -166,7 +161,11 @@ where
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::BadRequest("unreadable_body") }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("unreadable_body")
+            }
         })?;
         // Every body we accept is a JSON object. serde's derived Deserialize would also
         // take an array of the fields in order (`["user1","pw"]`); refuse that shape.
@@ -201,10 +200,7 @@ mod tests {
             password: String,
         }
         async fn extract(ct: &str, body: &'static str) -> Result<Json<Login>, ApiError> {
-            let req = Request::builder()
-                .header(header::CONTENT_TYPE, ct)
-                .body(axum::body::Body::from(body))
-                .unwrap();
+            let req = Request::builder().header(header::CONTENT_TYPE, ct).body(axum::body::Body::from(body)).unwrap();
             Json::<Login>::from_request(req, &()).await
         }
         assert!(extract("application/json", r#"{"username":"a","password":"b"}"#).await.is_ok());

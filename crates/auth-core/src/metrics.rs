@@ -11,8 +11,7 @@ use std::{
 
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_US: [u64; 16] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-    500_000, 1_000_000, 2_500_000,
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
 ];
 
 #[derive(Debug, Default)]
@@ -116,9 +115,7 @@ impl Metrics {
 
     pub fn observe_request(&self, route: Option<&str>, status: u16, elapsed: Duration) {
         let last = self.routes.len() - 1;
-        let idx = route
-            .and_then(|r| self.routes[..last].iter().position(|m| m.route == r))
-            .unwrap_or(last);
+        let idx = route.and_then(|r| self.routes[..last].iter().position(|m| m.route == r)).unwrap_or(last);
         let m = &self.routes[idx];
         if let Some(slot) = (status as usize).checked_sub(FIRST_STATUS).and_then(|i| m.by_status.get(i)) {
             slot.fetch_add(1, Relaxed);
@@ -149,21 +146,30 @@ impl Metrics {
                 let n = c.load(Relaxed);
                 if n > 0 {
                     let status = i + FIRST_STATUS;
-                    let _ = writeln!(out, "authbench_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", m.route);
+                    let _ =
+                        writeln!(out, "authbench_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", m.route);
                 }
             }
         }
 
-        let _ = writeln!(out, "# HELP authbench_http_request_duration_seconds Time from request head to response head.");
+        let _ =
+            writeln!(out, "# HELP authbench_http_request_duration_seconds Time from request head to response head.");
         let _ = writeln!(out, "# TYPE authbench_http_request_duration_seconds histogram");
         for m in self.routes.iter() {
             m.latency.render(&mut out, "authbench_http_request_duration_seconds", &format!("route=\"{}\"", m.route));
         }
 
-        let _ = writeln!(out, "# HELP authbench_store_call_duration_seconds Latency of calls to the session or refresh-token store.");
+        let _ = writeln!(
+            out,
+            "# HELP authbench_store_call_duration_seconds Latency of calls to the session or refresh-token store."
+        );
         let _ = writeln!(out, "# TYPE authbench_store_call_duration_seconds histogram");
         for op in StoreOp::ALL {
-            self.store[op as usize].render(&mut out, "authbench_store_call_duration_seconds", &format!("op=\"{}\"", op.as_str()));
+            self.store[op as usize].render(
+                &mut out,
+                "authbench_store_call_duration_seconds",
+                &format!("op=\"{}\"", op.as_str()),
+            );
         }
         let _ = writeln!(out, "# HELP authbench_store_errors_total Store calls that failed or timed out.");
         let _ = writeln!(out, "# TYPE authbench_store_errors_total counter");

@@ -30,11 +30,7 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        Self {
-            memory_kib: OWASP_MEMORY_KIB,
-            iterations: OWASP_ITERATIONS,
-            parallelism: OWASP_PARALLELISM,
-        }
+        Self { memory_kib: OWASP_MEMORY_KIB, iterations: OWASP_ITERATIONS, parallelism: OWASP_PARALLELISM }
     }
 }
 
@@ -48,15 +44,12 @@ pub enum HashError {
 
 /// Hash `password` with argon2id and a fresh random salt; returns a PHC string.
 pub fn hash_password(password: &str, params: HashParams) -> Result<String, HashError> {
-    let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-        .map_err(HashError::Params)?;
+    let params =
+        Params::new(params.memory_kib, params.iterations, params.parallelism, None).map_err(HashError::Params)?;
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     let salt_bytes: [u8; 16] = crate::random_bytes();
     let salt = argon2::password_hash::SaltString::encode_b64(&salt_bytes).map_err(HashError::Hash)?;
-    argon
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(HashError::Hash)
+    argon.hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(HashError::Hash)
 }
 
 /// Verifies passwords with a bound on concurrent hashes.
@@ -72,10 +65,7 @@ impl Passwords {
     pub fn new(max_concurrent: usize, params: HashParams) -> Result<Self, HashError> {
         let secret: [u8; 16] = crate::random_bytes();
         let dummy = hash_password(&format!("{secret:02x?}"), params)?;
-        Ok(Self {
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            dummy_hash: Arc::from(dummy),
-        })
+        Ok(Self { permits: Arc::new(Semaphore::new(max_concurrent.max(1))), dummy_hash: Arc::from(dummy) })
     }
 
     /// Returns the user when `password` is theirs. Unknown user and wrong password give the
@@ -86,12 +76,7 @@ impl Passwords {
         }
         let hash = user.map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let password = password.to_owned();
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Unavailable)?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| ApiError::Unavailable)?;
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             PasswordHash::new(&hash)

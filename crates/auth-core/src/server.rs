@@ -35,12 +35,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Bind `addr`, with an error that says what went wrong.
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    let parsed: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("--listen {addr:?} is not an IP:PORT address"))?;
-    TcpListener::bind(parsed)
-        .await
-        .with_context(|| format!("cannot listen on {parsed}"))
+    let parsed: SocketAddr = addr.parse().with_context(|| format!("--listen {addr:?} is not an IP:PORT address"))?;
+    TcpListener::bind(parsed).await.with_context(|| format!("cannot listen on {parsed}"))
 }
 
 /// Adds `/healthz`, `/metrics`, JSON 404/405 fallbacks, the body limit, `Cache-Control:
@@ -53,12 +49,7 @@ pub fn common_layers(router: Router, metrics: Arc<Metrics>) -> Router {
             "/metrics",
             get(move || {
                 let m = for_handler.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                        m.render(),
-                    )
-                }
+                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.render()) }
             }),
         )
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -71,9 +62,7 @@ pub fn common_layers(router: Router, metrics: Arc<Metrics>) -> Router {
 /// Responses carry credentials or user data; no cache may keep them.
 async fn no_store(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    res.headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
+    res.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     res
 }
 

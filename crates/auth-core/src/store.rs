@@ -4,7 +4,10 @@
 //! Fail closed: every store error becomes a 503 with `Retry-After`, never "anonymous" and
 //! never "valid".
 
-use std::{future::Future, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use redis::{
     Client, IntoConnectionInfo as _,
@@ -49,9 +52,8 @@ pub fn spawn_purge<T: Send + Sync + 'static>(
 /// Open a managed, auto-reconnecting Redis connection with TCP_NODELAY and the given
 /// response/connect timeout. Fails with a clear message when Redis does not answer.
 pub async fn redis_connect(url: &str, timeout: Duration) -> Result<ConnectionManager, StoreError> {
-    let info = url
-        .into_connection_info()
-        .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {url:?}: {e}")))?;
+    let info =
+        url.into_connection_info().map_err(|e| StoreError::Unavailable(format!("bad Redis URL {url:?}: {e}")))?;
     let info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
     let client = Client::open(info).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let config = ConnectionManagerConfig::new()
@@ -70,10 +72,7 @@ pub async fn redis_connect(url: &str, timeout: Duration) -> Result<ConnectionMan
 }
 
 /// Run a Redis call with a hard deadline.
-pub async fn bounded<T>(
-    timeout: Duration,
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
+pub async fn bounded<T>(timeout: Duration, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),

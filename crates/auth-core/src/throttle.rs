@@ -68,7 +68,12 @@ impl LoginThrottle {
         LoginThrottle::Memory(MemoryThrottle::new(config, DEFAULT_MEMORY_CAPACITY))
     }
 
-    pub async fn redis(url: &str, key_prefix: &str, timeout: Duration, config: ThrottleConfig) -> Result<Self, StoreError> {
+    pub async fn redis(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+        config: ThrottleConfig,
+    ) -> Result<Self, StoreError> {
         Ok(LoginThrottle::Redis(RedisThrottle::connect(url, key_prefix, timeout, config).await?))
     }
 
@@ -239,11 +244,7 @@ fn make_room(map: &mut HashMap<u64, Entry>, now: Instant, max_failures: u32) -> 
     if map.len() < before {
         return Ok(());
     }
-    let victim = map
-        .iter()
-        .filter(|(_, e)| e.count < max_failures)
-        .min_by_key(|(_, e)| e.window_ends)
-        .map(|(k, _)| *k);
+    let victim = map.iter().filter(|(_, e)| e.count < max_failures).min_by_key(|(_, e)| e.window_ends).map(|(k, _)| *k);
     if let Some(k) = victim {
         map.remove(&k);
         return Ok(());
@@ -286,7 +287,12 @@ impl std::fmt::Debug for RedisThrottle {
 }
 
 impl RedisThrottle {
-    pub async fn connect(url: &str, key_prefix: &str, timeout: Duration, config: ThrottleConfig) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+        config: ThrottleConfig,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             conn: redis_connect(url, timeout).await?,
             prefix: Arc::from(key_prefix),

@@ -103,14 +103,9 @@ impl UserDirectory {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let bad = |reason: String| UsersError::BadLine {
-                path: path_label.to_owned(),
-                line: i + 1,
-                reason,
-            };
+            let bad = |reason: String| UsersError::BadLine { path: path_label.to_owned(), line: i + 1, reason };
             let mut parts = line.splitn(3, ':');
-            let (Some(name), Some(role), Some(hash)) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(name), Some(role), Some(hash)) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(bad("expected name:role:phc-hash".into()));
             };
             if name.is_empty() || name.len() > 128 {
@@ -127,8 +122,7 @@ impl UserDirectory {
 
     pub fn load_file(path: &Path) -> Result<Vec<User>, UsersError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| UsersError::Read { path: label.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| UsersError::Read { path: label.clone(), source })?;
         Self::parse(&label, &text)
     }
 

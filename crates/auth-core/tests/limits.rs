@@ -398,8 +398,7 @@ async fn malformed_bodies_get_json_400_415_422() {
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
-    let mut server =
-        Server::start(Limits { request_timeout: Duration::from_secs(5), ..Limits::default() }).await;
+    let mut server = Server::start(Limits { request_timeout: Duration::from_secs(5), ..Limits::default() }).await;
     let http = client();
     // An idle keep-alive connection must not hold shutdown up.
     assert_eq!(http.get(server.at("/healthz")).send().await.unwrap().status().as_u16(), 200);

@@ -65,10 +65,11 @@ impl CgroupRoot {
         };
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         if flavor == Flavor::V2
-            && let Err(e) = write(&dir.join("cgroup.subtree_control"), "+cpu") {
-                let _ = fs::remove_dir(&dir);
-                return Err(e);
-            }
+            && let Err(e) = write(&dir.join("cgroup.subtree_control"), "+cpu")
+        {
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
         Ok(Self { dir, flavor, period, burst })
     }
 

@@ -240,7 +240,11 @@ impl SweepArgs {
             warmup: self.warmup.unwrap_or(if q { Duration::from_millis(300) } else { Duration::from_secs(1) }),
             rate: self.rate,
             slo_p99: self.slo_p99,
-            step_duration: self.step_duration.unwrap_or(if q { Duration::from_millis(600) } else { Duration::from_millis(1200) }),
+            step_duration: self.step_duration.unwrap_or(if q {
+                Duration::from_millis(600)
+            } else {
+                Duration::from_millis(1200)
+            }),
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             instance_cpu: self.instance_cpu,
             store_cpu: self.store_cpu,

@@ -102,7 +102,8 @@ pub async fn spawn_server(
     log_dir: &Path,
 ) -> anyhow::Result<(Process, SocketAddr)> {
     let stderr_log = log_dir.join(format!("{name}.stderr.log"));
-    let stderr = std::fs::File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
+    let stderr =
+        std::fs::File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -113,10 +114,11 @@ pub async fn spawn_server(
         .with_context(|| format!("cannot start {}", program.display()))?;
     let pid = child.id().context("child exited immediately")?;
     if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid) {
-            let _ = child.kill().await;
-            bail!("cannot move {name} into its cgroup: {e}");
-        }
+        && let Err(e) = group.add(pid)
+    {
+        let _ = child.kill().await;
+        bail!("cannot move {name} into its cgroup: {e}");
+    }
     let stdout = child.stdout.take().context("child stdout not captured")?;
     let mut process = Process { name: name.to_owned(), child, pid, cgroup, stderr_log };
     let mut lines = BufReader::new(stdout).lines();
@@ -182,10 +184,11 @@ pub async fn start_redis(cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Resu
         .context("cannot start redis-server")?;
     let pid = child.id().context("redis-server exited immediately")?;
     if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid) {
-            let _ = child.kill().await;
-            bail!("cannot move redis-server into its cgroup: {e}");
-        }
+        && let Err(e) = group.add(pid)
+    {
+        let _ = child.kill().await;
+        bail!("cannot move redis-server into its cgroup: {e}");
+    }
     let url = format!("redis://127.0.0.1:{port}");
     let mut process = Process { name: "redis-server".into(), child, pid, cgroup, stderr_log: log };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -78,7 +78,8 @@ fn header(h: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
 
 pub async fn run(config: LoadConfig) -> anyhow::Result<LoadReport> {
     let (addr, path) = parse_local_url(&config.url)?;
-    let mut req = Prepared { method: config.method.clone(), uri: path.parse()?, headers: Vec::new(), body: Default::default() };
+    let mut req =
+        Prepared { method: config.method.clone(), uri: path.parse()?, headers: Vec::new(), body: Default::default() };
     for h in &config.headers {
         let (n, v) = header(h)?;
         req = req.with_header(n, v);
@@ -168,7 +169,10 @@ mod tests {
 
     #[test]
     fn only_loopback_urls_are_accepted() {
-        assert_eq!(parse_local_url("http://127.0.0.1:8080/me").unwrap(), ("127.0.0.1:8080".parse().unwrap(), "/me".into()));
+        assert_eq!(
+            parse_local_url("http://127.0.0.1:8080/me").unwrap(),
+            ("127.0.0.1:8080".parse().unwrap(), "/me".into())
+        );
         assert_eq!(parse_local_url("http://localhost:9/").unwrap().0.port(), 9);
         assert!(parse_local_url("http://[::1]:9/x").is_ok());
         assert!(parse_local_url("http://10.0.0.1:80/").is_err());

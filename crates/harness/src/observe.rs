@@ -93,10 +93,7 @@ pub struct RedisInfo {
 }
 
 pub fn parse_info(text: &str) -> RedisInfo {
-    let fields: HashMap<&str, &str> = text
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
-        .collect();
+    let fields: HashMap<&str, &str> = text.lines().filter_map(|l| l.trim_end_matches('\r').split_once(':')).collect();
     let num = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // db0:keys=12,expires=12,avg_ttl=0
     let keys = fields
@@ -125,8 +122,11 @@ impl RedisObserver {
     }
 
     pub async fn info(&mut self) -> anyhow::Result<RedisInfo> {
-        let text: String = tokio::time::timeout(Duration::from_secs(3), redis::cmd("INFO").arg("everything").query_async(&mut self.conn))
-            .await??;
+        let text: String = tokio::time::timeout(
+            Duration::from_secs(3),
+            redis::cmd("INFO").arg("everything").query_async(&mut self.conn),
+        )
+        .await??;
         Ok(parse_info(&text))
     }
 }

@@ -53,9 +53,10 @@ impl Status {
     fn render(&self) -> String {
         let Ok(s) = self.inner.lock() else { return String::new() };
         let elapsed = s.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-        let counts = s.counters.as_ref().map_or(String::new(), |c| {
-            format!(" | done {} err {}", c.done.load(Relaxed), c.errors.load(Relaxed))
-        });
+        let counts = s
+            .counters
+            .as_ref()
+            .map_or(String::new(), |c| format!(" | done {} err {}", c.done.load(Relaxed), c.errors.load(Relaxed)));
         format!("{} | {} | {:.1}/{:.1}s{}", s.label, s.phase, elapsed, s.length.as_secs_f64(), counts)
     }
 

@@ -8,7 +8,10 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::{drive::histogram::LatencySummary, plan::{Lb, System}};
+use crate::{
+    drive::histogram::LatencySummary,
+    plan::{Lb, System},
+};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -25,7 +28,9 @@ impl Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
-            .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown".into());
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
         let memory_bytes = meminfo

@@ -146,7 +146,9 @@ fn notes(system: System, config: &RevocationConfig) -> String {
                                   only there (other instances reject it from the start); the window is the home \
                                   instance's"
             .to_owned(),
-        System::SessionRedis => "logout deletes the session from the shared Redis, which every instance reads per request".into(),
+        System::SessionRedis => {
+            "logout deletes the session from the shared Redis, which every instance reads per request".into()
+        }
         System::JwtHs256Denylist => "logout writes the token's jti to Redis; every request checks Redis".into(),
         System::JwtHs256DenylistCached => {
             "logout writes the jti to Redis and publishes it; each instance checks a local copy kept current by pub/sub"
@@ -176,7 +178,10 @@ pub async fn revocation(
     let key_dir = work.join("keys");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
     std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
-    println!("authbench revocation: {} instances per system, uncapped (no cgroups: the window is a latency)", config.instances);
+    println!(
+        "authbench revocation: {} instances per system, uncapped (no cgroups: the window is a latency)",
+        config.instances
+    );
 
     let mut systems = config.systems.clone();
     let mut skipped = Vec::new();
@@ -226,12 +231,21 @@ pub async fn revocation(
         machine: Machine::detect(),
         config: serde_json::to_value(&config)?,
         capped: false,
-        store: store.as_ref().map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        store: store
+            .as_ref()
+            .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
         skipped,
         systems: Vec::new(),
     };
     let prefix = format!("authbench:{id}:");
-    let ctx = Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir: &key_dir, log_dir: &log_dir, prefix: &prefix };
+    let ctx = Ctx {
+        config: &config,
+        binaries: &binaries,
+        store: store.as_ref(),
+        key_dir: &key_dir,
+        log_dir: &log_dir,
+        prefix: &prefix,
+    };
     let mut outcome = Ok(());
     for &system in &systems {
         if *shutdown.borrow() {
@@ -370,15 +384,24 @@ impl Ctx<'_> {
         for (k, &addr) in addrs.iter().enumerate() {
             let mut conn = Conn::connect(addr, REQUEST_TIMEOUT).await?;
             let (status, body) = conn.send(&me, REQUEST_TIMEOUT).await?;
-            let expected = if system.instance_local_state() && k != home { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+            let expected =
+                if system.instance_local_state() && k != home { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
             if status != expected {
-                bail!("{system}: /me on instance {k} before logout answered {status} (expected {expected}): {}", String::from_utf8_lossy(&body));
+                bail!(
+                    "{system}: /me on instance {k} before logout answered {status} (expected {expected}): {}",
+                    String::from_utf8_lossy(&body)
+                );
             }
             conns.push(conn);
         }
         // No body: a session logout reads the cookie, a JWT logout the bearer token.
-        let logout = Prepared { method: http::Method::POST, uri: "/logout".parse()?, headers: Vec::new(), body: bytes::Bytes::new() }
-            .with_header(name, value);
+        let logout = Prepared {
+            method: http::Method::POST,
+            uri: "/logout".parse()?,
+            headers: Vec::new(),
+            body: bytes::Bytes::new(),
+        }
+        .with_header(name, value);
         let (status, body) = home_conn.send(&logout, REQUEST_TIMEOUT).await?;
         let t0 = Instant::now();
         if status != StatusCode::NO_CONTENT {

@@ -234,7 +234,9 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
         machine: Machine::detect(),
         config: serde_json::to_value(&config)?,
         caps,
-        store: store.as_ref().map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        store: store
+            .as_ref()
+            .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
         skipped,
         points: Vec::new(),
         fits: Vec::new(),
@@ -398,9 +400,10 @@ impl Run {
         let n = step.instances;
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
         deployment.set_cores(None)?;
-        let creds = workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
-            .await
-            .with_context(|| format!("logging users in to {} N={n}", step.system))?;
+        let creds =
+            workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
+                .await
+                .with_context(|| format!("logging users in to {} N={n}", step.system))?;
         let bytes_per_session = if step.system.needs_redis() { self.bytes_per_key().await } else { None };
         deployment.set_cores(Some(self.config.instance_cpu))?;
         if self.config.workload == "mixed" {
@@ -443,7 +446,8 @@ impl Run {
         let (outcome, sample_start, sample_end, held, why, duration) = loop {
             let duration = self.point_duration(rate);
             self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
-            let (outcome, a, b) = self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
+            let (outcome, a, b) =
+                self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
             self.settle(deployment).await;
             let (held, why) = judge(&outcome, rate, self.config.slo_p99, self.utilization(&a, &b, duration));
             attempt += 1;
@@ -482,7 +486,8 @@ impl Run {
         let connections = (4 * n).clamp(4, 64);
         self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
         let warm = self.config.step_warmup();
-        let (o, _, _) = self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
+        let (o, _, _) =
+            self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
         let good = o.achieved_rps * (1.0 - o.error_ratio());
         Ok(good.max(10.0))
     }
@@ -526,7 +531,13 @@ impl Run {
                 let note = format!("{why}; at {:.0}% CPU, so tried again", utilization.unwrap_or(0.0) * 100.0);
                 search.push(SearchStep::of(&o, rate, held, note));
                 let (o2, a2, b2) = self
-                    .measure(deployment, work, Mode::Open { rate }, self.config.step_warmup(), self.config.step_duration)
+                    .measure(
+                        deployment,
+                        work,
+                        Mode::Open { rate },
+                        self.config.step_warmup(),
+                        self.config.step_duration,
+                    )
                     .await?;
                 self.settle(deployment).await;
                 utilization = self.utilization(&a2, &b2, self.config.step_duration);
@@ -604,7 +615,9 @@ impl Run {
         let mut total = 0u64;
         let mut n = 0u64;
         for key in keys.iter().take(32) {
-            if let Ok(Some(bytes)) = redis::cmd("MEMORY").arg("USAGE").arg(key).query_async::<Option<u64>>(&mut conn).await {
+            if let Ok(Some(bytes)) =
+                redis::cmd("MEMORY").arg("USAGE").arg(key).query_async::<Option<u64>>(&mut conn).await
+            {
                 total += bytes;
                 n += 1;
             }
@@ -618,16 +631,10 @@ impl Run {
             Some(o) => o.info().await.ok(),
             None => None,
         };
-        let store_proc_cpu = self
-            .store
-            .as_ref()
-            .and_then(|s| s.process.as_ref())
-            .and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
-        let throttled = deployment
-            .instances
-            .iter()
-            .map(|p| p.cgroup.as_ref().and_then(|g| g.throttled()))
-            .sum::<Option<u64>>();
+        let store_proc_cpu =
+            self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
+        let throttled =
+            deployment.instances.iter().map(|p| p.cgroup.as_ref().and_then(|g| g.throttled())).sum::<Option<u64>>();
         let rss = deployment.instances.iter().map(|p| observe::rss_bytes(&p.pid.to_string()).unwrap_or(0)).collect();
         Sample { instance_cpu, generator_cpu: observe::self_cpu_seconds(), store, store_proc_cpu, throttled, rss }
     }
@@ -706,7 +713,8 @@ impl Run {
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
         let capped = self.cgroups.is_some();
         let reserved = if capped {
-            n as f64 * self.config.instance_cpu + if self.store.as_ref().is_some_and(Store::private) { self.config.store_cpu } else { 0.0 }
+            n as f64 * self.config.instance_cpu
+                + if self.store.as_ref().is_some_and(Store::private) { self.config.store_cpu } else { 0.0 }
         } else {
             0.0
         };

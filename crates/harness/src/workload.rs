@@ -188,18 +188,30 @@ pub struct MixedWorkload {
 }
 
 impl MixedWorkload {
-    pub fn new(system: System, creds: &[Credential], lb: Lb, instances: usize, password: &str) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        system: System,
+        creds: &[Credential],
+        lb: Lb,
+        instances: usize,
+        password: &str,
+    ) -> anyhow::Result<Arc<Self>> {
         let read = ReadWorkload::new(creds, lb, instances)?;
         let admin = creds
             .iter()
             .enumerate()
             .map(|(u, c)| {
-                (u % 10 == 0).then(|| Prepared::get("/admin").map(|p| p.with_header(c.header.0.clone(), c.header.1.clone())))
+                (u % 10 == 0)
+                    .then(|| Prepared::get("/admin").map(|p| p.with_header(c.header.0.clone(), c.header.1.clone())))
                     .transpose()
             })
             .collect::<anyhow::Result<_>>()?;
         let logins = (0..creds.len())
-            .map(|u| Prepared::post_json("/login", &serde_json::json!({"username": format!("user{u}"), "password": password})))
+            .map(|u| {
+                Prepared::post_json(
+                    "/login",
+                    &serde_json::json!({"username": format!("user{u}"), "password": password}),
+                )
+            })
             .collect::<anyhow::Result<_>>()?;
         let n = instances.max(1);
         let refresh: Vec<_> = (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect();
@@ -236,7 +248,9 @@ impl MixedWorkload {
                 let token = Self::pop(&self.refresh[target])?;
                 Prepared::post_json("/refresh", &serde_json::json!({ "refresh_token": token })).ok()?
             }
-            KIND_LOGIN => return Some(Req { prepared: std::borrow::Cow::Borrowed(&self.logins[self.user(seq)]), ticket }),
+            KIND_LOGIN => {
+                return Some(Req { prepared: std::borrow::Cow::Borrowed(&self.logins[self.user(seq)]), ticket });
+            }
             _ => {
                 let credential = Self::pop(&self.churn[target])?;
                 match self.server {
@@ -246,7 +260,9 @@ impl MixedWorkload {
                         headers: vec![(header::COOKIE, HeaderValue::from_str(&credential).ok()?)],
                         body: Default::default(),
                     },
-                    Server::Jwt => Prepared::post_json("/logout", &serde_json::json!({ "refresh_token": credential })).ok()?,
+                    Server::Jwt => {
+                        Prepared::post_json("/logout", &serde_json::json!({ "refresh_token": credential })).ok()?
+                    }
                 }
             }
         };
@@ -312,10 +328,8 @@ impl Workload for MixedWorkload {
                 }
             }
             (KIND_LOGIN, Server::Session) => {
-                let cookie = headers
-                    .get(header::SET_COOKIE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(';').next());
+                let cookie =
+                    headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
                 if let Some(c) = cookie {
                     Self::push(&self.churn[t], c.to_owned());
                 }

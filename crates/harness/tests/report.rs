@@ -94,8 +94,12 @@ fn html_is_self_contained() {
     let urls: Vec<&str> = html.match_indices("http").map(|(i, _)| &html[i..(i + 26).min(html.len())]).collect();
     assert!(urls.iter().all(|u| u.starts_with("http://www.w3.org/2000/svg")), "only the SVG namespace: {urls:?}");
     // The headings the Markdown has are all there.
-    for h in ["The source's comparison table, with numbers", "When to choose which", "What saturated first", "Limits of this run"]
-    {
+    for h in [
+        "The source's comparison table, with numbers",
+        "When to choose which",
+        "What saturated first",
+        "Limits of this run",
+    ] {
         assert!(html.contains(&format!(">{h}<")), "{h}");
     }
 }
@@ -129,7 +133,10 @@ fn the_first_screen_states_the_decision_with_numbers() {
     assert!(first.contains("session-memory (sticky) 27.4k, jwt-hs256 14.6k"), "{first}");
     assert!(first.contains("session-redis 5.2k✗"), "{first}");
     assert!(first.contains("fail as (N−1)/N predicts, to within 0.5 percentage points"), "{first}");
-    assert!(first.contains("49.5% / 75.0% / 87.4% of requests rejected at N=2/4/8 (predicted 50.0% / 75.0% / 87.5%)"), "{first}");
+    assert!(
+        first.contains("49.5% / 75.0% / 87.4% of requests rejected at N=2/4/8 (predicted 50.0% / 75.0% / 87.5%)"),
+        "{first}"
+    );
     assert!(first.contains("**Not measured yet:**"), "{first}");
     assert!(first.contains("capped at 0.1 core"), "the rig is on the first screen: {first}");
 }
@@ -191,16 +198,20 @@ fn bottlenecks_are_named_by_the_utilization_law() {
     let results = Results::read(&fixture()).unwrap();
     let a = Analysis::new(&results);
     let (_dir, md) = rendered();
-    assert!(
-        md.contains("- **session-redis**: store saturated first, at N=8 (instances 52%, store 95%, generator 34%, machine 44%).")
-    );
+    assert!(md.contains(
+        "- **session-redis**: store saturated first, at N=8 (instances 52%, store 95%, generator 34%, machine 44%)."
+    ));
     assert!(md.contains("- **jwt-hs256**: nothing reached 85%; the p99 objective broke first at every N"), "{md}");
     // Session-memory behind round-robin is its own (rejecting) series, not a scaling one.
     assert_eq!(a.rejecting.len(), 1);
     assert_eq!(a.series.len(), 6);
     let sticky = a.series_of(System::SessionMemory).unwrap();
     assert_eq!(sticky.label(), "session-memory (sticky)");
-    assert_eq!(sticky.points.iter().map(|p| p.instances).collect::<Vec<_>>(), [1, 2, 4, 8], "N=1 joins the sticky line");
+    assert_eq!(
+        sticky.points.iter().map(|p| p.instances).collect::<Vec<_>>(),
+        [1, 2, 4, 8],
+        "N=1 joins the sticky line"
+    );
 }
 
 #[test]
@@ -254,7 +265,8 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
         report::render_results(&r, dir.path()).unwrap();
         for (name, bytes) in read_all(dir.path()) {
             if name.ends_with(".svg") {
-                roxmltree::Document::parse(std::str::from_utf8(&bytes).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                roxmltree::Document::parse(std::str::from_utf8(&bytes).unwrap())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
             }
         }
         let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
@@ -262,7 +274,8 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
     };
     let none = |_: &mut Results| {};
     // Every system the fixture measured (it predates the denylist systems).
-    let measured: Vec<System> = System::ALL.into_iter().filter(|s| full.points.iter().any(|p| p.system == *s)).collect();
+    let measured: Vec<System> =
+        System::ALL.into_iter().filter(|s| full.points.iter().any(|p| p.system == *s)).collect();
     assert_eq!(measured.len(), 6, "{measured:?}");
     for s in measured {
         let headline = variant(&|p| p.system == s, &none);

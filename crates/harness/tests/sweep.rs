@@ -35,9 +35,7 @@ fn server_pids() -> Vec<u32> {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| ours.contains(&exe))
-        })
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| ours.contains(&exe)))
         .collect()
 }
 
@@ -200,7 +198,18 @@ fn load_holds_the_offered_rate_against_a_real_server() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on ").unwrap().to_owned();
-    let o = run(&["load", "--url", &format!("{addr}/healthz"), "--rate", "400", "--duration", "2s", "--warmup", "200ms", "--json"]);
+    let o = run(&[
+        "load",
+        "--url",
+        &format!("{addr}/healthz"),
+        "--rate",
+        "400",
+        "--duration",
+        "2s",
+        "--warmup",
+        "200ms",
+        "--json",
+    ]);
     let _ = server.kill();
     let _ = server.wait();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -221,7 +230,18 @@ fn an_instance_that_dies_mid_run_stops_the_sweep_and_keeps_completed_points() {
     ensure_servers();
     let child = Command::new(authbench())
         .args(["sweep", "--systems", "jwt-hs256,session-memory", "--instances", "1", "--rate", "100"])
-        .args(["--duration", "3s", "--warmup", "200ms", "--min-requests", "50", "--users", "4", "--instance-cpu", "0.3"])
+        .args([
+            "--duration",
+            "3s",
+            "--warmup",
+            "200ms",
+            "--min-requests",
+            "50",
+            "--users",
+            "4",
+            "--instance-cpu",
+            "0.3",
+        ])
         .args(["--out", out_dir.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

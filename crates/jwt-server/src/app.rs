@@ -67,9 +67,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let text = value.to_str().ok()?;
     let (scheme, token) = text.split_once(' ')?;
     let token = token.trim_start_matches(' ');
-    let valid = scheme.eq_ignore_ascii_case("bearer")
-        && !token.is_empty()
-        && !token.bytes().any(|b| b.is_ascii_whitespace());
+    let valid =
+        scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.bytes().any(|b| b.is_ascii_whitespace());
     valid.then_some(token)
 }
 
@@ -92,7 +91,13 @@ impl<R: RefreshStore> FromRequestParts<AppState<R>> for TokenUser {
     }
 }
 
-fn token_response<R>(state: &AppState<R>, user: &str, role: Role, refresh: &RefreshToken, family: &str) -> Result<Response, ApiError> {
+fn token_response<R>(
+    state: &AppState<R>,
+    user: &str,
+    role: Role,
+    refresh: &RefreshToken,
+    family: &str,
+) -> Result<Response, ApiError> {
     let access = state.tokens.issue(user, role, family).map_err(|_| ApiError::Unavailable)?;
     let body = TokenResponse {
         access_token: access,
@@ -125,14 +130,20 @@ async fn me<R: RefreshStore>(State(state): State<AppState<R>>, user: TokenUser) 
 
 /// Authorization from the token's `role` claim alone: a role change reaches this check
 /// only when the next access token is issued (at most `--access-ttl` later).
-async fn admin<R: RefreshStore>(State(state): State<AppState<R>>, user: TokenUser) -> Result<axum::Json<MeResponse>, ApiError> {
+async fn admin<R: RefreshStore>(
+    State(state): State<AppState<R>>,
+    user: TokenUser,
+) -> Result<axum::Json<MeResponse>, ApiError> {
     if user.claims.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }
     Ok(me(State(state), user).await)
 }
 
-async fn refresh<R: RefreshStore>(State(state): State<AppState<R>>, Json(req): Json<RefreshRequest>) -> Result<Response, ApiError> {
+async fn refresh<R: RefreshStore>(
+    State(state): State<AppState<R>>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<Response, ApiError> {
     let old = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::InvalidGrant)?;
     let new = RefreshToken::generate();
     let rotation = timed(&state.metrics, StoreOp::Rotate, state.refresh.rotate(&old.hash(), &new.hash())).await?;
@@ -170,9 +181,8 @@ async fn logout<R: RefreshStore>(
         let claims = state.tokens.verify(token)?;
         (Some(Arc::from(claims.sid.as_str())), Some(claims))
     } else {
-        let req: RefreshRequest = serde_json::from_slice(&body).map_err(|e| {
-            if e.is_data() { ApiError::Unprocessable } else { ApiError::BadRequest("malformed_json") }
-        })?;
+        let req: RefreshRequest = serde_json::from_slice(&body)
+            .map_err(|e| if e.is_data() { ApiError::Unprocessable } else { ApiError::BadRequest("malformed_json") })?;
         let token = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::BadRequest("malformed_refresh_token"))?;
         (timed(&state.metrics, StoreOp::Get, state.refresh.family_of(&token.hash())).await?, None)
     };
@@ -200,9 +210,5 @@ async fn logout<R: RefreshStore>(
 
 async fn jwks<R: RefreshStore>(State(state): State<AppState<R>>) -> Response {
     let keys: Vec<serde_json::Value> = state.tokens.keys().jwk.iter().cloned().collect();
-    (
-        [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(serde_json::json!({ "keys": keys })),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(serde_json::json!({ "keys": keys }))).into_response()
 }

@@ -124,7 +124,8 @@ async fn server_prints_the_ready_line_serves_and_exits_cleanly_on_sigterm() {
         let r = get(&http, &format!("{base}/me"), Some(&t.access_token)).await;
         assert_eq!(r.json(), json!({"user": user, "role": role, "instance": "bin-1"}));
     }
-    let r = post_json(&http, &format!("{base}/login"), &json!({"username": "user10000", "password": DEMO_PASSWORD})).await;
+    let r =
+        post_json(&http, &format!("{base}/login"), &json!({"username": "user10000", "password": DEMO_PASSWORD})).await;
     r.assert_error(StatusCode::UNAUTHORIZED, "invalid_credentials");
 
     // SIGTERM with an idle keep-alive connection still open: a clean, prompt exit.

@@ -92,14 +92,20 @@ async fn login_me_admin_and_jwks(alg: Alg) {
             assert_eq!(jwk["kty"], "RSA");
             assert_eq!(str_of("e"), "AQAB");
             assert_eq!(URL_SAFE_NO_PAD.decode(str_of("n")).unwrap().len(), 256, "2048-bit modulus");
-            (&["alg", "e", "kid", "kty", "n", "use"], DecodingKey::from_rsa_components(str_of("n"), str_of("e")).unwrap())
+            (
+                &["alg", "e", "kid", "kty", "n", "use"],
+                DecodingKey::from_rsa_components(str_of("n"), str_of("e")).unwrap(),
+            )
         }
         Alg::Es256 => {
             assert_eq!(jwk["kty"], "EC");
             assert_eq!(jwk["crv"], "P-256");
             assert_eq!(URL_SAFE_NO_PAD.decode(str_of("x")).unwrap().len(), 32);
             assert_eq!(URL_SAFE_NO_PAD.decode(str_of("y")).unwrap().len(), 32);
-            (&["alg", "crv", "kid", "kty", "use", "x", "y"], DecodingKey::from_ec_components(str_of("x"), str_of("y")).unwrap())
+            (
+                &["alg", "crv", "kid", "kty", "use", "x", "y"],
+                DecodingKey::from_ec_components(str_of("x"), str_of("y")).unwrap(),
+            )
         }
         Alg::EdDsa => {
             assert_eq!(jwk["kty"], "OKP");
@@ -194,9 +200,7 @@ async fn login_and_refresh_reject_malformed_bodies() {
         };
         // 400: not JSON at all.
         for broken in ["{nope", "", "{\"", "{,}"] {
-            raw(Some("application/json"), broken.into())
-                .await
-                .assert_error(StatusCode::BAD_REQUEST, "malformed_json");
+            raw(Some("application/json"), broken.into()).await.assert_error(StatusCode::BAD_REQUEST, "malformed_json");
         }
         // 415: not declared as JSON.
         raw(Some("text/plain"), r#"{"username":"user0","password":"demo-password"}"#.into())
@@ -206,7 +210,8 @@ async fn login_and_refresh_reject_malformed_bodies() {
             .await
             .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
         // 422: JSON, wrong shape (missing, mistyped and unknown fields).
-        for body in [json!({"user": "user0"}), json!({"username": 5, "password": 5, "refresh_token": 5}), json!([1, 2])] {
+        for body in [json!({"user": "user0"}), json!({"username": 5, "password": 5, "refresh_token": 5}), json!([1, 2])]
+        {
             post_json(&http, &url, &body).await.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity");
         }
         let extra = if route == "/login" {
@@ -443,17 +448,18 @@ async fn logout(store: Store) {
     let r = Reply::read(http.post(&url).bearer_auth("garbage").send().await.unwrap()).await;
     r.assert_invalid_token();
     // A body that is not a refresh request.
-    let r = Reply::read(
-        http.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap(),
-    )
-    .await;
+    let r = Reply::read(http.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap())
+        .await;
     r.assert_error(StatusCode::BAD_REQUEST, "malformed_json");
-    post_json(&http, &url, &json!({"token": "x"})).await.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity");
+    post_json(&http, &url, &json!({"token": "x"}))
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity");
     post_json(&http, &url, &json!({"refresh_token": "short"}))
         .await
         .assert_error(StatusCode::BAD_REQUEST, "malformed_refresh_token");
     let big = json!({"refresh_token": "x".repeat(16 * 1024)}).to_string();
-    let r = Reply::read(http.post(&url).header("content-type", "application/json").body(big).send().await.unwrap()).await;
+    let r =
+        Reply::read(http.post(&url).header("content-type", "application/json").body(big).send().await.unwrap()).await;
     r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
 }
 

@@ -165,14 +165,16 @@ async fn revocation_without_reachable_redis_is_a_startup_error() {
     let keys = KeyDir::new(&[Alg::Hs256]);
     let url = format!("redis://127.0.0.1:{}", free_port());
     for mode in ["denylist", "denylist-cached"] {
-        let argv = ["jwt-server", "--demo-users", "1", "--key-dir", &keys.arg(), "--revocation", mode, "--redis-url", &url];
+        let argv =
+            ["jwt-server", "--demo-users", "1", "--key-dir", &keys.arg(), "--revocation", mode, "--redis-url", &url];
         let cli = jwt_server::config::Cli::try_parse_from(argv).unwrap();
         let err = jwt_server::config::build(&cli.args).await.expect_err("build must fail");
         let text = format!("{err:#}");
         assert!(text.contains("--revocation denylist and denylist-cached need a reachable Redis"), "{text}");
     }
     // Positive control: `none` needs no Redis.
-    let argv = ["jwt-server", "--demo-users", "1", "--key-dir", &keys.arg(), "--revocation", "none", "--redis-url", &url];
+    let argv =
+        ["jwt-server", "--demo-users", "1", "--key-dir", &keys.arg(), "--revocation", "none", "--redis-url", &url];
     let cli = jwt_server::config::Cli::try_parse_from(argv).unwrap();
     assert!(jwt_server::config::build(&cli.args).await.is_ok());
 }
@@ -305,7 +307,16 @@ async fn denylist_cached_resyncs_denials_missed_while_unsubscribed() {
     let url = redis_server.url();
     let prefix = RedisPrefix::on(&url);
     let keys = KeyDir::new(&[Alg::Hs256]);
-    let f = ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--revocation", "denylist-cached"];
+    let f = [
+        "--refresh-store",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-prefix",
+        &prefix.prefix,
+        "--revocation",
+        "denylist-cached",
+    ];
     let a = TestServer::start("A", Alg::Hs256, &keys, &f).await;
     let b = TestServer::start("B", Alg::Hs256, &keys, &f).await;
     let http = client();
@@ -332,7 +343,6 @@ async fn denylist_cached_resyncs_denials_missed_while_unsubscribed() {
     println!("denylist-cached: a denial missed during a lost subscription reached A {delay:?} after logout");
     assert_eq!(me(&http, &a, &control).await, me_body("user2", "A"));
 }
-
 
 #[test]
 fn revocation_flag_defaults_to_none_and_takes_the_three_modes() {

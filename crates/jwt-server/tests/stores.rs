@@ -179,10 +179,7 @@ async fn redis_holds_only_hashes_of_refresh_tokens_with_expiry() {
     assert_eq!(record.get("user").map(String::as_str), Some("user1"));
     assert_eq!(record.get("role").map(String::as_str), Some("user"));
     assert_eq!(record.get("used").map(String::as_str), Some("0"));
-    assert!(
-        record.values().all(|v| !v.contains(&t.refresh_token)),
-        "the token itself is never stored: {record:?}"
-    );
+    assert!(record.values().all(|v| !v.contains(&t.refresh_token)), "the token itself is never stored: {record:?}");
     for key in [&token_key, &family_key] {
         let pttl: i64 = redis::cmd("PTTL").arg(key).query(&mut conn).unwrap();
         assert!((3_500_000..=3_600_000).contains(&pttl), "{key} expires with the 1h refresh TTL: {pttl}");
@@ -218,7 +215,8 @@ async fn redis_outage_fails_closed_and_recovers_without_restart() {
     let url = redis_server.url();
     let prefix = RedisPrefix::on(&url);
     let keys = KeyDir::new(&[Alg::Es256]);
-    let flags = ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--store-timeout", "300ms"];
+    let flags =
+        ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--store-timeout", "300ms"];
     let server = TestServer::start("outage-1", Alg::Es256, &keys, &flags).await;
     let http = client();
 
@@ -277,14 +275,17 @@ async fn redis_outage_fails_closed_and_recovers_without_restart() {
 #[tokio::test]
 async fn redis_that_stops_answering_fails_closed_within_the_store_timeout() {
     if !RedisServer::available() {
-        println!("SKIPPED redis_that_stops_answering_fails_closed_within_the_store_timeout: redis-server is not on PATH");
+        println!(
+            "SKIPPED redis_that_stops_answering_fails_closed_within_the_store_timeout: redis-server is not on PATH"
+        );
         return;
     }
     let redis_server = RedisServer::start(free_port());
     let url = redis_server.url();
     let prefix = RedisPrefix::on(&url);
     let keys = KeyDir::new(&[Alg::EdDsa]);
-    let flags = ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--store-timeout", "300ms"];
+    let flags =
+        ["--refresh-store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.prefix, "--store-timeout", "300ms"];
     let server = TestServer::start("stall-1", Alg::EdDsa, &keys, &flags).await;
     let http = client();
     let t = login(&http, &server, "user2").await;

@@ -105,7 +105,12 @@ async fn unknown_users_are_throttled_like_known_ones(store: Store) {
         let mut replies = Vec::new();
         for password in ["wrong", "wrong", "wrong", "wrong", "wrong", DEMO_PASSWORD, "wrong"] {
             let r = try_login(&http, &server, user, password).await;
-            replies.push((r.status, r.body.clone(), r.header("retry-after").is_some(), r.header("www-authenticate").is_some()));
+            replies.push((
+                r.status,
+                r.body.clone(),
+                r.header("retry-after").is_some(),
+                r.header("www-authenticate").is_some(),
+            ));
         }
         seen.push(replies);
     }
@@ -174,7 +179,8 @@ async fn parallel_guesses_cannot_pass_the_limit(store: Store) {
             tokio::spawn(async move {
                 let http = client();
                 barrier.wait().await;
-                post_json(&http, &url, &serde_json::json!({"username": "user8", "password": format!("guess-{i}")})).await
+                post_json(&http, &url, &serde_json::json!({"username": "user8", "password": format!("guess-{i}")}))
+                    .await
             })
         })
         .collect();

@@ -3,7 +3,11 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use auth_core::{config::{CommonArgs, RedisArgs, parse_duration}, metrics::Metrics, throttle::LoginThrottle};
+use auth_core::{
+    config::{CommonArgs, RedisArgs, parse_duration},
+    metrics::Metrics,
+    throttle::LoginThrottle,
+};
 use axum::Router;
 
 use crate::{
@@ -80,10 +84,14 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
             // Failed logins are counted where the sessions are, so every instance sees them.
-            let throttle =
-                LoginThrottle::redis(&args.redis.url, &args.redis.prefix, args.redis.store_timeout, args.common.login_throttle())
-                    .await
-                    .context("--store redis needs a reachable Redis (see --redis-url)")?;
+            let throttle = LoginThrottle::redis(
+                &args.redis.url,
+                &args.redis.prefix,
+                args.redis.store_timeout,
+                args.common.login_throttle(),
+            )
+            .await
+            .context("--store redis needs a reachable Redis (see --redis-url)")?;
             let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
             app(AppState { store, users, passwords, instance, metrics }, throttle)
         }

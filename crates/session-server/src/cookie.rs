@@ -101,10 +101,7 @@ mod tests {
         let dup = format!("{COOKIE_NAME}={id}; {COOKIE_NAME}={id}");
         assert_eq!(session_from_headers(&headers(&[dup.as_bytes()])), CookieSession::Invalid);
         let split = format!("{COOKIE_NAME}={id}");
-        assert_eq!(
-            session_from_headers(&headers(&[split.as_bytes(), split.as_bytes()])),
-            CookieSession::Invalid
-        );
+        assert_eq!(session_from_headers(&headers(&[split.as_bytes(), split.as_bytes()])), CookieSession::Invalid);
         assert_eq!(session_from_headers(&headers(&[b"__Host-sid=short"])), CookieSession::Invalid);
         assert_eq!(session_from_headers(&headers(&[b"__Host-sid=\xff\xfe"])), CookieSession::Invalid);
     }
@@ -113,9 +110,6 @@ mod tests {
     fn set_cookie_has_exactly_the_documented_attributes() {
         let id = SessionId::generate();
         let v = set_cookie(&id);
-        assert_eq!(
-            v.to_str().unwrap(),
-            format!("__Host-sid={}; Path=/; HttpOnly; Secure; SameSite=Lax", id.encode())
-        );
+        assert_eq!(v.to_str().unwrap(), format!("__Host-sid={}; Path=/; HttpOnly; Secure; SameSite=Lax", id.encode()));
     }
 }

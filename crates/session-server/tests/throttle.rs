@@ -128,7 +128,12 @@ async fn unknown_users_are_throttled_like_known_ones(store: Store) {
         let mut replies = Vec::new();
         for password in ["wrong", "wrong", "wrong", "wrong", "wrong", DEMO_PASSWORD, "wrong"] {
             let r = attempt(&http, &server, user, password).await;
-            replies.push((r.status, r.body.clone(), r.header("retry-after").is_some(), r.header("set-cookie").is_some()));
+            replies.push((
+                r.status,
+                r.body.clone(),
+                r.header("retry-after").is_some(),
+                r.header("set-cookie").is_some(),
+            ));
         }
         seen.push(replies);
     }
@@ -289,7 +294,8 @@ async fn the_redis_counter_fails_closed_and_recovers() {
     let port = free_port();
     let mut redis = RedisServer::start(port);
     let config = ThrottleConfig { max_failures: 1, window: Duration::from_secs(60) };
-    let throttle = LoginThrottle::redis(&redis.url(), "authbench-test:", Duration::from_millis(300), config).await.unwrap();
+    let throttle =
+        LoginThrottle::redis(&redis.url(), "authbench-test:", Duration::from_millis(300), config).await.unwrap();
     assert!(throttle.attempt("user1").await.is_ok());
     assert!(matches!(throttle.attempt("user1").await, Err(ApiError::TooManyRequests { .. })));
 

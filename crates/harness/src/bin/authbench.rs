@@ -7,7 +7,8 @@ use harness::{
 };
 
 fn render(dir: &std::path::Path) -> anyhow::Result<()> {
-    let files = report::render(dir).map_err(|e| e.context(format!("rendering the report in {} failed", dir.display())))?;
+    let files =
+        report::render(dir).map_err(|e| e.context(format!("rendering the report in {} failed", dir.display())))?;
     if let Some(md) = files.first() {
         println!("report: {} (+ report.html and {} charts)", md.display(), files.len().saturating_sub(2));
     }

@@ -159,7 +159,14 @@ impl Window {
 impl Tally {
     /// Send one request on `conn` (opened on demand) and account for it. `reference` is
     /// the time latency is measured from: the intended send time in open loop.
-    async fn exchange<W: Workload>(&mut self, conn: &mut Option<Conn>, ctx: &Ctx<'_>, workload: &W, req: Req<'_>, reference: Instant) {
+    async fn exchange<W: Workload>(
+        &mut self,
+        conn: &mut Option<Conn>,
+        ctx: &Ctx<'_>,
+        workload: &W,
+        req: Req<'_>,
+        reference: Instant,
+    ) {
         let Ctx { addr, window, timeout, progress } = *ctx;
         let counted = window.contains(reference);
         if counted {
@@ -255,7 +262,12 @@ pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progr
     }
 }
 
-async fn open_loop<W: Workload>(spec: &Spec, rate: f64, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
+async fn open_loop<W: Workload>(
+    spec: &Spec,
+    rate: f64,
+    workload: Arc<W>,
+    progress: Arc<Progress>,
+) -> anyhow::Result<Outcome> {
     let per_target = spec.connections_per_target.max(1);
     // Connect everything before the clock starts, so set-up is not measured as latency.
     let mut conns = Vec::new();

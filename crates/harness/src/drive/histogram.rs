@@ -3,7 +3,10 @@
 //! merged when a point ends.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
-use hdrhistogram::{Histogram, serialization::{Serializer as _, V2DeflateSerializer}};
+use hdrhistogram::{
+    Histogram,
+    serialization::{Serializer as _, V2DeflateSerializer},
+};
 use serde::{Deserialize, Serialize};
 
 /// Highest latency tracked: one minute. Anything slower is clamped (and is a timeout anyway).

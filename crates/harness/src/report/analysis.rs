@@ -135,7 +135,10 @@ pub fn why_not_held(p: &Point) -> String {
     if rejects_by_design(p) {
         return "rejected by design (session on another instance)".into();
     }
-    p.flags.iter().find_map(|f| f.strip_prefix("final run did not hold: ")).map_or_else(|| "did not hold".into(), str::to_owned)
+    p.flags
+        .iter()
+        .find_map(|f| f.strip_prefix("final run did not hold: "))
+        .map_or_else(|| "did not hold".into(), str::to_owned)
 }
 
 /// Median of per-request CPU over a series (robust to one odd point).
@@ -250,7 +253,8 @@ impl<'a> Analysis<'a> {
             let pts: Vec<&Point> = s.points.clone();
             let Some(instance_us) = median(pts.iter().map(|p| p.cpu.per_request_us).collect()) else { continue };
             let store_us = median(pts.iter().filter_map(|p| p.cpu.store_per_request_us).collect());
-            let store_commands = median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
+            let store_commands =
+                median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
             let cost = Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len() };
             // The model is checked only against capped points: uncapped, "N instances" is not N
             // times the capacity.
@@ -258,7 +262,8 @@ impl<'a> Analysis<'a> {
                 for p in pts.iter().filter(|p| p.capped) {
                     let inst = capacity(p.instances as f64 * results.caps.instance_cpu, cost.instance_us);
                     let store = cost.store_us.map_or(f64::INFINITY, |us| capacity(results.caps.store_cpu, us));
-                    let (predicted, bound) = if store < inst { (store, Resource::Store) } else { (inst, Resource::Instances) };
+                    let (predicted, bound) =
+                        if store < inst { (store, Resource::Store) } else { (inst, Resource::Instances) };
                     checks.push(ModelCheck {
                         system: s.system,
                         instances: p.instances,

@@ -104,7 +104,11 @@ fn side_legend(area: &Area<'_>, entries: &[(String, RGBColor, Key)]) -> anyhow::
 pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
     let mut out = Vec::new();
     if !a.series.is_empty() {
-        out.push(Chart { file: "throughput.svg", title: "Max sustained throughput vs instances".into(), svg: throughput(a)? });
+        out.push(Chart {
+            file: "throughput.svg",
+            title: "Max sustained throughput vs instances".into(),
+            svg: throughput(a)?,
+        });
     }
     if let Some(n) = a.largest_n()
         && a.series.iter().any(|s| s.at(n).is_some())
@@ -203,7 +207,8 @@ fn latency(a: &Analysis<'_>, n: usize) -> anyhow::Result<String> {
         .collect();
     let xmax = top(lines.iter().flat_map(|l| l.2.iter().map(|p| p.0)));
     let ys = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1).chain(std::iter::once(l.1.latency_us.p50 as f64 / 1e3)));
-    let (lo, hi) = ys.chain(slo_ms).filter(|y| *y > 0.0).fold((f64::INFINITY, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let (lo, hi) =
+        ys.chain(slo_ms).filter(|y| *y > 0.0).fold((f64::INFINITY, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
     let (lo, hi) = if lo.is_finite() { (lo * 0.7, hi * 1.5) } else { (0.1, 10.0) };
     let keys: Vec<f64> = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
         .into_iter()
@@ -236,7 +241,9 @@ fn latency(a: &Analysis<'_>, n: usize) -> anyhow::Result<String> {
             chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, c.filled())))?;
             let x = p.offered_rps.unwrap_or(p.achieved_rps);
             let p50 = (p.latency_us.p50 as f64 / 1e3).max(lo);
-            chart.draw_series(std::iter::once(EmptyElement::at((x, p50)) + Rectangle::new([(-4, -4), (4, 4)], c.filled())))?;
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((x, p50)) + Rectangle::new([(-4, -4), (4, 4)], c.filled()),
+            ))?;
         }
         if let Some(slo) = slo_ms {
             let grey = RGBColor(90, 90, 90);
@@ -279,7 +286,12 @@ fn store(a: &Analysis<'_>) -> anyhow::Result<String> {
             l.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label(s.label()).legend(legend_line(c));
             l.draw_series(s.points.iter().filter_map(|p| Some(marker(p.instances as f64, ops(p)?, p.held, c))))?;
             if let Some(one) = s.at(1).and_then(ops) {
-                l.draw_series(DashedLineSeries::new([(1.0, one), (max_n, one * max_n)], 6, 5, c.mix(0.6).stroke_width(1)))?;
+                l.draw_series(DashedLineSeries::new(
+                    [(1.0, one), (max_n, one * max_n)],
+                    6,
+                    5,
+                    c.mix(0.6).stroke_width(1),
+                ))?;
             }
         }
         l.configure_series_labels()
@@ -304,8 +316,11 @@ fn store(a: &Analysis<'_>) -> anyhow::Result<String> {
             .draw()?;
         for s in &backed {
             let c = color(s.system);
-            let store: Vec<(f64, f64)> =
-                s.points.iter().filter_map(|p| Some((p.instances as f64, attribute(a.results, p).store? * 100.0))).collect();
+            let store: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter_map(|p| Some((p.instances as f64, attribute(a.results, p).store? * 100.0)))
+                .collect();
             let inst: Vec<(f64, f64)> =
                 s.points.iter().map(|p| (p.instances as f64, p.cpu.instance_utilization * 100.0)).collect();
             r.draw_series(LineSeries::new(store.clone(), c.stroke_width(3)))?
@@ -355,7 +370,10 @@ fn cpu(a: &Analysis<'_>) -> anyhow::Result<String> {
     svg(|root| {
         let labels: Vec<String> = bars.iter().map(|b| b.0.to_string()).collect();
         let mut chart = ChartBuilder::on(root)
-            .caption("CPU per request, median over N (solid: instance; light: store; whisker: lowest–highest N)", (FONT, 17))
+            .caption(
+                "CPU per request, median over N (solid: instance; light: store; whisker: lowest–highest N)",
+                (FONT, 17),
+            )
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(64)
@@ -366,7 +384,11 @@ fn cpu(a: &Analysis<'_>) -> anyhow::Result<String> {
             .x_labels(bars.len().max(1))
             .x_label_formatter(&|v| {
                 let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             })
             .x_label_style((FONT, 13))
             .y_desc("CPU µs per request")
@@ -385,7 +407,8 @@ fn cpu(a: &Analysis<'_>) -> anyhow::Result<String> {
                 )))?;
             }
             if hi > lo {
-                chart.draw_series(std::iter::once(PathElement::new(vec![(x, *lo), (x, *hi)], black.stroke_width(1))))?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(vec![(x, *lo), (x, *hi)], black.stroke_width(1))))?;
                 for y in [*lo, *hi] {
                     chart.draw_series(std::iter::once(PathElement::new(
                         vec![(x - 0.06, y), (x + 0.06, y)],
@@ -394,7 +417,11 @@ fn cpu(a: &Analysis<'_>) -> anyhow::Result<String> {
                 }
             }
             let text = if *store > 0.0 { format!("{inst:.0} + {store:.0}") } else { format!("{inst:.0}") };
-            chart.draw_series(std::iter::once(Text::new(text, (x + 0.08, hi.max(inst + store) + ymax * 0.03), (FONT, 13))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                text,
+                (x + 0.08, hi.max(inst + store) + ymax * 0.03),
+                (FONT, 13),
+            )))?;
         }
         Ok(())
     })
@@ -489,8 +516,17 @@ fn usl(a: &Analysis<'_>) -> anyhow::Result<String> {
             .light_line_style(WHITE)
             .draw()?;
         let grey = RGBColor(150, 150, 150);
-        chart.draw_series(DashedLineSeries::new([(measured_max, ymin), (measured_max, ymax)], 3, 4, grey.stroke_width(1)))?;
-        chart.draw_series(std::iter::once(Text::new("← measured | model →", (measured_max * 1.03, ymax * 0.8), (FONT, 12))))?;
+        chart.draw_series(DashedLineSeries::new(
+            [(measured_max, ymin), (measured_max, ymax)],
+            3,
+            4,
+            grey.stroke_width(1),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            "← measured | model →",
+            (measured_max * 1.03, ymax * 0.8),
+            (FONT, 12),
+        )))?;
         for s in &a.series {
             let c = color(s.system);
             match curves.iter().find(|(cs, _)| std::ptr::eq(*cs, s)) {

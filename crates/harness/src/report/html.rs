@@ -24,7 +24,9 @@ pub fn render(title: &str, blocks: &[Block], charts: &[Chart]) -> String {
                 out.push_str(&format!("<h{l} id=\"{id}\">{}</h{l}>\n", inline(text)));
             }
             Block::Para(t) => out.push_str(&format!("<p>{}</p>\n", inline(t))),
-            Block::Note(t) => out.push_str(&format!("<blockquote><p>{}</p></blockquote>\n", inline(t).replace('\n', "<br>\n"))),
+            Block::Note(t) => {
+                out.push_str(&format!("<blockquote><p>{}</p></blockquote>\n", inline(t).replace('\n', "<br>\n")))
+            }
             Block::Bullets(items) => {
                 out.push_str("<ul>\n");
                 for i in items {
@@ -46,7 +48,11 @@ pub fn render(title: &str, blocks: &[Block], charts: &[Chart]) -> String {
                     }
                     None => out.push_str(&format!("<p>(chart {} missing)</p>\n", escape(file))),
                 }
-                out.push_str(&format!("<figcaption>{} (<code>{}</code>)</figcaption>\n</figure>\n", inline(title), escape(file)));
+                out.push_str(&format!(
+                    "<figcaption>{} (<code>{}</code>)</figcaption>\n</figure>\n",
+                    inline(title),
+                    escape(file)
+                ));
             }
             Block::Table { head, align, rows } => {
                 let class = |i: usize| if align.get(i) == Some(&Align::Right) { " class=\"r\"" } else { "" };

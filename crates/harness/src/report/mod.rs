@@ -52,7 +52,11 @@ pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
 
 /// Render `results` into `dir`.
 pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    anyhow::ensure!(!results.points.is_empty(), "{} has no measured points to report on", dir.join("results.json").display());
+    anyhow::ensure!(
+        !results.points.is_empty(),
+        "{} has no measured points to report on",
+        dir.join("results.json").display()
+    );
     let analysis = analysis::Analysis::new(results);
     let charts = charts::all(&analysis).context("drawing the charts")?;
     let doc = content::build(&analysis, &charts);

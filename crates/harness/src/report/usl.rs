@@ -260,7 +260,9 @@ mod tests {
 
     #[test]
     fn recovers_known_parameters_from_exact_data() {
-        for (lambda, sigma, kappa) in [(1000.0, 0.05, 0.002), (3400.0, 0.0, 0.01), (800.0, 0.3, 0.0001), (12_000.0, 0.02, 0.0)] {
+        for (lambda, sigma, kappa) in
+            [(1000.0, 0.05, 0.002), (3400.0, 0.0, 0.01), (800.0, 0.3, 0.0001), (12_000.0, 0.02, 0.0)]
+        {
             let data = synth(lambda, sigma, kappa, &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
             let f = fit(&data).unwrap();
             assert!((f.lambda - lambda).abs() / lambda < 1e-6, "{f:?} vs λ={lambda}");
@@ -327,7 +329,10 @@ mod tests {
     #[test]
     fn refuses_too_few_or_bad_points() {
         assert_eq!(fit(&[(1.0, 1.0), (2.0, 2.0), (4.0, 3.0)]), Err(FitError::TooFewPoints { have: 3 }));
-        assert_eq!(fit(&[(1.0, 1.0), (1.0, 1.1), (2.0, 2.0), (2.0, 2.1)]), Err(FitError::TooFewInstanceCounts { have: 2 }));
+        assert_eq!(
+            fit(&[(1.0, 1.0), (1.0, 1.1), (2.0, 2.0), (2.0, 2.1)]),
+            Err(FitError::TooFewInstanceCounts { have: 2 })
+        );
         assert!(matches!(fit(&[(1.0, 1.0), (2.0, 0.0), (4.0, 3.0), (8.0, 4.0)]), Err(FitError::BadPoint { .. })));
         assert!(FitError::TooFewPoints { have: 3 }.to_string().contains("at least 4"));
     }

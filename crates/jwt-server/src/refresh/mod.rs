@@ -13,8 +13,8 @@ pub mod redis;
 
 use std::{future::Future, sync::Arc};
 
-pub use auth_core::store::StoreError;
 use auth_core::Role;
+pub use auth_core::store::StoreError;
 
 use crate::tokens::TokenHash;
 

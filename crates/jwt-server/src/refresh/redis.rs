@@ -11,7 +11,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use auth_core::{Role, store::{bounded, redis_connect}};
+use auth_core::{
+    Role,
+    store::{bounded, redis_connect},
+};
 use redis::{Script, aio::ConnectionManager};
 
 use super::{Grant, RefreshStore, Rejected, Rotation, StoreError};
@@ -134,7 +137,8 @@ impl RefreshStore for RedisRefreshStore {
     async fn family_of(&self, token: &TokenHash) -> Result<Option<Arc<str>>, StoreError> {
         let mut conn = self.conn.clone();
         let fam: Option<String> =
-            bounded(self.timeout, redis::cmd("HGET").arg(self.token_key(token)).arg("fam").query_async(&mut conn)).await?;
+            bounded(self.timeout, redis::cmd("HGET").arg(self.token_key(token)).arg("fam").query_async(&mut conn))
+                .await?;
         Ok(fam.map(Arc::from))
     }
 

@@ -75,9 +75,7 @@ impl TestServer {
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         assert!(cli.command.is_none());
-        let router = jwt_server::config::build(&cli.args)
-            .await
-            .unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
+        let router = jwt_server::config::build(&cli.args).await.unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

@@ -41,12 +41,9 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// Must be called inside a tokio runtime (it starts the purge task).
     pub fn new(timeouts: Timeouts) -> Self {
-        let shared = Arc::new(Shared {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            timeouts,
-        });
-        let period = (timeouts.idle.min(timeouts.absolute) / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let shared = Arc::new(Shared { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), timeouts });
+        let period =
+            (timeouts.idle.min(timeouts.absolute) / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
             let now = auth_core::unix_millis();
             for shard in shared.shards.iter() {
@@ -96,7 +93,8 @@ impl SessionStore for MemoryStore {
 
     async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
         let t = self.shared.timeouts;
-        let expires_ms = (session.created_ms + t.idle.as_millis() as u64).min(t.absolute_deadline_ms(session.created_ms));
+        let expires_ms =
+            (session.created_ms + t.idle.as_millis() as u64).min(t.absolute_deadline_ms(session.created_ms));
         lock(self.shard(id)).insert(*id, Entry { session: session.clone(), expires_ms });
         Ok(())
     }

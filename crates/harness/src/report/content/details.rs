@@ -19,7 +19,9 @@ pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         .iter()
         .map(|s| {
             let mut r = vec![s.label()];
-            r.extend(ns.iter().map(|n| s.at(*n).map_or("—".into(), |p| format!("{:.0}{}", p.achieved_rps, held_mark(p)))));
+            r.extend(
+                ns.iter().map(|n| s.at(*n).map_or("—".into(), |p| format!("{:.0}{}", p.achieved_rps, held_mark(p)))),
+            );
             r.push(last_step(s).map_or("—".into(), |(p, l, g)| format!("×{g:.2} ({p}→{l})")));
             r.push(s.efficiency().map_or("—".into(), |(_, e)| format!("{e:.2}")));
             r
@@ -32,8 +34,12 @@ pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
          below 95% of their cap). {NOT_HELD}: the final run missed; the number is what it achieved. Efficiency is X(N)/(N·X(1)) at the \
          largest N; the last step compares the two largest N."
     );
-    let borrowed: Vec<String> =
-        a.series.iter().filter(|s| s.lb == Lb::Sticky && s.points.iter().any(|p| p.lb != s.lb)).map(|s| s.label()).collect();
+    let borrowed: Vec<String> = a
+        .series
+        .iter()
+        .filter(|s| s.lb == Lb::Sticky && s.points.iter().any(|p| p.lb != s.lb))
+        .map(|s| s.label())
+        .collect();
     if !borrowed.is_empty() {
         text.push_str(&format!(
             " {}: N=1 is the one round-robin measurement — with one instance there is nothing to balance.",
@@ -75,7 +81,11 @@ pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
                 }
             })
             .collect();
-        d.table(&["system", "held N used", "excluded", "σ", "κ", "λ (req/s)", "R²", "peak N", "X(64), model"], "llllrrrrr", rows);
+        d.table(
+            &["system", "held N used", "excluded", "σ", "κ", "λ (req/s)", "R²", "peak N", "X(64), model"],
+            "llllrrrrr",
+            rows,
+        );
         let superlinear = superlinear(a);
         if !superlinear.is_empty() {
             d.note(format!(
@@ -258,12 +268,18 @@ pub(super) fn sync(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
                 p.instances.to_string(),
                 format!("{:.1}%", p.error_ratio * 100.0),
                 format!("{:.1}%", (n - 1.0) / n * 100.0),
-                sticky.and_then(|s| s.at(p.instances)).map_or("—".into(), |q| format!("{:.1}%", q.error_ratio * 100.0)),
+                sticky
+                    .and_then(|s| s.at(p.instances))
+                    .map_or("—".into(), |q| format!("{:.1}%", q.error_ratio * 100.0)),
                 p.errors.by_status.get("401").map_or("0".into(), |c| c.to_string()),
             ]
         })
         .collect();
-    d.table(&["N", "rejected, round-robin", "(N−1)/N", "rejected, sticky", "401 responses (round-robin)"], "rrrrr", rows);
+    d.table(
+        &["N", "rejected, round-robin", "(N−1)/N", "rejected, sticky", "401 responses (round-robin)"],
+        "rrrrr",
+        rows,
+    );
     d.p(format!(
         "Each login lands on one instance and the session lives only there; round-robin sends the next request anywhere, so it finds \
          the session with probability 1/N. The rejected requests are 401s, not timeouts. Round-robin points ran at a fixed rate (half \
@@ -356,21 +372,23 @@ pub(super) fn model(a: &Analysis<'_>, d: &mut Doc) {
              of authentication (the measured servers do nothing else, which is the worst case for the store):",
             cost.system
         ));
-        let rows: Vec<Vec<String>> = INSTANCE_CORES
-            .iter()
-            .map(|&ic| {
-                let mut r = vec![format!("{ic} core{}", if ic == 1.0 { "" } else { "s" })];
-                r.extend(
-                    APP_US.iter().map(|&app| instances_per_store(cost, ic, 1.0, app).map_or("—".into(), |k| format!("{k:.1}"))),
-                );
-                r
-            })
-            .collect();
-        let head: Vec<String> = std::iter::once("instance size".to_string())
-            .chain(
-                APP_US.iter().map(|&u| if u == 0.0 { "auth only (measured)".to_string() } else { format!("+{} app CPU", us(u)) }),
-            )
-            .collect();
+        let rows: Vec<Vec<String>> =
+            INSTANCE_CORES
+                .iter()
+                .map(|&ic| {
+                    let mut r = vec![format!("{ic} core{}", if ic == 1.0 { "" } else { "s" })];
+                    r.extend(APP_US.iter().map(|&app| {
+                        instances_per_store(cost, ic, 1.0, app).map_or("—".into(), |k| format!("{k:.1}"))
+                    }));
+                    r
+                })
+                .collect();
+        let head: Vec<String> =
+            std::iter::once("instance size".to_string())
+                .chain(APP_US.iter().map(|&u| {
+                    if u == 0.0 { "auth only (measured)".to_string() } else { format!("+{} app CPU", us(u)) }
+                }))
+                .collect();
         let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
         d.table(&head_refs, "lrrrr", rows);
     }
@@ -391,7 +409,8 @@ pub(super) fn model(a: &Analysis<'_>, d: &mut Doc) {
         worst.map_or("—".into(), |w| format!("{:+.0}% ({} N={})", w.error() * 100.0, w.system, w.instances))
     );
     if !store_checks.is_empty() {
-        let e: Vec<String> = store_checks.iter().map(|c| format!("{:+.0}% at N={}", c.error() * 100.0, c.instances)).collect();
+        let e: Vec<String> =
+            store_checks.iter().map(|c| format!("{:+.0}% at N={}", c.error() * 100.0, c.instances)).collect();
         text.push_str(&format!(" Where the model says the store is the ceiling: {}.", e.join(", ")));
     }
     text.push_str(
@@ -463,7 +482,10 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         .map(|p| format!("{} N={} ({})", p.system, p.instances, analysis::why_not_held(p)))
         .collect();
     if !not_held.is_empty() {
-        items.push(format!("**Points that did not hold** (marked {NOT_HELD}, left out of the fits): {}.", not_held.join("; ")));
+        items.push(format!(
+            "**Points that did not hold** (marked {NOT_HELD}, left out of the fits): {}.",
+            not_held.join("; ")
+        ));
     }
     // Noise: final runs that missed where the search had held; p99 swings between repeated tries.
     let retried = r.points.iter().filter(|p| p.search.iter().any(|s| s.why.starts_with("final run"))).count();

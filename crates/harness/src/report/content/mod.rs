@@ -11,8 +11,8 @@ use crate::{
     record::Point,
     report::{
         analysis::{
-            self, Analysis, Attribution, Cost, Limit, Resource, SATURATED, Series, attribute, capacity, instances_per_store,
-            jwt_credential, session_credential,
+            self, Analysis, Attribution, Cost, Limit, Resource, SATURATED, Series, attribute, capacity,
+            instances_per_store, jwt_credential, session_credential,
         },
         charts::Chart,
         doc::Doc,
@@ -180,12 +180,19 @@ fn headline(a: &Analysis<'_>) -> String {
     // A series whose last point missed the objective carries the mark, explained at the end.
     let label = |s: &Series<'_>| format!("{}{}", s.label(), s.largest().map_or("", held_mark));
     let missed = steps.iter().any(|s| s.0.largest().is_some_and(|p| !p.held));
-    let legend =
-        if missed { format!(" ({NOT_HELD}: that system's largest-N run missed the p99 objective)") } else { String::new() };
+    let legend = if missed {
+        format!(" ({NOT_HELD}: that system's largest-N run missed the p99 objective)")
+    } else {
+        String::new()
+    };
     let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
-    let from_to =
-        if same_step { format!("From N={} to N={}", steps[0].1.0, steps[0].1.1) } else { "Over the last step in N".into() };
-    let labels = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
+    let from_to = if same_step {
+        format!("From N={} to N={}", steps[0].1.0, steps[0].1.1)
+    } else {
+        "Over the last step in N".into()
+    };
+    let labels =
+        |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
     if flat.is_empty() {
         let who = if scaled.len() == 1 { format!("{} kept", label(scaled[0].0)) } else { "Every system kept".into() };
         // Kept scaling over the step, yet a shared store may already be at its limit.
@@ -218,7 +225,11 @@ fn headline(a: &Analysis<'_>) -> String {
                     } else {
                         String::new()
                     };
-                    format!(", its store{cap} at {} of its CPU while the instances were {} busy", pct(u), pct(at.instances))
+                    format!(
+                        ", its store{cap} at {} of its CPU while the instances were {} busy",
+                        pct(u),
+                        pct(at.instances)
+                    )
                 }
                 Limit::Saturated(r, u) => format!(", {} at {}", r.name(), pct(u)),
                 Limit::Latency(r, u) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
@@ -229,7 +240,8 @@ fn headline(a: &Analysis<'_>) -> String {
         .collect();
     let store_bound = flat.iter().any(|(s, ..)| {
         s.system.needs_redis()
-            && s.largest().is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
+            && s.largest()
+                .is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
     });
     let lead = match (store_bound, scaled.is_empty()) {
         (true, false) => "Scaling out stopped at the shared session store — not at sessions or JWT as such.",
@@ -240,7 +252,12 @@ fn headline(a: &Analysis<'_>) -> String {
     if scaled.is_empty() {
         format!("{uncapped}{lead} {from_to}: {}{legend}.", and_list(&flat_text))
     } else {
-        format!("{uncapped}{lead} {from_to}, {} gained {}; {}{legend}.", labels(&scaled), span(&scaled), and_list(&flat_text))
+        format!(
+            "{uncapped}{lead} {from_to}, {} gained {}; {}{legend}.",
+            labels(&scaled),
+            span(&scaled),
+            and_list(&flat_text)
+        )
     }
 }
 
@@ -296,8 +313,10 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
     let expected: Vec<String> =
         multi.iter().map(|p| format!("{:.1}%", (p.instances as f64 - 1.0) / p.instances as f64 * 100.0)).collect();
     let ns: Vec<String> = multi.iter().map(|p| p.instances.to_string()).collect();
-    let dev =
-        multi.iter().map(|p| (p.error_ratio - (p.instances as f64 - 1.0) / p.instances as f64).abs() * 100.0).fold(0.0, f64::max);
+    let dev = multi
+        .iter()
+        .map(|p| (p.error_ratio - (p.instances as f64 - 1.0) / p.instances as f64).abs() * 100.0)
+        .fold(0.0, f64::max);
     let how = if dev <= 2.0 {
         format!("fail as (N−1)/N predicts, to within {dev:.1} percentage points")
     } else {
@@ -311,8 +330,11 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
     );
     if let Some(sticky) = a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky) {
         let errors = sticky.points.iter().map(|p| p.error_ratio).fold(0.0, f64::max);
-        let rejected =
-            if errors == 0.0 { "no request rejected".to_string() } else { format!("at most {:.2}% rejected", errors * 100.0) };
+        let rejected = if errors == 0.0 {
+            "no request rejected".to_string()
+        } else {
+            format!("at most {:.2}% rejected", errors * 100.0)
+        };
         if let Some((p, l, g)) = last_step(sticky) {
             text.push_str(&format!(
                 " Sticky routing removes it ({rejected}), and the same servers gained ×{g:.2} from N={p} to N={l}."

@@ -59,7 +59,9 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "gain over the last step in N (×, ideal ×2 for a doubling)",
         cells(&|s| {
             a.series_of(s)
-                .and_then(|se| last_step(se).map(|(p, l, g)| format!("×{g:.2} ({p}→{l}){}", se.largest().map_or("", held_mark))))
+                .and_then(|se| {
+                    last_step(se).map(|(p, l, g)| format!("×{g:.2} ({p}→{l}){}", se.largest().map_or("", held_mark)))
+                })
                 .unwrap_or_else(|| "—".into())
         }),
     ));
@@ -135,12 +137,17 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
 
 fn state_verdict(a: &Analysis<'_>) -> String {
     let session = session_credential().bytes;
-    let jwt: Vec<(System, usize)> = systems(a).into_iter().filter_map(|s| Some((s, jwt_credential(s)?.bytes))).collect();
-    let bytes =
-        a.series_of(System::SessionRedis).and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session));
+    let jwt: Vec<(System, usize)> =
+        systems(a).into_iter().filter_map(|s| Some((s, jwt_credential(s)?.bytes))).collect();
+    let bytes = a
+        .series_of(System::SessionRedis)
+        .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session));
     let mut t = "**State** — the source: sessions live on the server, JWTs with the client.".to_string();
     if let Some(b) = bytes {
-        t.push_str(&format!(" A Redis session cost {b:.0} B of store memory (≈{:.0} MB per million live sessions).", b));
+        t.push_str(&format!(
+            " A Redis session cost {b:.0} B of store memory (≈{:.0} MB per million live sessions).",
+            b
+        ));
     }
     if let (Some(lo), Some(hi)) = (jwt.iter().map(|x| x.1).min(), jwt.iter().map(|x| x.1).max()) {
         t.push_str(&format!(
@@ -154,8 +161,9 @@ fn state_verdict(a: &Analysis<'_>) -> String {
 }
 
 fn scalability_verdict(a: &Analysis<'_>) -> String {
-    let mut t = "**Scalability** — the source: sessions must be synchronised when servers are added; JWT favours scaling out."
-        .to_string();
+    let mut t =
+        "**Scalability** — the source: sessions must be synchronised when servers are added; JWT favours scaling out."
+            .to_string();
     if let Some(rr) = a.rejecting.first() {
         if let Some(p) = rr.largest().filter(|p| p.instances > 1) {
             t.push_str(&format!(
@@ -164,8 +172,10 @@ fn scalability_verdict(a: &Analysis<'_>) -> String {
                 p.instances
             ));
         }
-        let jwt: Vec<f64> = a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
-        if let Some(e) = a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky).and_then(last_step_efficiency)
+        let jwt: Vec<f64> =
+            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+        if let Some(e) =
+            a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky).and_then(last_step_efficiency)
             && let (Some(lo), Some(hi)) = (jwt.iter().copied().reduce(f64::min), jwt.iter().copied().reduce(f64::max))
         {
             t.push_str(&format!(
@@ -229,9 +239,10 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     let v = costs_sorted(a);
     let cost_of = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
     let mut items = Vec::new();
-    if let (Some(sticky), Some(c)) =
-        (a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky), cost_of(System::SessionMemory))
-    {
+    if let (Some(sticky), Some(c)) = (
+        a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky),
+        cost_of(System::SessionMemory),
+    ) {
         let gain = last_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
         let cheapest = v.first().is_some_and(|c| c.system == System::SessionMemory);
         items.push(format!(
@@ -303,7 +314,8 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
         }
     }
     if let Some(st) = a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky) {
-        let jwt: Vec<f64> = a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+        let jwt: Vec<f64> =
+            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
         let jwt_lo = jwt.iter().copied().fold(f64::INFINITY, f64::min);
         if let Some(e) = last_step_efficiency(st)
             && e >= KEPT_SCALING
