@@ -6,6 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    chaos::{ChaosConfig, Experiment},
     drive::engine::Mode,
     load::LoadConfig,
     plan::{Lb, System},
@@ -48,10 +49,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start-up and matched once: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start N instances of each system under capped CPU, find their max sustained
-    /// throughput, record resources, write results.json.
+    /// throughput, record resources, write results.json. With --target, measure an
+    /// already-running deployment instead.
     Sweep(SweepArgs),
     /// Open- or closed-loop load against one local URL (the generator alone).
     Load(LoadArgs),
@@ -60,6 +64,91 @@ pub enum Command {
     /// Measure the revocation window: how long after a logout each system still accepts
     /// the credential on some instance.
     Revocation(RevocationArgs),
+    /// Failure experiments under steady load: the store hangs, the store restarts empty,
+    /// an instance dies. Records a per-second timeline of answers and the recovery time.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Systems to run (comma-separated).
+    #[arg(long, env = "AUTHBENCH_CHAOS_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
+          default_value = "session-memory,session-redis,jwt-hs256,jwt-hs256+denylist,jwt-hs256+denylist-cached")]
+    pub systems: Vec<System>,
+
+    /// Experiments to run (comma-separated): store-freeze, store-restart, instance-loss.
+    #[arg(long, env = "AUTHBENCH_CHAOS_EXPERIMENTS", value_delimiter = ',', value_parser = |s: &str| s.parse::<Experiment>(),
+          default_value = "store-freeze,store-restart,instance-loss")]
+    pub experiments: Vec<Experiment>,
+
+    /// Instances per system (uncapped; instance-loss kills one).
+    #[arg(long, env = "AUTHBENCH_CHAOS_INSTANCES", default_value_t = 3, value_parser = instance_count)]
+    pub instances: usize,
+
+    /// Offered load in requests per second, all instances together (well below capacity:
+    /// these runs are about failure, not throughput).
+    #[arg(long, env = "AUTHBENCH_CHAOS_RATE", default_value_t = 300.0, value_parser = positive)]
+    pub rate: f64,
+
+    /// Logged-in users the load is spread over.
+    #[arg(long, env = "AUTHBENCH_CHAOS_USERS", default_value_t = 300)]
+    pub users: usize,
+
+    /// Discarded from the latency figures (the timeline shows it).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+
+    /// Length of each run after the warm-up.
+    #[arg(long, env = "AUTHBENCH_CHAOS_DURATION", default_value = "14s", value_parser = duration)]
+    pub duration: Duration,
+
+    /// When the fault starts, from the start of the run.
+    #[arg(long, env = "AUTHBENCH_CHAOS_FAULT_AT", default_value = "4s", value_parser = duration)]
+    pub fault_at: Duration,
+
+    /// How long the store stays stopped or down.
+    #[arg(long, env = "AUTHBENCH_CHAOS_OUTAGE", default_value = "3s", value_parser = duration)]
+    pub outage: Duration,
+
+    /// Per-request client timeout.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Connections per instance (enough to keep requests flowing while each waits for a
+    /// hung store).
+    #[arg(long, default_value_t = 128)]
+    pub connections_per_instance: usize,
+
+    /// Output directory (default bench-results/chaos-<run-id>); give a sweep's directory to
+    /// put the timelines into its report.
+    #[arg(long, env = "AUTHBENCH_OUT")]
+    pub out: Option<PathBuf>,
+
+    /// Directory holding session-server and jwt-server (default: next to authbench, then PATH).
+    #[arg(long, env = "AUTHBENCH_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl ChaosArgs {
+    pub fn into_config(self) -> anyhow::Result<ChaosConfig> {
+        anyhow::ensure!(self.connections_per_instance >= 1, "--connections-per-instance must be at least 1");
+        Ok(ChaosConfig {
+            systems: self.systems,
+            experiments: self.experiments,
+            instances: self.instances,
+            rate: self.rate,
+            users: self.users,
+            warmup: self.warmup,
+            duration: self.duration,
+            fault_at: self.fault_at,
+            outage: self.outage,
+            timeout: self.timeout,
+            connections_per_instance: self.connections_per_instance,
+            out: self.out.unwrap_or_else(|| default_out(&format!("chaos-{}", run_id()))),
+            demo_password: "demo-password".into(),
+            bin_dir: self.bin_dir,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -136,7 +225,16 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_INSTANCES", value_delimiter = ',', value_parser = instance_count)]
     pub instances: Option<Vec<usize>>,
 
+    /// Measure an already-running deployment instead of starting instances: its base URLs
+    /// (comma-separated, loopback only), one per instance or one load balancer. Needs
+    /// exactly one --systems (what runs there); nothing is started or capped, and the
+    /// instances' own CPU and memory are recorded as unknown.
+    #[arg(long = "target", env = "AUTHBENCH_TARGET", value_name = "URL", value_delimiter = ',')]
+    pub targets: Vec<String>,
+
     /// Balancer policies; default: round-robin for all, plus sticky for session-memory.
+    /// With several --target URLs, how authbench spreads requests over them; with one, a
+    /// label for what the deployment's own balancer does.
     #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
     pub lb: Option<Vec<Lb>>,
 
@@ -207,9 +305,14 @@ pub struct SweepArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// Logged-in demo users the load is spread over.
+    /// Logged-in demo users the load is spread over (user0, user1, …).
     #[arg(long, env = "AUTHBENCH_USERS")]
     pub users: Option<usize>,
+
+    /// Password of the demo users: given to the instances a sweep starts, and used to log
+    /// in to a --target deployment.
+    #[arg(long, env = "AUTHBENCH_DEMO_PASSWORD", default_value = "demo-password")]
+    pub demo_password: String,
 
     /// Open-loop connections per instance.
     #[arg(long, env = "AUTHBENCH_CONNECTIONS_PER_INSTANCE", default_value_t = 16)]
@@ -231,9 +334,17 @@ pub struct SweepArgs {
 impl SweepArgs {
     pub fn into_config(self) -> SweepConfig {
         let q = self.quick;
+        // With --target the instance count is the number of URLs; an --instances given
+        // anyway is kept so that the sweep can refuse it.
+        let instances = match self.instances {
+            Some(given) => given,
+            None if !self.targets.is_empty() => Vec::new(),
+            None if q => vec![1, 2],
+            None => vec![1, 2, 4, 8],
+        };
         SweepConfig {
             systems: self.systems,
-            instances: self.instances.unwrap_or_else(|| if q { vec![1, 2] } else { vec![1, 2, 4, 8] }),
+            instances,
             lb: self.lb,
             workload: self.workload,
             duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(5) }),
@@ -254,12 +365,13 @@ impl SweepArgs {
             redis_url: self.redis_url,
             out: self.out.unwrap_or_else(|| default_out(&run_id())),
             users: self.users.unwrap_or(if q { 32 } else { 64 }),
-            demo_password: "demo-password".into(),
+            demo_password: self.demo_password,
             connections_per_instance: self.connections_per_instance.max(1),
             timeout: self.timeout,
             min_requests: self.min_requests.unwrap_or(if q { 1_000 } else { 10_000 }),
             bin_dir: self.bin_dir,
             quick: q,
+            targets: self.targets,
         }
     }
 }

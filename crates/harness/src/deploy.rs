@@ -1,5 +1,7 @@
 //! Deploy: start the servers and the store as child processes, each in its own capped
-//! cgroup, wait for their ready lines, and stop them on every exit path.
+//! cgroup, wait for their ready lines, and stop them on every exit path — or, for
+//! `sweep --target`, check that an already-running deployment is the system it is said to
+//! be ([`check_target`]).
 //!
 //! Child processes are stopped explicitly (SIGTERM, then SIGKILL) by [`Deployment::stop`];
 //! if that is skipped by an error or a panic, `kill_on_drop` still kills them, and the
@@ -18,7 +20,11 @@ use tokio::{
     process::{Child, Command},
 };
 
-use crate::cgroup::{Cgroup, CgroupRoot};
+use crate::{
+    cgroup::{Cgroup, CgroupRoot},
+    drive::client::{Conn, Prepared},
+    plan::{Server, System},
+};
 
 /// How long a server may take to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,6 +55,82 @@ pub fn find_binaries(dir: Option<&Path>) -> anyhow::Result<Binaries> {
         })
     };
     Ok(Binaries { session: find("session-server")?, jwt: find("jwt-server")? })
+}
+
+impl Binaries {
+    /// The binary that runs `system`.
+    pub fn program(&self, system: System) -> &Path {
+        match system.server() {
+            Server::Session => &self.session,
+            Server::Jwt => &self.jwt,
+        }
+    }
+
+    /// `jwt-server keygen` for each algorithm into `key_dir`, so every instance of a run
+    /// signs and verifies with the same key.
+    pub fn keygen<'a>(&self, algs: impl IntoIterator<Item = &'a str>, key_dir: &Path) -> anyhow::Result<()> {
+        for alg in algs {
+            let status = std::process::Command::new(&self.jwt)
+                .args(["keygen", "--alg", alg, "--key-dir"])
+                .arg(key_dir)
+                .stdout(Stdio::null())
+                .status()
+                .context("cannot run jwt-server keygen")?;
+            anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
+        }
+        Ok(())
+    }
+}
+
+/// What every instance of a run is started with beyond its system's own flags.
+#[derive(Clone, Debug)]
+pub struct ServerSetup<'a> {
+    /// `--demo-users`.
+    pub users: usize,
+    pub password: &'a str,
+    /// The store's URL, for systems that use one.
+    pub store_url: Option<&'a str>,
+    /// Key prefix of this run in the store (its keys are deleted after each step).
+    pub prefix: &'a str,
+    pub key_dir: &'a Path,
+    /// Appended to a JWT server's flags (e.g. `--access-ttl`).
+    pub jwt_extra: &'a [String],
+}
+
+/// The command line of instance `k` of `system`: loopback, port 0, a distinct instance id.
+pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--instance-id".into(),
+        format!("{system}-{k}"),
+        "--demo-users".into(),
+        setup.users.to_string(),
+        "--demo-password".into(),
+        setup.password.to_owned(),
+    ];
+    let store = |args: &mut Vec<String>| {
+        args.extend(["--redis-url".into(), setup.store_url.unwrap_or_default().to_owned()]);
+        args.extend(["--redis-prefix".into(), setup.prefix.to_owned()]);
+    };
+    match system.server() {
+        Server::Session => {
+            args.extend(["--store".into(), if system.needs_redis() { "redis" } else { "memory" }.into()]);
+            if system.needs_redis() {
+                store(&mut args);
+            }
+        }
+        Server::Jwt => {
+            let alg = system.jwt_alg().unwrap_or("HS256");
+            args.extend(["--alg".into(), alg.into(), "--key-dir".into(), setup.key_dir.display().to_string()]);
+            args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
+            if system.needs_redis() {
+                store(&mut args);
+            }
+            args.extend(setup.jwt_extra.iter().cloned());
+        }
+    }
+    args
 }
 
 /// A running child process, optionally in a cgroup.
@@ -171,8 +253,12 @@ impl Store {
 
 /// Start a private `redis-server` with no persistence on a free port, in `cgroup`.
 pub async fn start_redis(cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Result<Store> {
-    let port = free_port()?;
-    let log = log_dir.join("redis-server.log");
+    start_redis_on(free_port()?, cgroup, log_dir).await
+}
+
+/// [`start_redis`] on a given port (a restarted store comes back where clients look for it).
+pub async fn start_redis_on(port: u16, cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Result<Store> {
+    let log = log_dir.join(format!("redis-server-{port}.log"));
     let mut child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(["--protected-mode", "yes", "--logfile", &log.display().to_string()])
@@ -276,4 +362,158 @@ impl Deployment {
 /// Create a capped child cgroup when caps are in use.
 pub fn group(root: Option<&CgroupRoot>, name: &str, cores: f64) -> anyhow::Result<Option<Cgroup>> {
     root.map(|r| r.child(name, cores).map_err(anyhow::Error::msg)).transpose()
+}
+
+/// `http://HOST:PORT[/]` of an already-running deployment → its address. HOST must be
+/// loopback (`localhost` is 127.0.0.1): authbench sends load to this machine only.
+pub fn parse_target(url: &str) -> anyhow::Result<SocketAddr> {
+    let uri: http::Uri = url.parse().map_err(|_| anyhow::anyhow!("--target {url:?} is not a URL"))?;
+    anyhow::ensure!(uri.scheme_str() == Some("http"), "--target {url}: must start with http:// (TLS is not supported)");
+    anyhow::ensure!(
+        uri.path_and_query().is_none_or(|p| p.as_str() == "/"),
+        "--target {url}: give the server's base URL (http://HOST:PORT), without a path"
+    );
+    let host = uri.host().with_context(|| format!("--target {url} has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
+        h => h.parse().map_err(|_| {
+            anyhow::anyhow!("--target {url}: host {h:?} is not an IP address or localhost (load goes to loopback only)")
+        })?,
+    };
+    anyhow::ensure!(
+        ip.is_loopback(),
+        "--target {url}: authbench sends load only to this machine (127.0.0.0/8, ::1 or localhost); {ip} is not loopback"
+    );
+    Ok(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))
+}
+
+/// The system id a server reports in `authbench_info` on `/metrics` for `system`: the
+/// revocation modes are not in it, so every HS256 variant reports `jwt-hs256`.
+fn reported_id(system: System) -> String {
+    match system.jwt_alg() {
+        Some(alg) => format!("jwt-{}", alg.to_ascii_lowercase()),
+        None => system.id().to_owned(),
+    }
+}
+
+/// Check that `url` (at `addr`) answers as `system`: it accepts a connection, its
+/// `/metrics` (when it is an authbench server) names the same system, and `user0` logs in
+/// with `password` and gets the credential `system` uses (a cookie, or a bearer token
+/// signed with the system's algorithm). Every failure is one line naming the URL.
+pub async fn check_target(system: System, url: &str, addr: SocketAddr, password: &str) -> anyhow::Result<()> {
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let connect = || async {
+        Conn::connect(addr, Duration::from_secs(3)).await.with_context(|| format!("--target {url}: cannot connect"))
+    };
+    let mut conn = connect().await?;
+    // Only an authbench server says what it is; anything else is judged by its login.
+    if let Ok((status, body)) = conn.send(&Prepared::get("/metrics")?, TIMEOUT).await
+        && status == http::StatusCode::OK
+        && let Some(running) = String::from_utf8_lossy(&body).lines().find_map(|l| {
+            let rest = l.strip_prefix("authbench_info{")?;
+            let (_, after) = rest.split_once("system=\"")?;
+            Some(after.split('"').next()?.to_owned())
+        })
+    {
+        let expected = reported_id(system);
+        anyhow::ensure!(
+            running == expected,
+            "--target {url} runs {running} (its /metrics says so), not {system}; give --systems {running}"
+        );
+    }
+    // A fresh connection: a server that answered /metrics with `connection: close` may not
+    // have closed this one yet, and a login sent on it would be lost.
+    drop(conn);
+    let mut conn = connect().await?;
+    let body = serde_json::json!({"username": "user0", "password": password});
+    let (status, headers, body) = conn
+        .send_with_headers(&Prepared::post_json("/login", &body)?, TIMEOUT)
+        .await
+        // SendError's text already names its cause.
+        .map_err(|e| anyhow::anyhow!("--target {url}: POST /login got no answer ({e})"))?;
+    let text = String::from_utf8_lossy(&body);
+    let snippet: String = text.chars().take(120).collect();
+    if status != http::StatusCode::OK {
+        let hint = match status.as_u16() {
+            401 => " (no demo user user0 there, or a different --demo-password?)",
+            404 | 405 => " (not an authbench server?)",
+            429 => " (too many failed logins for user0; wait for the window to pass)",
+            _ => "",
+        };
+        bail!("--target {url} is not a working {system}: POST /login as user0 answered {status}{hint}: {snippet}");
+    }
+    let cookie = headers.get(http::header::SET_COOKIE).and_then(|v| v.to_str().ok());
+    let token: Option<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["access_token"].as_str().map(str::to_owned));
+    match system.server() {
+        Server::Session => anyhow::ensure!(
+            cookie.is_some_and(|c| c.starts_with("__Host-sid=")),
+            "--target {url} is not {system}: POST /login answered {status} without a __Host-sid session cookie{}",
+            if token.is_some() { " but with an access_token (a JWT server?)" } else { "" }
+        ),
+        Server::Jwt => {
+            let token = token.with_context(|| {
+                format!(
+                    "--target {url} is not {system}: POST /login answered {status} without an access_token{}",
+                    if cookie.is_some() { " but with a cookie (a session server?)" } else { "" }
+                )
+            })?;
+            let alg = token_alg(&token);
+            let expected = system.jwt_alg().unwrap_or_default();
+            anyhow::ensure!(
+                alg.as_deref() == Some(expected),
+                "--target {url} is not {system}: its access tokens are signed with {}, not {expected}",
+                alg.as_deref().unwrap_or("an unreadable header")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `alg` from a JWT's header (not verified: only to tell which system issued it).
+fn token_alg(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    Some(v["alg"].as_str()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_loopback_base_urls() {
+        assert_eq!(parse_target("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(parse_target("http://localhost:8081/").unwrap(), "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(parse_target("http://[::1]:8082").unwrap(), "[::1]:8082".parse().unwrap());
+        assert_eq!(parse_target("http://127.0.0.1").unwrap(), "127.0.0.1:80".parse().unwrap());
+        for (url, why) in [
+            ("http://192.0.2.1:8080", "not loopback"),
+            ("http://example.com:8080", "not an IP address or localhost"),
+            ("https://127.0.0.1:8443", "http://"),
+            ("http://127.0.0.1:8080/api", "without a path"),
+            ("127.0.0.1:8080", "http://"),
+            ("", "not a URL"),
+        ] {
+            let e = parse_target(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn reported_ids_drop_the_revocation_mode() {
+        assert_eq!(reported_id(System::SessionRedis), "session-redis");
+        assert_eq!(reported_id(System::JwtEddsa), "jwt-eddsa");
+        assert_eq!(reported_id(System::JwtHs256DenylistCached), "jwt-hs256");
+    }
+
+    #[test]
+    fn token_alg_reads_the_header() {
+        // {"alg":"ES256","typ":"at+jwt"}
+        assert_eq!(token_alg("eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig").as_deref(), Some("ES256"));
+        assert_eq!(token_alg("garbage"), None);
+    }
 }

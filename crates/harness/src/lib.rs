@@ -6,10 +6,12 @@
 //! commands) → [`record`] (`results.json`, the summary table) → [`report`] (`report.md`,
 //! `report.html` and the charts, rendered from `results.json` alone).
 //!
-//! [`sweep`] strings the steps together; [`load`] exposes the generator alone. Start
+//! [`sweep`] strings the steps together; [`load`] exposes the generator alone; [`revocation`]
+//! and [`chaos`] are the two experiments that are not throughput sweeps. Start
 //! reading at [`sweep::sweep`], then [`drive::engine`].
 
 pub mod cgroup;
+pub mod chaos;
 pub mod cli;
 pub mod deploy;
 pub mod drive;

@@ -58,11 +58,16 @@ pub struct Errors {
     pub unsent: u64,
 }
 
+/// Resource figures of one point. The instances' own figures are unknown when authbench
+/// did not start them (`--target`): they are NaN in memory and `null` in `results.json`,
+/// never a made-up 0 (see [`unknown`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Cpu {
     /// CPU seconds all instances used during the window.
+    #[serde(with = "unknown")]
     pub instances_total_s: f64,
     /// Instance CPU per completed request, in microseconds.
+    #[serde(with = "unknown")]
     pub per_request_us: f64,
     /// Store CPU seconds during the window (`null` without a store).
     pub store_s: Option<f64>,
@@ -73,7 +78,30 @@ pub struct Cpu {
     /// Generator CPU as a share of the cores it could use (flagged above 0.8).
     pub generator_utilization: f64,
     /// Instance CPU as a share of their combined cap (or of the machine when uncapped).
+    #[serde(with = "unknown")]
     pub instance_utilization: f64,
+    /// CPU seconds the whole machine was busy during the window (`/proc/stat`). Recorded
+    /// for external deployments only, where the instances' own CPU is not visible but a
+    /// loopback deployment still shares this machine with the generator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_s: Option<f64>,
+}
+
+/// A figure that may not have been measured: NaN in memory, `null` in JSON.
+///
+/// NaN rather than `Option<f64>` keeps the report's arithmetic compiling unchanged, and
+/// its medians already drop non-finite values; the JSON is the same either way, so the
+/// field can become an `Option` later without touching any results file.
+pub mod unknown {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -118,6 +146,14 @@ pub struct Point {
     pub rss_bytes: Vec<u64>,
     pub store: Option<StoreStats>,
     pub capped: bool,
+    /// Measured an already-running deployment (`sweep --target`): authbench neither
+    /// started nor capped the instances, so their CPU and RSS are unknown (`null`/empty)
+    /// and `instances` is the number of target URLs (one URL may be a whole balancer).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// The URLs the load went to, for external points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
     /// Did this point meet the SLO, throughput and error criteria?
     pub held: bool,
     /// Resources that limited the point, e.g. `generator`.
@@ -184,19 +220,72 @@ impl Results {
     /// Write `results.json` atomically (temp file + rename), so an interrupted run never
     /// leaves a half-written file.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join("results.json.tmp");
-        let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join("results.json")).context("cannot move results.json into place")?;
-        Ok(())
+        write_json_atomically(dir, "results.json", self)
     }
 
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join("results.json");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not an authbench results file", path.display()))
+        read_json(dir, "results.json")
     }
+}
+
+/// Durations as seconds (f64) in results files.
+pub mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// What every experiment file (`revocation.json`, `chaos.json`) starts with.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunHeader {
+    pub schema_version: u32,
+    /// Which experiment: `revocation`, `chaos`.
+    pub kind: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
+    /// Every flag of the run.
+    pub config: serde_json::Value,
+    /// Whether instances ran under CPU caps (the experiments run uncapped: they measure
+    /// latency and failure behaviour well below capacity).
+    pub capped: bool,
+}
+
+impl RunHeader {
+    pub fn new(kind: &str, run_id: &str, config: &impl Serialize) -> anyhow::Result<Self> {
+        Ok(Self {
+            schema_version: SCHEMA_VERSION,
+            kind: kind.into(),
+            run_id: run_id.into(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            machine: Machine::detect(),
+            config: serde_json::to_value(config)?,
+            capped: false,
+        })
+    }
+}
+
+/// Write `dir/name` as pretty JSON through a temporary file and a rename, so a reader (or
+/// a crash) never sees half a file.
+pub fn write_json_atomically<T: Serialize>(dir: &Path, name: &str, value: &T) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot move {name} into place"))?;
+    Ok(())
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<T> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an authbench {name} file", path.display()))
 }
 
 /// The end-of-run table.
@@ -208,7 +297,7 @@ pub fn summary_table(results: &Results) -> String {
     ));
     for p in &results.points {
         out.push_str(&format!(
-            "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>7.0}µ {:>7} {:>6}  {}\n",
+            "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>8} {:>7} {:>6}  {}\n",
             p.system.id(),
             p.instances,
             p.lb.id(),
@@ -217,7 +306,7 @@ pub fn summary_table(results: &Results) -> String {
             p.latency_us.p50 as f64 / 1000.0,
             p.latency_us.p99 as f64 / 1000.0,
             p.error_ratio * 100.0,
-            p.cpu.per_request_us,
+            if p.cpu.per_request_us.is_finite() { format!("{:.0}µ", p.cpu.per_request_us) } else { "-".into() },
             p.store.as_ref().map_or("-".into(), |s| format!("{:.0}/s", s.ops_per_sec)),
             if p.held { "yes" } else { "no" },
             p.flags.join(","),

@@ -22,7 +22,7 @@ use crate::{
     deploy::{self, Binaries, Deployment, Store},
     drive::client::{Conn, Prepared},
     plan::{Server, System},
-    record::Machine,
+    record::RunHeader,
     workload,
 };
 
@@ -35,20 +35,15 @@ pub struct RevocationConfig {
     pub redis_url: Option<String>,
     pub out: PathBuf,
     /// `--access-ttl` of the JWT servers: bounds the `none` window.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub access_ttl: Duration,
     /// Longest probe per repeat.
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub deadline: Duration,
     pub demo_password: String,
     pub bin_dir: Option<PathBuf>,
 }
 
-mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-}
 
 /// p50/p99/max/mean of the revoked repeats' windows, in ms (`null` when none was revoked).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -102,39 +97,31 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// `results.json` of a revocation run.
+/// `revocation.json`: a revocation run (beside a sweep's results.json when `--out` names
+/// the sweep's directory, which puts it into that run's report).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct RevocationResults {
-    pub schema_version: u32,
-    /// Always `revocation`.
-    pub kind: String,
-    pub run_id: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub machine: Machine,
-    pub config: serde_json::Value,
-    /// Always uncapped: the window is a latency, not a throughput.
-    pub capped: bool,
+    /// Schema, kind, run id, times, machine, config; `capped` is always false.
+    #[serde(flatten)]
+    pub run: RunHeader,
     pub store: Option<String>,
     pub skipped: Vec<Skipped>,
     pub systems: Vec<SystemWindows>,
 }
 
+pub const FILE: &str = "revocation.json";
+
 impl RevocationResults {
-    /// Write `results.json` atomically (temp file + rename).
+    /// Write `revocation.json` atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join("results.json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join("results.json")).context("cannot move results.json into place")?;
-        Ok(())
+        crate::record::write_json_atomically(dir, FILE, self)
+    }
+
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        crate::record::read_json(dir, FILE)
     }
 }
 
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -163,7 +150,7 @@ fn notes(system: System, config: &RevocationConfig) -> String {
     format!("{what}; {common}")
 }
 
-/// Run the experiment; returns the results (also written to `config.out`).
+/// Run the experiment; returns the results (also written to `config.out`/revocation.json).
 pub async fn revocation(
     config: RevocationConfig,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -209,13 +196,7 @@ pub async fn revocation(
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     if systems.iter().any(|s| s.server() == Server::Jwt) {
-        let status = std::process::Command::new(&binaries.jwt)
-            .args(["keygen", "--alg", "HS256", "--key-dir"])
-            .arg(&key_dir)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .context("cannot run jwt-server keygen")?;
-        anyhow::ensure!(status.success(), "jwt-server keygen --alg HS256 failed");
+        binaries.keygen(["HS256"], &key_dir)?;
     }
     anyhow::ensure!(
         systems.iter().all(|s| s.jwt_alg().is_none_or(|a| a == "HS256")),
@@ -223,14 +204,7 @@ pub async fn revocation(
     );
 
     let mut results = RevocationResults {
-        schema_version: crate::record::SCHEMA_VERSION,
-        kind: "revocation".into(),
-        run_id: id.clone(),
-        started_at: now_rfc3339(),
-        finished_at: None,
-        machine: Machine::detect(),
-        config: serde_json::to_value(&config)?,
-        capped: false,
+        run: RunHeader::new("revocation", &id, &config)?,
         store: store
             .as_ref()
             .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
@@ -274,7 +248,7 @@ pub async fn revocation(
             }
         }
     }
-    results.finished_at = Some(now_rfc3339());
+    results.run.finished_at = Some(crate::record::now_rfc3339());
     results.write(&config.out)?;
     if let Some(p) = store.as_mut().and_then(|s| s.process.as_mut()) {
         p.stop().await;
@@ -294,41 +268,26 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn server_args(&self, system: System, k: usize) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--instance-id".into(),
-            format!("{system}-{k}"),
-            "--demo-users".into(),
-            self.config.repeats.clamp(10, 1000).to_string(),
-            "--demo-password".into(),
-            self.config.demo_password.clone(),
+        // --revocation none's window is the token's remaining life: keep it short and exact.
+        let jwt_extra = [
+            "--access-ttl".to_owned(),
+            format!("{}ms", self.config.access_ttl.as_millis()),
+            "--leeway".to_owned(),
+            "0s".to_owned(),
         ];
-        let url = self.store.map(|s| s.url.clone()).unwrap_or_default();
-        match system {
-            System::SessionMemory => args.extend(["--store".into(), "memory".into()]),
-            System::SessionRedis => {
-                args.extend(["--store".into(), "redis".into(), "--redis-url".into(), url]);
-                args.extend(["--redis-prefix".into(), self.prefix.to_owned()]);
-            }
-            _ => {
-                args.extend(["--alg".into(), "HS256".into(), "--key-dir".into(), self.key_dir.display().to_string()]);
-                args.extend(["--access-ttl".into(), format!("{}ms", self.config.access_ttl.as_millis())]);
-                args.extend(["--leeway".into(), "0s".into()]);
-                args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
-                if system.needs_redis() {
-                    args.extend(["--redis-url".into(), url, "--redis-prefix".into(), self.prefix.to_owned()]);
-                }
-            }
-        }
-        args
+        let setup = deploy::ServerSetup {
+            users: self.config.repeats.clamp(10, 1000),
+            password: &self.config.demo_password,
+            store_url: self.store.map(|s| s.url.as_str()),
+            prefix: self.prefix,
+            key_dir: self.key_dir,
+            jwt_extra: &jwt_extra,
+        };
+        deploy::server_args(system, k, &setup)
     }
 
     async fn system(&self, system: System, deployment: &mut Deployment) -> anyhow::Result<SystemWindows> {
-        let program = match system.server() {
-            Server::Session => &self.binaries.session,
-            Server::Jwt => &self.binaries.jwt,
-        };
+        let program = self.binaries.program(system);
         for k in 0..self.config.instances {
             let name = format!("{system}-{k}");
             let (process, addr) =

@@ -1,6 +1,11 @@
 //! `authbench sweep`: the pipeline plan → deploy → drive → observe → record for every
 //! (system, instances, balancer) step. Results are written after every point, so an
 //! interrupted or failed run keeps what it measured.
+//!
+//! With `--target` the deploy step is replaced by an already-running deployment (docker
+//! compose, Kubernetes, a manual setup): the same generator, search and results.json,
+//! but nothing is started or capped, the instances' own CPU and memory are not observed
+//! (recorded as unknown, not 0), and every point says `"external": true`.
 
 use std::{
     collections::HashMap,
@@ -16,9 +21,12 @@ use serde::Serialize;
 use crate::{
     cgroup::CgroupRoot,
     deploy::{self, Binaries, Deployment, Store},
-    drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
+    drive::{
+        client::{Conn, Prepared},
+        engine::{self, Mode, Outcome, Progress, Spec, Workload},
+    },
     observe::{self, RedisInfo, RedisObserver},
-    plan::{self, Lb, Server, Step, System},
+    plan::{self, Lb, Step, System},
     progress::{DisplayGuard, Status},
     record::{Caps, Cpu, Errors, Machine, Point, Results, SearchStep, Skipped, StoreStats},
     workload::{self, MixedWorkload, ReadWorkload},
@@ -31,21 +39,21 @@ pub struct SweepConfig {
     pub instances: Vec<usize>,
     pub lb: Option<Vec<Lb>>,
     pub workload: String,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub duration: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub warmup: Duration,
     /// Fixed open-loop rate (total across instances); `None` = find-max.
     pub rate: Option<f64>,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub slo_p99: Duration,
     /// Length of each find-max search try (after its own short warm-up).
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub step_duration: Duration,
     pub search_steps: usize,
     pub instance_cpu: f64,
     pub store_cpu: f64,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub cpu_period: Duration,
     /// Burst allowance as a fraction of each group's quota (0 = none).
     pub cpu_burst: f64,
@@ -55,17 +63,14 @@ pub struct SweepConfig {
     pub users: usize,
     pub demo_password: String,
     pub connections_per_instance: usize,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::record::secs")]
     pub timeout: Duration,
     pub min_requests: u64,
     pub bin_dir: Option<PathBuf>,
     pub quick: bool,
-}
-
-mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
+    /// Base URLs of an already-running deployment (`--target`): one per instance, or one
+    /// load balancer. Empty = start the instances ourselves.
+    pub targets: Vec<String>,
 }
 
 impl SearchStep {
@@ -82,6 +87,11 @@ impl SearchStep {
 }
 
 impl SweepConfig {
+    /// Measuring an already-running deployment (`--target`)?
+    pub fn external(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
     /// Warm-up of each search try and of the probe.
     pub fn step_warmup(&self) -> Duration {
         (self.step_duration / 3).clamp(Duration::from_millis(200), Duration::from_millis(500))
@@ -113,7 +123,10 @@ pub fn judge(o: &Outcome, offered: f64, slo: Duration, utilization: Option<f64>)
 // directory, which can only be removed once it is empty.
 struct Run {
     config: SweepConfig,
-    binaries: Binaries,
+    /// `None` for an external deployment: nothing to start.
+    binaries: Option<Binaries>,
+    /// The `--target` addresses, in flag order (empty when we start the instances).
+    targets: Vec<SocketAddr>,
     store: Option<Store>,
     cgroups: Option<CgroupRoot>,
     key_dir: PathBuf,
@@ -135,10 +148,8 @@ struct Sample {
     store_proc_cpu: Option<f64>,
     throttled: Option<u64>,
     rss: Vec<u64>,
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    /// Busy CPU seconds of the whole machine (external deployments only).
+    machine_busy: Option<f64>,
 }
 
 pub fn run_id() -> String {
@@ -147,9 +158,19 @@ pub fn run_id() -> String {
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
-pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
+pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
     validate(&config)?;
-    let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
+    let external = config.external();
+    let targets = config.targets.iter().map(|u| deploy::parse_target(u)).collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(targets_are_local(&targets), "--target: load goes to loopback addresses only");
+    if external {
+        // The instances are the URLs (or whatever runs behind one balancer URL).
+        config.instances = vec![targets.len()];
+        for (url, addr) in config.targets.iter().zip(&targets) {
+            deploy::check_target(config.systems[0], url, *addr, &config.demo_password).await?;
+        }
+    }
+    let binaries = if external { None } else { Some(deploy::find_binaries(config.bin_dir.as_deref())?) };
     let id = run_id();
     let work = std::env::temp_dir().join(format!("authbench-{id}"));
     let log_dir = work.join("logs");
@@ -160,7 +181,10 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
     let status = Status::default();
     let display = status.start_display();
 
-    let (cgroups, caps) = if config.cgroups {
+    let (cgroups, caps) = if external {
+        let reason = "external deployment: caps are the deployment's".to_owned();
+        (None, Caps { capped: false, reason: Some(reason), ..Caps::default() })
+    } else if config.cgroups {
         match CgroupRoot::create(&id, config.cpu_period, config.cpu_burst) {
             Ok(root) => {
                 let caps = Caps {
@@ -191,6 +215,8 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
                 deploy::ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
                 Some(Store { url: url.clone(), process: None })
             }
+            // The deployment's own store, which we cannot see: its stats stay null.
+            None if external => None,
             None => {
                 let group = deploy::group(cgroups.as_ref(), "store", config.store_cpu)?;
                 match deploy::start_redis(group, &log_dir).await {
@@ -216,20 +242,14 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
     let mut algs: Vec<&str> = systems.iter().filter_map(|s| s.jwt_alg()).collect();
     algs.sort_unstable();
     algs.dedup();
-    for alg in algs {
-        let status = std::process::Command::new(&binaries.jwt)
-            .args(["keygen", "--alg", alg, "--key-dir"])
-            .arg(&key_dir)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .context("cannot run jwt-server keygen")?;
-        anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
+    if let Some(binaries) = &binaries {
+        binaries.keygen(algs, &key_dir)?;
     }
 
     let results = Results {
         schema_version: crate::record::SCHEMA_VERSION,
         run_id: id.clone(),
-        started_at: now_rfc3339(),
+        started_at: crate::record::now_rfc3339(),
         finished_at: None,
         machine: Machine::detect(),
         config: serde_json::to_value(&config)?,
@@ -246,6 +266,7 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
         prefix: format!("authbench:{id}:"),
         config,
         binaries,
+        targets,
         cgroups,
         store,
         key_dir,
@@ -259,12 +280,12 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
     if let Err(e) = &outcome {
         run.results.problems.push(format!("{e:#}"));
     }
-    run.results.finished_at = Some(now_rfc3339());
+    run.results.finished_at = Some(crate::record::now_rfc3339());
     run.results.write(&run.config.out)?;
     if let Some(store) = &mut run.store {
         if let Some(p) = &mut store.process {
             p.stop().await;
-        } else {
+        } else if !external {
             let _ = deploy::delete_prefix(&store.url, &run.prefix).await;
         }
     }
@@ -275,8 +296,29 @@ pub async fn sweep(config: SweepConfig, shutdown: tokio::sync::watch::Receiver<b
 
 fn validate(c: &SweepConfig) -> anyhow::Result<()> {
     anyhow::ensure!(!c.systems.is_empty(), "--systems is empty");
+    if c.external() {
+        let ids: Vec<&str> = c.systems.iter().map(|s| s.id()).collect();
+        anyhow::ensure!(
+            c.systems.len() == 1,
+            "--target needs exactly one system in --systems, the one running there (got {}: {})",
+            ids.len(),
+            ids.join(",")
+        );
+        // into_config leaves `instances` empty unless --instances was given.
+        anyhow::ensure!(
+            c.instances.is_empty(),
+            "--instances does not go with --target: the instances are the target URLs (one URL per instance, or \
+             one load balancer)"
+        );
+        anyhow::ensure!(c.targets.len() <= 64, "--target takes at most 64 URLs");
+        return validate_common(c);
+    }
     anyhow::ensure!(!c.instances.is_empty(), "--instances is empty");
     anyhow::ensure!(c.instances.iter().all(|&n| (1..=64).contains(&n)), "--instances must be between 1 and 64");
+    validate_common(c)
+}
+
+fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
     anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
     if let Some(r) = c.rate {
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
@@ -308,7 +350,9 @@ impl Run {
             };
             deployment.stop().await;
             drop(deployment);
-            if let Some(store) = &self.store {
+            if let Some(store) = &self.store
+                && !self.config.external()
+            {
                 let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
             }
             self.results.write(&self.config.out)?;
@@ -318,41 +362,24 @@ impl Run {
     }
 
     fn server_args(&self, system: System, k: usize) -> Vec<String> {
-        let mut args: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--instance-id".into(),
-            format!("{system}-{k}"),
-            "--demo-users".into(),
-            self.config.users.max(10).to_string(),
-            "--demo-password".into(),
-            self.config.demo_password.clone(),
-        ];
-        match system {
-            System::SessionMemory => args.extend(["--store".into(), "memory".into()]),
-            System::SessionRedis => {
-                let url = self.store.as_ref().map(|s| s.url.clone()).unwrap_or_default();
-                args.extend(["--store".into(), "redis".into(), "--redis-url".into(), url]);
-                args.extend(["--redis-prefix".into(), self.prefix.clone()]);
-            }
-            _ => {
-                let alg = system.jwt_alg().unwrap_or("HS256");
-                args.extend(["--alg".into(), alg.into(), "--key-dir".into(), self.key_dir.display().to_string()]);
-                args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
-                if system.needs_redis() {
-                    let url = self.store.as_ref().map(|s| s.url.clone()).unwrap_or_default();
-                    args.extend(["--redis-url".into(), url, "--redis-prefix".into(), self.prefix.clone()]);
-                }
-            }
-        }
-        args
+        let setup = deploy::ServerSetup {
+            users: self.config.users.max(10),
+            password: &self.config.demo_password,
+            store_url: self.store.as_ref().map(|s| s.url.as_str()),
+            prefix: &self.prefix,
+            key_dir: &self.key_dir,
+            jwt_extra: &[],
+        };
+        deploy::server_args(system, k, &setup)
     }
 
     async fn deploy(&self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
-        let program = match step.system.server() {
-            Server::Session => &self.binaries.session,
-            Server::Jwt => &self.binaries.jwt,
-        };
+        if self.config.external() {
+            // Already running: the targets are the deployment (checked at start-up).
+            deployment.addrs = self.targets.clone();
+            return Ok(());
+        }
+        let program = self.binaries.as_ref().context("no server binaries")?.program(step.system);
         for k in 0..step.instances {
             let name = format!("{}-{k}", step.system);
             let group = deploy::group(self.cgroups.as_ref(), &name, self.config.instance_cpu)?;
@@ -369,7 +396,8 @@ impl Run {
     }
 
     async fn step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
-        self.status.phase("starting instances".into(), Duration::ZERO, None);
+        let what = if self.config.external() { "using the --target deployment" } else { "starting instances" };
+        self.status.phase(what.into(), Duration::ZERO, None);
         self.deploy(step, deployment).await?;
         for &lb in &step.lbs {
             self.status.step(format!("{} N={} {lb}", step.system, step.instances));
@@ -403,8 +431,22 @@ impl Run {
         let creds =
             workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
                 .await
-                .with_context(|| format!("logging users in to {} N={n}", step.system))?;
-        let bytes_per_session = if step.system.needs_redis() { self.bytes_per_key().await } else { None };
+                .with_context(|| {
+                    if self.config.external() {
+                        format!(
+                            "logging users in to {} at {} (it needs demo users user0..user{} with the --demo-password; \
+                             see --users)",
+                            step.system,
+                            self.config.targets.join(","),
+                            self.config.users - 1
+                        )
+                    } else {
+                        format!("logging users in to {} N={n}", step.system)
+                    }
+                })?;
+        // An external store holds its keys under a prefix we do not know.
+        let bytes_per_session =
+            if step.system.needs_redis() && !self.config.external() { self.bytes_per_key().await } else { None };
         deployment.set_cores(Some(self.config.instance_cpu))?;
         if self.config.workload == "mixed" {
             let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;
@@ -581,6 +623,9 @@ impl Run {
     /// working through requests its clients already gave up on, and that backlog would
     /// be billed to the next measurement.
     async fn settle(&self, deployment: &Deployment) {
+        if self.config.external() {
+            return self.settle_external(deployment).await;
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         let budget = self.config.instance_cpu * deployment.instances.len() as f64;
         loop {
@@ -595,6 +640,34 @@ impl Run {
             if used < 0.1 * budget * 0.1 || Instant::now() > deadline {
                 return;
             }
+        }
+    }
+
+    /// [`Run::settle`] without processes to watch: wait until every target answers
+    /// `/healthz` quickly three times in a row (a server working through a backlog answers
+    /// late), for at most 3 s.
+    async fn settle_external(&self, deployment: &Deployment) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let quick = (self.config.slo_p99 / 4).max(Duration::from_millis(1));
+        let Ok(healthz) = Prepared::get("/healthz") else { return };
+        let mut conns: Vec<Option<Conn>> = deployment.addrs.iter().map(|_| None).collect();
+        let mut in_a_row = 0;
+        while in_a_row < 3 && Instant::now() < deadline {
+            let mut all_quick = true;
+            for (addr, conn) in deployment.addrs.iter().zip(&mut conns) {
+                if conn.as_ref().is_none_or(Conn::is_closed) {
+                    *conn = Conn::connect(*addr, Duration::from_secs(1)).await.ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    all_quick = false;
+                    continue;
+                };
+                let t = Instant::now();
+                let ok = c.send(&healthz, Duration::from_secs(1)).await.is_ok_and(|(s, _)| s.is_success());
+                all_quick &= ok && t.elapsed() <= quick;
+            }
+            in_a_row = if all_quick { in_a_row + 1 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -633,10 +706,22 @@ impl Run {
         };
         let store_proc_cpu =
             self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
-        let throttled =
-            deployment.instances.iter().map(|p| p.cgroup.as_ref().and_then(|g| g.throttled())).sum::<Option<u64>>();
+        let throttled = if deployment.instances.is_empty() {
+            None
+        } else {
+            deployment.instances.iter().map(|p| p.cgroup.as_ref().and_then(|g| g.throttled())).sum::<Option<u64>>()
+        };
         let rss = deployment.instances.iter().map(|p| observe::rss_bytes(&p.pid.to_string()).unwrap_or(0)).collect();
-        Sample { instance_cpu, generator_cpu: observe::self_cpu_seconds(), store, store_proc_cpu, throttled, rss }
+        let machine_busy = if self.config.external() { machine_busy_seconds() } else { None };
+        Sample {
+            instance_cpu,
+            generator_cpu: observe::self_cpu_seconds(),
+            store,
+            store_proc_cpu,
+            throttled,
+            rss,
+            machine_busy,
+        }
     }
 
     /// Drive one load phase and sample resources exactly at the window's edges.
@@ -707,7 +792,13 @@ impl Run {
     ) -> Point {
         let secs = duration.as_secs_f64();
         let n = step.instances;
-        let instances_total_s: f64 = b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| y.seconds_since(x)).sum();
+        let external = self.config.external();
+        // Not observed for an external deployment: NaN, written as null (record::unknown).
+        let instances_total_s: f64 = if external {
+            f64::NAN
+        } else {
+            b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| y.seconds_since(x)).sum()
+        };
         let completed = o.completed.max(1) as f64;
         let generator_s = (b.generator_cpu - a.generator_cpu).max(0.0);
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
@@ -745,10 +836,18 @@ impl Run {
         if generator_utilization > 0.8 {
             flags.push("generator".to_string());
         }
-        if !capped {
+        let machine_s = match (a.machine_busy, b.machine_busy) {
+            (Some(x), Some(y)) if external => Some((y - x).max(0.0)),
+            _ => None,
+        };
+        if external {
+            // Caps, if any, are the deployment's: "uncapped" would be a claim we cannot make.
+            flags.push("external".to_string());
+        } else if !capped {
             flags.push("uncapped".to_string());
         }
-        let busy = instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 };
+        let busy = machine_s
+            .unwrap_or_else(|| instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 });
         if busy > 0.9 * cores * secs {
             flags.push("machine-saturated".to_string());
         }
@@ -781,10 +880,13 @@ impl Run {
                 generator_s,
                 generator_utilization,
                 instance_utilization: instances_total_s / (secs * instance_capacity),
+                machine_s,
             },
             rss_bytes: b.rss.clone(),
             store,
             capped,
+            external,
+            targets: self.config.targets.clone(),
             held: false,
             flags,
             search: Vec::new(),
@@ -804,4 +906,17 @@ pub fn default_out(id: &str) -> PathBuf {
 
 pub fn targets_are_local(addrs: &[SocketAddr]) -> bool {
     addrs.iter().all(|a| a.ip().is_loopback())
+}
+
+/// Busy CPU seconds of the whole machine since boot (`/proc/stat`: all but idle and
+/// iowait). A loopback deployment shares this machine, so this is what tells a saturated
+/// machine from a saturated system when the instances' own CPU is out of sight.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> =
+        stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(total.saturating_sub(idle) as f64 / 100.0)
 }

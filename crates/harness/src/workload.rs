@@ -26,7 +26,7 @@ pub struct Credential {
 /// SplitMix64: decorrelates the user of request `seq` from `seq mod N`. Without it,
 /// "user = seq mod users" and "instance = seq mod N" would line up whenever N divides
 /// the pool size, and round-robin would secretly be sticky.
-fn mix(seq: u64) -> u64 {
+pub fn mix(seq: u64) -> u64 {
     let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -143,7 +143,7 @@ impl Workload for ReadWorkload {
         }
     }
 
-    fn request(&self, seq: u64) -> Req<'_> {
+    fn request(&self, seq: u64, _target: usize) -> Req<'_> {
         Req::borrowed(&self.requests[self.user(seq)])
     }
 }
@@ -156,7 +156,7 @@ impl Workload for FixedWorkload {
         0
     }
 
-    fn request(&self, _seq: u64) -> Req<'_> {
+    fn request(&self, _seq: u64, _target: usize) -> Req<'_> {
         Req::borrowed(&self.0)
     }
 }
@@ -240,9 +240,8 @@ impl MixedWorkload {
         }
     }
 
-    fn dynamic(&self, seq: u64, kind: u8) -> Option<Req<'_>> {
-        let target = self.target(seq);
-        let ticket = Some(Ticket { kind, target: target as u32 });
+    fn dynamic(&self, seq: u64, target: usize, kind: u8) -> Option<Req<'_>> {
+        let ticket = Some(Ticket { kind, target: target as u32, user: self.user(seq) as u32 });
         let prepared = match kind {
             KIND_REFRESH => {
                 let token = Self::pop(&self.refresh[target])?;
@@ -292,18 +291,18 @@ impl Workload for MixedWorkload {
         }
     }
 
-    fn request(&self, seq: u64) -> Req<'_> {
+    fn request(&self, seq: u64, target: usize) -> Req<'_> {
         let r = Self::slot(seq);
         let user = self.user(seq);
         let special = match r {
             _ if r < MIX_ME => None,
             _ if r < MIX_ADMIN => self.admin[user].as_ref().map(Req::borrowed),
-            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, KIND_REFRESH),
+            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, target, KIND_REFRESH),
             _ if r < MIX_LOGOUT => None,
-            998 => self.dynamic(seq, KIND_LOGOUT),
-            _ => self.dynamic(seq, KIND_LOGIN),
+            998 => self.dynamic(seq, target, KIND_LOGOUT),
+            _ => self.dynamic(seq, target, KIND_LOGIN),
         };
-        special.unwrap_or_else(|| self.read.request(seq))
+        special.unwrap_or_else(|| self.read.request(seq, target))
     }
 
     fn on_response(&self, ticket: Ticket, status: u16, headers: &http::HeaderMap, body: &[u8]) {
@@ -392,7 +391,7 @@ mod tests {
         let total = 100_000u64;
         for seq in 0..total {
             let target = w.target(seq);
-            let req = w.request(seq);
+            let req = w.request(seq, target);
             let path = req.prepared.uri.path().to_owned();
             match path.as_str() {
                 "/me" => me += 1,

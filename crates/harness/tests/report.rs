@@ -137,7 +137,7 @@ fn the_first_screen_states_the_decision_with_numbers() {
         first.contains("49.5% / 75.0% / 87.4% of requests rejected at N=2/4/8 (predicted 50.0% / 75.0% / 87.5%)"),
         "{first}"
     );
-    assert!(first.contains("**Not measured yet:**"), "{first}");
+    assert!(first.contains("**Not measured in this run:** the revocation window (`authbench revocation`)"), "{first}");
     assert!(first.contains("capped at 0.1 core"), "the rig is on the first screen: {first}");
 }
 
@@ -159,10 +159,73 @@ fn the_source_table_has_the_fixtures_numbers() {
     assert_eq!(&load[2..], ["21", "58 + 18", "42", "67", "87", "64"]);
     let cmds = row(&md, &["Server load", "store commands per request"]);
     assert_eq!(&cmds[2..], ["0", "1.00", "0", "0", "0", "0"]);
-    for aspect in [["Security", "revocation window"], ["Expiry", "server-side invalidation delay"]] {
-        let r = row(&md, &aspect);
-        assert!(r[2..].iter().all(|c| c == "not measured yet"), "{r:?}");
+    // A sweep alone: the rows the experiments fill say so rather than guess.
+    let r = row(&md, &["Security", "revocation window: logout on one instance → refused on all, p50 (max)"]);
+    assert!(r[2..].iter().all(|c| c == "not measured in this run"), "{r:?}");
+    let r = row(&md, &["Expiry", "how soon the server can end a credential"]);
+    assert!(r[2..].iter().all(|c| c == "not measured in this run"), "{r:?}");
+}
+
+/// The sweep fixture with the revocation and chaos runs beside it (both real runs on this
+/// kind of machine: 30 revocation repeats on 2 instances; chaos at 200 req/s on 3).
+fn with_experiments() -> (tempfile::TempDir, String) {
+    let dir = scratch();
+    for f in ["revocation.json", "chaos.json"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/experiments").join(f),
+            dir.path().join(f),
+        )
+        .unwrap();
     }
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    (dir, md)
+}
+
+#[test]
+fn revocation_and_chaos_fill_the_security_failure_and_expiry_rows() {
+    let (dir, md) = with_experiments();
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+    assert!(
+        !table.iter().any(|l| l.contains("not measured yet") || l.contains("not measured in this run")),
+        "{table:#?}"
+    );
+    let window = row(&md, &["Security", "revocation window: logout on one instance → refused on all, p50 (max)"]);
+    assert_eq!(window[2], "0.15 ms (max 0.25 ms)");
+    assert_eq!(window[3], "0.23 ms (max 0.29 ms)");
+    assert_eq!(window[4], "5.98 s (max 5.99 s)");
+    assert_eq!(&window[5..], ["= jwt-hs256 (same mechanism: `exp`)"; 3]);
+    let freeze = row(&md, &["Security", "store stopped for a few seconds: answers failed; recovery"]);
+    assert!(freeze[2].starts_with("0.0% failed; nothing failed"), "{freeze:?}");
+    assert!(freeze[3].starts_with("16.8% failed"), "{freeze:?}");
+    let restart = row(&md, &["Security", "store restarted empty: answers failed, users logged out; recovery"]);
+    assert!(restart[3].contains("60 of 60 users logged in again; recovered 1.86 s after"), "{restart:?}");
+    let loss = row(&md, &["Scalability", "one instance lost: answers failed, users logged out; recovery"]);
+    assert!(loss[2].contains("20 of 60 users logged in again"), "{loss:?}");
+    let expiry = row(&md, &["Expiry", "how soon the server can end a credential"]);
+    assert!(expiry[3].starts_with("at once on every instance: p99 0.29 ms"), "{expiry:?}");
+    assert!(expiry[4].starts_with("not before `exp`"), "{expiry:?}");
+    // First screen, the section, and its charts.
+    let first: String = md.lines().take(20).collect::<Vec<_>>().join("\n");
+    assert!(first.contains("jwt-hs256 kept working for 5.98 s at a 5 s access-token lifetime"), "{first}");
+    assert!(first.contains("logged out 20 of 60 users of in-memory sessions (20 expected"), "{first}");
+    assert!(md.contains("## Revocation and failures"));
+    for chart in ["chaos-store-freeze.svg", "chaos-store-restart.svg", "chaos-instance-loss.svg"] {
+        assert!(md.contains(&format!("]({chart})")), "{chart} linked");
+        let svg = std::fs::read_to_string(dir.path().join(chart)).unwrap();
+        roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{chart}: {e}"));
+    }
+    // Deterministic with the experiments too.
+    let again = with_experiments().0;
+    assert_eq!(read_all(dir.path()), read_all(again.path()));
+}
+
+#[test]
+fn experiments_without_a_sweep_are_refused_with_a_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture().join("../experiments/chaos.json"), dir.path().join("chaos.json")).unwrap();
+    let err = report::render(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("holds chaos.json but no sweep (results.json)"), "{err}");
 }
 
 #[test]
@@ -323,6 +386,43 @@ fn fits_for_results_json_cover_lines_with_four_held_points_and_round_trip() {
         // JSON keeps 17 significant digits; the last ulp may differ.
         for (x, y) in [(b.sigma, f.sigma), (b.kappa, f.kappa), (b.lambda, f.lambda), (b.r2, f.r2)] {
             assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{b:?} vs {f:?}");
+        }
+    }
+}
+
+/// An external deployment (`--target`): instance CPU unknown (NaN in memory, null in the
+/// file). The report says "—" and names the deployment, never "NaN" or a made-up 0 %.
+#[test]
+fn an_external_run_renders_unknown_instance_cpu_as_unknown() {
+    let mut r = Results::read(&fixture()).unwrap();
+    r.points.retain(|p| p.system == System::SessionRedis);
+    r.caps.capped = false;
+    r.caps.reason = Some("external deployment: caps are the deployment's".into());
+    for p in &mut r.points {
+        p.external = true;
+        p.capped = false;
+        p.targets = vec!["http://127.0.0.1:8080".into()];
+        p.flags = vec!["external".into()];
+        p.cpu.instances_total_s = f64::NAN;
+        p.cpu.per_request_us = f64::NAN;
+        p.cpu.instance_utilization = f64::NAN;
+        p.cpu.machine_s = Some(0.5 * p.duration_s);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    r.write(dir.path()).unwrap();
+    let back = Results::read(dir.path()).unwrap();
+    assert!(back.points[0].cpu.per_request_us.is_nan(), "null in the file reads back as unknown");
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(!md.contains("NaN"), "{md}");
+    assert!(md.contains("an **external deployment** (`--target` http://127.0.0.1:8080)"), "{md}");
+    assert!(md.contains("**External deployment.**"));
+    assert!(md.contains("external: 4"), "flags count the external points: {md}");
+    for (name, bytes) in read_all(dir.path()) {
+        if name.ends_with(".svg") {
+            let svg = std::str::from_utf8(&bytes).unwrap();
+            assert!(!svg.contains("NaN"), "{name}");
+            roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use harness::{
     cli::{Cli, Command},
-    load, record, report, revocation, sweep,
+    chaos, load, record, report, revocation, sweep,
 };
 
 fn render(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -13,6 +13,16 @@ fn render(dir: &std::path::Path) -> anyhow::Result<()> {
         println!("report: {} (+ report.html and {} charts)", md.display(), files.len().saturating_sub(2));
     }
     Ok(())
+}
+
+/// An experiment written beside a sweep's results.json belongs in that run's report:
+/// render it again. A directory without a sweep has no report to update.
+fn rerender(dir: &std::path::Path) {
+    if dir.join("results.json").is_file()
+        && let Err(e) = render(dir)
+    {
+        eprintln!("authbench: {e:#}");
+    }
 }
 
 #[tokio::main]
@@ -64,8 +74,20 @@ async fn main() -> ExitCode {
             let out = config.out.clone();
             revocation::revocation(config, stop_rx.clone()).await.map(|results| {
                 print!("{}", revocation::summary_table(&results));
-                println!("results: {}", out.join("results.json").display());
+                println!("results: {}", out.join(revocation::FILE).display());
+                rerender(&out);
             })
+        }
+        Command::Chaos(args) => match args.into_config() {
+            Ok(config) => {
+                let out = config.out.clone();
+                chaos::chaos(config, stop_rx.clone()).await.map(|results| {
+                    print!("{}", chaos::summary_table(&results));
+                    println!("results: {}", out.join(chaos::FILE).display());
+                    rerender(&out);
+                })
+            }
+            Err(e) => Err(e),
         }
         Command::Load(args) => {
             let json = args.json;

@@ -32,8 +32,10 @@ pub trait Workload: Send + Sync + 'static {
     /// Which target request `seq` goes to.
     fn target(&self, seq: u64) -> usize;
 
-    /// What to send as request `seq` (to `target(seq)`).
-    fn request(&self, seq: u64) -> Req<'_>;
+    /// What to send as request `seq`; `target` is where the scheduler sent it (what
+    /// `target(seq)` answered then — a workload whose routing changes during a run must
+    /// not ask again).
+    fn request(&self, seq: u64, target: usize) -> Req<'_>;
 
     /// The answer to a request that carried a ticket; `status` 0 when there was none
     /// (timeout, broken connection).
@@ -57,6 +59,7 @@ impl<'a> Req<'a> {
 pub struct Ticket {
     pub kind: u8,
     pub target: u32,
+    pub user: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -284,7 +287,8 @@ async fn open_loop<W: Workload>(
 
     let mut workers = Vec::new();
     for (i, (addr, conn)) in conns.into_iter().enumerate() {
-        let rx = queues[i / per_target].1.clone();
+        let target = i / per_target;
+        let rx = queues[target].1.clone();
         let workload = workload.clone();
         let progress = progress.clone();
         let timeout = spec.timeout;
@@ -296,7 +300,7 @@ async fn open_loop<W: Workload>(
                     job = rx.recv() => match job { Ok(j) => j, Err(_) => break },
                     _ = sleep_until(drain_deadline.into()) => break,
                 };
-                let req = workload.request(job.seq);
+                let req = workload.request(job.seq, target);
                 let ctx = Ctx { addr, window, timeout, progress: &progress };
                 let exchange = tally.exchange(&mut conn, &ctx, &*workload, req, job.intended);
                 if tokio::time::timeout_at(drain_deadline.into(), exchange).await.is_err() {
@@ -389,7 +393,7 @@ async fn closed_loop<W: Workload>(
                 }
                 let seq = next.fetch_add(1, Relaxed);
                 let target = workload.target(seq) % targets.len();
-                let req = workload.request(seq);
+                let req = workload.request(seq, target);
                 let ctx = Ctx { addr: targets[target], window, timeout, progress: &progress };
                 tally.exchange(&mut conns[target], &ctx, &*workload, req, sent).await;
             }

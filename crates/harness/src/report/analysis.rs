@@ -105,7 +105,12 @@ pub fn attribute(results: &Results, p: &Point) -> Attribution {
     let store_cap = if results.caps.capped && results.caps.store_cpu > 0.0 { results.caps.store_cpu } else { 1.0 };
     let store = p.cpu.store_s.map(|s| s / (secs * store_cap));
     let cores = results.machine.cores.max(1) as f64;
-    let machine = (p.cpu.instances_total_s + p.cpu.store_s.unwrap_or(0.0) + p.cpu.generator_s) / (secs * cores);
+    // External deployments (`--target`): the instances' CPU is unknown (NaN); the machine's
+    // busy time is measured directly instead.
+    let machine = p.cpu.machine_s.map_or_else(
+        || (p.cpu.instances_total_s + p.cpu.store_s.unwrap_or(0.0) + p.cpu.generator_s) / (secs * cores),
+        |m| m / (secs * cores),
+    );
     let instances = p.cpu.instance_utilization;
     let generator = p.cpu.generator_utilization;
     let limit = if rejects_by_design(p) {
@@ -116,8 +121,10 @@ pub fn attribute(results: &Results, p: &Point) -> Attribution {
         Limit::Saturated(Resource::Machine, machine)
     } else {
         let (r, u) = match store {
-            Some(s) if s > instances => (Resource::Store, s),
-            _ => (Resource::Instances, instances),
+            // An unknown (NaN) instance share loses to a measured store.
+            Some(s) if instances.partial_cmp(&s).is_none_or(|o| o.is_lt()) => (Resource::Store, s),
+            _ if instances.is_finite() => (Resource::Instances, instances),
+            _ => (Resource::Machine, machine),
         };
         if u >= SATURATED { Limit::Saturated(r, u) } else { Limit::Latency(r, u) }
     };
@@ -205,6 +212,10 @@ pub struct Analysis<'a> {
     pub rejecting: Vec<Series<'a>>,
     pub costs: Vec<Cost>,
     pub checks: Vec<ModelCheck>,
+    /// `revocation.json` beside the sweep, when there is one.
+    pub revocation: Option<&'a crate::revocation::RevocationResults>,
+    /// `chaos.json` beside the sweep, when there is one.
+    pub chaos: Option<&'a crate::chaos::ChaosResults>,
 }
 
 impl<'a> Analysis<'a> {
@@ -279,7 +290,7 @@ impl<'a> Analysis<'a> {
                 costs.push(cost);
             }
         }
-        Self { results, series, rejecting, costs, checks }
+        Self { results, series, rejecting, costs, checks, revocation: None, chaos: None }
     }
 
     pub fn cost(&self, system: System) -> Option<&Cost> {

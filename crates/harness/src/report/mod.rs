@@ -22,11 +22,27 @@ use anyhow::Context as _;
 
 use crate::record::Results;
 
-/// Render the report for the run in `dir` (which holds `results.json`); returns the paths
-/// written, `report.md` first.
+/// Render the report for the run in `dir` (which holds a sweep's `results.json`, and
+/// may hold `revocation.json` and `chaos.json`); returns the paths written, `report.md` first.
 pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let sweep = dir.join("results.json");
+    if !sweep.is_file() {
+        let others: Vec<&str> =
+            [crate::revocation::FILE, crate::chaos::FILE].into_iter().filter(|f| dir.join(f).is_file()).collect();
+        anyhow::ensure!(
+            others.is_empty(),
+            "{} holds {} but no sweep (results.json): the report is a sweep's report — run `authbench revocation` and \
+             `authbench chaos` with --out pointing at a sweep's directory to include them",
+            dir.display(),
+            others.join(" and ")
+        );
+    }
     let results = Results::read(dir)?;
-    render_results(&results, dir)
+    let optional = |file: &str| dir.join(file).is_file();
+    let revocation =
+        optional(crate::revocation::FILE).then(|| crate::revocation::RevocationResults::read(dir)).transpose()?;
+    let chaos = optional(crate::chaos::FILE).then(|| crate::chaos::ChaosResults::read(dir)).transpose()?;
+    render_with(&results, revocation.as_ref(), chaos.as_ref(), dir)
 }
 
 /// The USL fits of every scaling line that has enough held points, for `results.json`.
@@ -50,14 +66,26 @@ pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
         .collect()
 }
 
-/// Render `results` into `dir`.
+/// Render `results` (a sweep alone) into `dir`.
 pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    render_with(results, None, None, dir)
+}
+
+/// Render a sweep and the experiments run beside it into `dir`.
+pub fn render_with(
+    results: &Results,
+    revocation: Option<&crate::revocation::RevocationResults>,
+    chaos: Option<&crate::chaos::ChaosResults>,
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(
         !results.points.is_empty(),
         "{} has no measured points to report on",
         dir.join("results.json").display()
     );
-    let analysis = analysis::Analysis::new(results);
+    let mut analysis = analysis::Analysis::new(results);
+    analysis.revocation = revocation;
+    analysis.chaos = chaos;
     let charts = charts::all(&analysis).context("drawing the charts")?;
     let doc = content::build(&analysis, &charts);
     let md = markdown::render(&doc.blocks);

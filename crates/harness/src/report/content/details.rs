@@ -218,8 +218,8 @@ pub(super) fn cpu(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
             let mut r = vec![s.label()];
             r.extend(ns.iter().map(|n| {
                 s.at(*n).map_or("—".into(), |p| match p.cpu.store_per_request_us {
-                    Some(st) => format!("{:.0} + {st:.0}", p.cpu.per_request_us),
-                    None => format!("{:.0}", p.cpu.per_request_us),
+                    Some(st) => format!("{} + {st:.0}", whole(p.cpu.per_request_us)),
+                    None => whole(p.cpu.per_request_us),
                 })
             }));
             r
@@ -459,6 +459,13 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
             ));
         }
         items.push(t);
+    } else if r.points.iter().any(|p| p.external) {
+        items.push(
+            "**External deployment.** authbench did not start these instances: their CPU caps, their number behind a balancer \
+             and their CPU use are the deployment's and not measured here; the machine's busy share (from /proc/stat) stands in \
+             for saturation, and store figures are there only when --redis-url named its Redis."
+                .into(),
+        );
     } else {
         items.push(format!(
             "**Uncapped.** {}: every instance shared all {} cores, so N instances are not N times the capacity; scaling results here \
@@ -515,20 +522,23 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     let gen_max = r.points.iter().map(|p| p.cpu.generator_utilization).fold(0.0, f64::max);
     let machine_max = r.points.iter().map(|p| attribute(r, p).machine).fold(0.0, f64::max);
     items.push(format!(
-        "**Flags.** generator: {}, uncapped: {}, machine-saturated: {} points. The generator peaked at {} of the cores left to it (limit \
+        "**Flags.** generator: {}, uncapped: {}, external: {}, machine-saturated: {} points. The generator peaked at {} of the cores left to it (limit \
          80%), the whole machine at {} of its {} cores.",
         count("generator"),
         count("uncapped"),
+        count("external"),
         count("machine-saturated"),
         pct(gen_max),
         pct(machine_max),
         r.machine.cores
     ));
-    items.push(
-        "**One machine, loopback.** Instances, Redis and the generator share the machine and talk over loopback: no network latency or \
-         NIC limits, and per-request CPU includes the kernel's loopback work on both ends."
-            .into(),
-    );
+    if !r.points.iter().any(|p| p.external) {
+        items.push(
+            "**One machine, loopback.** Instances, Redis and the generator share the machine and talk over loopback: no network latency \
+             or NIC limits, and per-request CPU includes the kernel's loopback work on both ends."
+                .into(),
+        );
+    }
     let workload = r.points.first().map_or("?", |p| p.workload.as_str());
     let users = r.config.get("users").and_then(serde_json::Value::as_u64);
     items.push(format!(
@@ -540,11 +550,24 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
             "Mostly GET /me, with /admin, refresh rotation and login/logout churn mixed in."
         }
     ));
-    items.push(
-        "**Not measured in this run:** revocation window, server-side invalidation delay, memory per in-process session, refresh-token \
-         storage, and what happens to sticky sessions when an instance fails."
-            .into(),
-    );
+    let mut missing = vec!["memory per in-process session", "refresh-token storage"];
+    if a.revocation.is_none() {
+        missing.insert(0, "the revocation window");
+    }
+    if a.chaos.is_none() {
+        missing.push("store outages and instance loss");
+    }
+    items.push(format!(
+        "**Not measured in this run:** {}.",
+        and_list(&missing.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>())
+    ));
+    if a.revocation.is_some() || a.chaos.is_some() {
+        items.push(
+            "**The revocation and chaos runs ran uncapped** (the window is a latency, the faults happen well below capacity), on \
+             the machine their files name; their numbers do not mix with the capped throughput above."
+                .into(),
+        );
+    }
     for s in &r.skipped {
         items.push(format!("**Skipped {}:** {}", s.system, s.reason));
     }
@@ -581,7 +604,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
                 ms(p.latency_us.p50),
                 ms(p.latency_us.p99),
                 format!("{:.2}%", p.error_ratio * 100.0),
-                format!("{:.0}", p.cpu.per_request_us),
+                whole(p.cpu.per_request_us),
                 p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.0}")),
                 pct(at.instances),
                 at.store.map_or("—".into(), pct),

@@ -20,15 +20,25 @@ use crate::{
 };
 
 mod details;
+mod experiments;
 mod verdicts;
+
+pub use experiments::chart_file as chaos_chart_file;
 
 /// Rates in prose: 27.4k, 5.2k, 716.
 fn rps(x: f64) -> String {
     if x >= 1000.0 { format!("{:.1}k", x / 1000.0) } else { format!("{x:.0}") }
 }
 
+/// A share as "42%", or "—" when it was not measured (NaN: an external deployment's
+/// instances).
 fn pct(u: f64) -> String {
-    format!("{:.0}%", u * 100.0)
+    if u.is_finite() { format!("{:.0}%", u * 100.0) } else { "—".into() }
+}
+
+/// A measured figure with no decimals, or "—".
+fn whole(x: f64) -> String {
+    if x.is_finite() { format!("{x:.0}") } else { "—".into() }
 }
 
 fn us(x: f64) -> String {
@@ -116,12 +126,14 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::cpu(a, &mut d, &has);
     details::sync(a, &mut d, &has);
     details::latency(a, &mut d, &has);
+    experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
     details::limits(a, &mut d);
     details::all_points(a, &mut d);
     d.h(2, "reproduce", "Re-rendering");
     d.p(format!(
-        "Everything above is computed from `results.json` alone (run `{}`): `authbench report <dir>` writes the same bytes again. \
+        "Everything above is computed from `results.json` (and `revocation.json`, `chaos.json` where present) alone (run `{}`): \
+         `authbench report <dir>` writes the same bytes again. \
          The fits, the bottleneck attribution and the model are computed at render time; nothing here was typed in by hand.",
         a.results.run_id
     ));
@@ -294,12 +306,8 @@ fn findings(a: &Analysis<'_>) -> Vec<String> {
     if let Some(f) = model_finding(a) {
         out.push(f);
     }
-    // 5. What is not measured.
-    out.push(
-        "**Not measured yet:** the revocation window and the server-side invalidation delay — the rows where the source \
-         favours sessions. This run makes no claim about them."
-            .into(),
-    );
+    // 5. Revocation and failures (or what is not measured).
+    out.extend(experiments::findings(a));
     out
 }
 
@@ -454,6 +462,12 @@ fn rig_note(a: &Analysis<'_>) -> String {
             r.caps.cgroup.as_deref().unwrap_or("cgroup"),
             r.caps.period_us as f64 / 1e3,
             r.machine.cores
+        )
+    } else if r.points.iter().any(|p| p.external) {
+        format!(
+            "an **external deployment** (`--target` {}): its instances, caps and balancer are its own, so instance CPU is not \
+             measured and N is the number of URLs given",
+            r.points.first().map_or(String::new(), |p| p.targets.join(", "))
         )
     } else {
         format!(

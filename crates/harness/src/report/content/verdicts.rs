@@ -12,7 +12,9 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     d.h(2, "source-table", "The source's comparison table, with numbers");
     d.p(
         "Rows follow the study note's table (state, scalability, security, server load, expiry); each cell is a number from this run, \
-         computed as stated, or \"not measured yet\".",
+         computed as stated. The security, failure and expiry rows come from the revocation and chaos runs beside this sweep \
+         (see *Revocation and failures*); a cell that names another system reuses that system's number because the mechanism is \
+         the same, and says so.",
     );
     let mut head: Vec<String> = vec!["aspect".into(), "measure".into()];
     head.extend(systems.iter().map(|s| s.to_string()));
@@ -85,7 +87,21 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
             None => "—".into(),
         }),
     ));
-    rows.push(row("Security", "revocation window", cells(&|_| "not measured yet".into())));
+    rows.push(row(
+        "Security",
+        "revocation window: logout on one instance → refused on all, p50 (max)",
+        cells(&|s| experiments::window_cell(a, s)),
+    ));
+    rows.push(row(
+        "Security",
+        "store stopped for a few seconds: answers failed; recovery",
+        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::StoreFreeze, s)),
+    ));
+    rows.push(row(
+        "Security",
+        "store restarted empty: answers failed, users logged out; recovery",
+        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::StoreRestart, s)),
+    ));
     rows.push(row(
         "Server load",
         &format!("CPU µs per request, median over {} (instance + store)", n_range(a)),
@@ -101,7 +117,12 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "store commands per request",
         cells(&|s| a.cost(s).map_or("—".into(), |c| c.store_commands.map_or("0".into(), |x| format!("{x:.2}")))),
     ));
-    rows.push(row("Expiry", "server-side invalidation delay", cells(&|_| "not measured yet".into())));
+    rows.push(row(
+        "Scalability",
+        "one instance lost: answers failed, users logged out; recovery",
+        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::InstanceLoss, s)),
+    ));
+    rows.push(row("Expiry", "how soon the server can end a credential", cells(&|s| experiments::expiry_cell(a, s))));
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let align = format!("ll{}", "r".repeat(systems.len()));
     d.table(&head_refs, &align, rows);
@@ -118,21 +139,96 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     let mut verdicts = Vec::new();
     verdicts.push(state_verdict(a));
     verdicts.push(scalability_verdict(a));
-    verdicts.push(
-        "**Security** — the source: server-side data is safer; a stolen JWT is risky. This run measured no attack or revocation; \
-         the revocation window stays \"not measured yet\" until the revocation experiment lands."
-            .into(),
-    );
+    verdicts.push(security_verdict(a));
     if let Some(v) = load_verdict(a) {
         verdicts.push(v);
     }
-    verdicts.push(
-        "**Expiry** — the source: the server can invalidate a session; a JWT is valid until it expires. True by construction of the \
-         servers, but the delay is not measured yet, so no number is claimed."
-            .into(),
-    );
+    verdicts.push(expiry_verdict(a));
     d.p("Row by row, the source's claim against the data:");
     d.bullets(verdicts);
+}
+
+fn security_verdict(a: &Analysis<'_>) -> String {
+    let mut t = "**Security** — the source: server-side data is safer; a stolen JWT is risky.".to_string();
+    let p50 = |s: System| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
+    match (p50(System::JwtHs256), p50(System::SessionRedis)) {
+        (Some(jwt), Some(session)) => t.push_str(&format!(
+            " Right about logout: a stolen session cookie stopped working {} after logout, a stolen JWT kept working for {} (its \
+             remaining lifetime).",
+            experiments::duration_ms(session),
+            experiments::duration_ms(jwt)
+        )),
+        _ => t.push_str(" The revocation window was not measured in this run."),
+    }
+    if let Some(d) = p50(System::JwtHs256Denylist).or(p50(System::JwtHs256DenylistCached)) {
+        t.push_str(&format!(
+            " The gap is not inherent to JWT: a denylist closed it in {} — by bringing back a store, with its outage behaviour.",
+            experiments::duration_ms(d)
+        ));
+    }
+    if let Some(r) = experiments::run(a, crate::chaos::Experiment::StoreFreeze, System::SessionRedis) {
+        t.push_str(&format!(
+            " The price of server-side state: while Redis was stopped, {} of session-redis answers failed (closed, 503) and \
+             stateless JWT answered throughout.",
+            if r.totals.ok + r.totals.failed() == 0 {
+                "none".to_string()
+            } else {
+                format!("{:.0}%", r.totals.failed() as f64 / (r.totals.ok + r.totals.failed()) as f64 * 100.0)
+            }
+        ));
+    }
+    t
+}
+
+fn expiry_verdict(a: &Analysis<'_>) -> String {
+    let mut t =
+        "**Expiry** — the source: the server can invalidate a session; a JWT is valid until it expires.".to_string();
+    match experiments::window_of(a, System::JwtHs256).and_then(|w| w.window_ms.p50) {
+        Some(jwt) => t.push_str(&format!(
+            " Measured, and right: {} — the server had no way to end the token sooner. Short lifetimes bound the window and cost a \
+             refresh per lifetime; a denylist ends it at once.",
+            experiments::duration_ms(jwt)
+        )),
+        None => t.push_str(" The delay was not measured in this run, so no number is claimed."),
+    }
+    if let Some(r) = experiments::run(a, crate::chaos::Experiment::StoreRestart, System::SessionRedis)
+        && r.users_relogged > 0
+    {
+        t.push_str(&format!(
+            " The reverse also holds: a session store that restarts empty ends every session — {} of {} users had to log in again.",
+            r.users_relogged, r.users
+        ));
+    }
+    t
+}
+
+fn denylist_note(a: &Analysis<'_>) -> String {
+    let p50 = |s| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
+    match (p50(System::JwtHs256Denylist), p50(System::JwtHs256DenylistCached)) {
+        (Some(d), Some(c)) => format!(
+            " (measured: a Redis check per request revoked in {}, a pub/sub-fed local copy in {})",
+            experiments::duration_ms(d),
+            experiments::duration_ms(c)
+        ),
+        (Some(d), None) | (None, Some(d)) => format!(" (measured: revoked in {})", experiments::duration_ms(d)),
+        (None, None) => " (not measured in this run)".into(),
+    }
+}
+
+fn security_first(a: &Analysis<'_>) -> String {
+    let p50 = |s| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
+    match (p50(System::SessionRedis), p50(System::JwtHs256)) {
+        (Some(session), Some(jwt)) => format!(
+            "**Security comes first (the source's finance example) → server-side state: sessions, or JWT with a denylist.** Logout \
+             took effect in {} with a session and only after {} with a plain JWT; the state that makes this possible must be \
+             available, so run the store like the database it has become.",
+            experiments::duration_ms(session),
+            experiments::duration_ms(jwt)
+        ),
+        _ => "**Security comes first (the source's finance example) → the data here can neither support nor refute it:** the \
+              revocation window was not measured in this run."
+            .into(),
+    }
 }
 
 fn state_verdict(a: &Analysis<'_>) -> String {
@@ -247,9 +343,13 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
         let cheapest = v.first().is_some_and(|c| c.system == System::SessionMemory);
         items.push(format!(
             "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {} ({}){gain}, \
-             no store to run. Without stickiness they are wrong by design (see *Session synchronisation*). Failover is not measured here.",
+             no store to run. Without stickiness they are wrong by design (see *Session synchronisation*).{}",
             if cheapest { "The cheapest request measured" } else { "CPU per request" },
-            us(c)
+            us(c),
+            experiments::run(a, crate::chaos::Experiment::InstanceLoss, System::SessionMemory).map_or(
+                " Failover is not measured in this run.".to_string(),
+                |r| format!(" Losing one of {} instances logged out {} of {} users.", r.instances, r.users_relogged, r.users)
+            )
         ));
     }
     if let Some(cost) = a.costs.iter().find(|c| c.store_us.is_some()) {
@@ -275,20 +375,17 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
         });
         items.push(format!(
             "**Many instances or services, no shared state wanted, and a token may stay valid until it expires → JWT.** Cost depends on \
-             the algorithm: {}.{}{asym_text} Revoking before expiry needs a denylist — a store again — whose cost is not measured yet.",
+             the algorithm: {}.{}{asym_text} Revoking before expiry needs a denylist — a store again{}.",
             list.join(", "),
             if jwt.first().is_some_and(|c| c.system == System::JwtHs256) {
                 " HS256 is cheapest when the issuer and the verifier can share a secret."
             } else {
                 ""
-            }
+            },
+            denylist_note(a),
         ));
     }
-    items.push(
-        "**Security comes first (the source's finance example) → the data here can neither support nor refute it:** revocation and \
-         expiry are not measured yet."
-            .into(),
-    );
+    items.push(security_first(a));
     d.h(2, "choose", "When to choose which");
     d.bullets(items);
     let wrong = usual_advice(a);
