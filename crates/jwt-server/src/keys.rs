@@ -80,6 +80,21 @@ impl fmt::Display for Alg {
     }
 }
 
+/// Make aws-lc-rs jsonwebtoken's crypto backend for this process. Idempotent; call it
+/// before the first signature or verification (loading a key and building the
+/// [`TokenService`](crate::tokens::TokenService) both do).
+///
+/// jsonwebtoken 11 picks its backend from its crate features and panics at the first
+/// signature when both `aws_lc_rs` and `rust_crypto` are on, which Cargo's feature
+/// unification does whenever another crate in the same build enables `rust_crypto` (the
+/// `benches` crate does, to compare the two). Choosing explicitly keeps the server
+/// working either way. A backend installed earlier in the process (the `rust_crypto`
+/// benchmark installs its own first) is left in place.
+pub fn install_crypto_provider() {
+    // Err only means a backend is already installed: exactly what we want either way.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
 /// Shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash output size).
 pub const MIN_HMAC_SECRET: usize = 32;
 
@@ -149,6 +164,7 @@ pub fn key_path(alg: Alg, dir: &Path) -> PathBuf {
 
 /// Load `alg`'s key from `dir`.
 pub fn load(alg: Alg, dir: &Path) -> Result<Keys, KeyError> {
+    install_crypto_provider();
     let path = key_path(alg, dir);
     let label = path.display().to_string();
     let bytes = std::fs::read(&path).map_err(|source| {

@@ -69,6 +69,7 @@ pub struct SignError(jsonwebtoken::errors::Error);
 
 impl TokenService {
     pub fn new(keys: Keys, config: TokenConfig) -> Self {
+        crate::keys::install_crypto_provider();
         let alg = keys.alg.jwt();
         let mut header = Header::new(alg);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
