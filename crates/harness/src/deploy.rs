@@ -293,6 +293,33 @@ pub async fn start_redis_on(port: u16, cgroup: Option<Cgroup>, log_dir: &Path) -
     }
 }
 
+/// The store `systems` need: the Redis at `redis_url` when given (it must answer), else a
+/// private `redis-server` in the cgroup `group()` makes. When neither is possible, the
+/// systems that need a store are taken out of `systems` and returned with the reason.
+pub async fn open_store(
+    systems: &mut Vec<System>,
+    redis_url: Option<&str>,
+    group: impl FnOnce() -> anyhow::Result<Option<Cgroup>>,
+    log_dir: &Path,
+) -> anyhow::Result<(Option<Store>, Vec<(System, String)>)> {
+    if !systems.iter().any(|s| s.needs_redis()) {
+        return Ok((None, Vec::new()));
+    }
+    if let Some(url) = redis_url {
+        ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
+        return Ok((Some(Store { url: url.to_owned(), process: None }), Vec::new()));
+    }
+    match start_redis(group()?, log_dir).await {
+        Ok(store) => Ok((Some(store), Vec::new())),
+        Err(e) => {
+            let reason = format!("no Redis: give --redis-url or put redis-server on PATH ({e:#})");
+            let skipped = systems.iter().filter(|s| s.needs_redis()).map(|s| (*s, reason.clone())).collect();
+            systems.retain(|s| !s.needs_redis());
+            Ok((None, skipped))
+        }
+    }
+}
+
 pub async fn ping(url: &str) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection())

@@ -44,7 +44,6 @@ pub struct RevocationConfig {
     pub bin_dir: Option<PathBuf>,
 }
 
-
 /// p50/p99/max/mean of the revoked repeats' windows, in ms (`null` when none was revoked).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct WindowSummary {
@@ -91,11 +90,7 @@ pub struct SystemWindows {
     pub notes: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Skipped {
-    pub system: System,
-    pub reason: String,
-}
+pub use crate::record::Skipped;
 
 /// `revocation.json`: a revocation run (beside a sweep's results.json when `--out` names
 /// the sweep's directory, which puts it into that run's report).
@@ -121,7 +116,6 @@ impl RevocationResults {
         crate::record::read_json(dir, FILE)
     }
 }
-
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -172,28 +166,12 @@ pub async fn revocation(
 
     let mut systems = config.systems.clone();
     let mut skipped = Vec::new();
-    let mut store = if systems.iter().any(|s| s.needs_redis()) {
-        match &config.redis_url {
-            Some(url) => {
-                deploy::ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
-                Some(Store { url: url.clone(), process: None })
-            }
-            None => match deploy::start_redis(None, &log_dir).await {
-                Ok(store) => Some(store),
-                Err(e) => {
-                    let reason = format!("no Redis: give --redis-url or put redis-server on PATH ({e:#})");
-                    for s in systems.iter().filter(|s| s.needs_redis()) {
-                        println!("authbench: skipping {s}: {reason}");
-                        skipped.push(Skipped { system: *s, reason: reason.clone() });
-                    }
-                    systems.retain(|s| !s.needs_redis());
-                    None
-                }
-            },
-        }
-    } else {
-        None
-    };
+    let (mut store, missing) =
+        deploy::open_store(&mut systems, config.redis_url.as_deref(), || Ok(None), &log_dir).await?;
+    for (system, reason) in missing {
+        println!("authbench: skipping {system}: {reason}");
+        skipped.push(Skipped { system, reason });
+    }
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     if systems.iter().any(|s| s.server() == Server::Jwt) {
         binaries.keygen(["HS256"], &key_dir)?;

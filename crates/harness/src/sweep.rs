@@ -209,32 +209,17 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
 
     let mut skipped = Vec::new();
     let mut systems = config.systems.clone();
-    let store = if systems.iter().any(|s| s.needs_redis()) {
-        match &config.redis_url {
-            Some(url) => {
-                deploy::ping(url).await.with_context(|| format!("--redis-url {url} does not answer"))?;
-                Some(Store { url: url.clone(), process: None })
-            }
-            // The deployment's own store, which we cannot see: its stats stay null.
-            None if external => None,
-            None => {
-                let group = deploy::group(cgroups.as_ref(), "store", config.store_cpu)?;
-                match deploy::start_redis(group, &log_dir).await {
-                    Ok(store) => Some(store),
-                    Err(e) => {
-                        let reason = format!("no Redis: give --redis-url or put redis-server on PATH ({e:#})");
-                        for s in systems.iter().filter(|s| s.needs_redis()) {
-                            display.println(&format!("authbench: skipping {s}: {reason}"));
-                            skipped.push(Skipped { system: *s, reason: reason.clone() });
-                        }
-                        systems.retain(|s| !s.needs_redis());
-                        None
-                    }
-                }
-            }
-        }
-    } else {
+    // An external deployment's own store stays invisible (stats null) unless --redis-url names it.
+    let store = if external && config.redis_url.is_none() {
         None
+    } else {
+        let group = || deploy::group(cgroups.as_ref(), "store", config.store_cpu);
+        let (store, missing) = deploy::open_store(&mut systems, config.redis_url.as_deref(), group, &log_dir).await?;
+        for (s, reason) in &missing {
+            display.println(&format!("authbench: skipping {s}: {reason}"));
+        }
+        skipped.extend(missing.into_iter().map(|(system, reason)| Skipped { system, reason }));
+        store
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
 
