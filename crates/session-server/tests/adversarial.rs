@@ -74,7 +74,7 @@ impl Target {
         for (name, value) in &carry.headers {
             req = req.header(name, HeaderValue::from_bytes(value).unwrap());
         }
-        Reply::from(req.send().await.unwrap()).await
+        Reply::read(req.send().await.unwrap()).await
     }
 
     /// 401 `unauthenticated` on `/me`, `/admin` and `/logout`; no cookie is set or cleared,
@@ -298,7 +298,7 @@ async fn planted_ids_never_survive_login(flags: &[&str], prefix: Option<&RedisPr
         for c in &cookies {
             req = req.header(header::COOKIE, c);
         }
-        let r = Reply::from(req.body(credentials("user2", DEMO_PASSWORD)).send().await.unwrap()).await;
+        let r = Reply::read(req.body(credentials("user2", DEMO_PASSWORD)).send().await.unwrap()).await;
         assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
         let issued = expect_login(&r, "user2", "user");
         assert_ne!(issued, planted, "{what}: the planted ID was adopted");

@@ -234,12 +234,12 @@ async fn login_rejects_bad_credentials_and_bad_bodies() {
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }
-        let r = Reply::from(req.send().await.unwrap()).await;
+        let r = Reply::read(req.send().await.unwrap()).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}: {}", r.body);
         r.assert_error(415, "unsupported_media_type");
     }
     // `application/json; charset=utf-8` is JSON.
-    let r = Reply::from(
+    let r = Reply::read(
         http.post(&url)
             .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
             .body(good.clone())

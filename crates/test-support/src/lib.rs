@@ -1,0 +1,299 @@
+//! What the session-server and jwt-server integration tests share (a dev-dependency only):
+//! an in-process server on 127.0.0.1:0 ([`TestServer`]), a Redis key prefix private to
+//! one test and deleted afterwards ([`RedisPrefix`]), a `redis-server` a test may stop,
+//! freeze or restart ([`RedisServer`]), and a [`Reply`] read to the end. Each server's
+//! `tests/common` adds what only it needs (its command line, cookies or tokens).
+//!
+//! Failing here is failing the test, so the helpers panic with a message instead of
+//! returning errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    net::{TcpListener as StdListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::{StatusCode, header::HeaderMap};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub const DEMO_PASSWORD: &str = "demo-password";
+/// The Redis every session starts; tests touch only keys under their own [`RedisPrefix`].
+pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// One in-process server. Dropping it stops the server.
+pub struct TestServer {
+    pub url: String,
+    pub instance: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serve `router` on 127.0.0.1:0 with the listener the binaries use.
+    pub async fn serve(instance: &str, router: axum::Router, limits: auth_core::server::Limits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(auth_core::server::serve_until(listener, router, limits, async {
+            let _ = rx.await;
+        }));
+        Self { url: format!("http://{addr}"), instance: instance.to_owned(), shutdown: Some(tx), task: Some(task) }
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Stop and wait for the server to finish (dropping also stops it, without waiting).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(5), task).await;
+            let result = result.expect("server did not stop within 5 s").expect("server task panicked");
+            result.expect("server returned an error");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A Redis key prefix private to one test. On drop, every key under it in that Redis is
+/// deleted (SCAN MATCH + DEL, never FLUSHDB: other tests and runs share the database).
+pub struct RedisPrefix {
+    pub prefix: String,
+    url: String,
+}
+
+impl Default for RedisPrefix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RedisPrefix {
+    pub fn new() -> Self {
+        Self::on(SHARED_REDIS)
+    }
+
+    pub fn on(url: &str) -> Self {
+        let bytes: [u8; 8] = auth_core::random_bytes();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self { prefix: format!("authbench-test:{hex}:"), url: url.to_owned() }
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url.as_str())?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    fn scan(&self, conn: &mut redis::Connection) -> redis::RedisResult<Vec<String>> {
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) =
+                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query(conn)?;
+            keys.extend(batch);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Every key currently under the prefix.
+    pub fn keys(&self) -> Vec<String> {
+        self.scan(&mut self.connection().unwrap()).unwrap()
+    }
+
+    /// Remaining time to live of a key, in ms (-2: no such key, -1: no expiry).
+    pub fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL").arg(key).query(&mut self.connection().unwrap()).unwrap()
+    }
+
+    fn cleanup(&self) -> redis::RedisResult<()> {
+        let mut conn = self.connection()?;
+        let keys = self.scan(&mut conn)?;
+        for batch in keys.chunks(500) {
+            redis::cmd("DEL").arg(batch).query::<()>(&mut conn)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        // A test's own redis-server may already be gone; its data went with it.
+        if let Err(e) = self.cleanup() {
+            eprintln!("cleanup of {}* in {} failed: {e}", self.prefix, self.url);
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `redis-server` owned by one test, killed on drop (on every path, panics included).
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Whether `redis-server` can be run at all (tests that need one skip, with a
+    /// message, when not).
+    pub fn available() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Start `redis-server` on `port` without persistence and wait until it accepts PING.
+    pub fn start(port: u16) -> Self {
+        let mut server = Self { port, child: None };
+        server.restart();
+        server
+    }
+
+    /// (Re)start the server on the same port, with empty data, after [`Self::kill`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server on port {} is still running", self.port);
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("redis-server on port {} exited at start: {status}", self.port);
+            }
+            let ping = redis::Client::open(self.url().as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            if ping.is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on port {} did not answer PING within 10 s", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Send a signal (`STOP` freezes it: connections stay open, nothing is answered;
+    /// `CONT` thaws it) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let name = name.trim_start_matches('-');
+        let pid = self.child.as_ref().expect("redis-server is not running").id();
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// SIGKILL the server and wait until its port refuses connections.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "port {} still open after killing redis-server", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// No cookie store, no redirects, no proxy: what the test sends is what the server gets.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A status given as a number or as [`StatusCode`].
+pub trait IntoStatus {
+    fn into_status(self) -> StatusCode;
+}
+
+impl IntoStatus for StatusCode {
+    fn into_status(self) -> StatusCode {
+        self
+    }
+}
+
+impl IntoStatus for u16 {
+    fn into_status(self) -> StatusCode {
+        StatusCode::from_u16(self).unwrap()
+    }
+}
+
+/// A response read to the end: status, headers and body text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap();
+        Self { status, headers, body }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// The single `Set-Cookie` header (panics when there are none or several).
+    pub fn set_cookie(&self) -> &str {
+        let all: Vec<_> = self.headers.get_all(reqwest::header::SET_COOKIE).iter().collect();
+        assert_eq!(all.len(), 1, "expected exactly one Set-Cookie, got {all:?}");
+        all[0].to_str().unwrap()
+    }
+
+    /// Assert the status and the exact `{"error": code}` body with a JSON content type.
+    #[track_caller]
+    pub fn assert_error(&self, status: impl IntoStatus, code: &str) {
+        assert_eq!(self.status, status.into_status(), "{self:?}");
+        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
+        assert_eq!(self.json(), serde_json::json!({ "error": code }), "{self:?}");
+    }
+}
