@@ -23,7 +23,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed},
     },
     time::{Duration, Instant},
 };
@@ -189,8 +189,11 @@ pub struct ChaosRun {
     /// Last failed answer, ms after the fault ended.
     pub last_failure_ms: Option<f64>,
     /// Time from the end of the fault to the last failed answer (0 when nothing failed
-    /// after it); `null` when failures went on to the end of the run.
+    /// after it); `null` when the run's last full second still had ≥ 1 % failed answers.
     pub recovery_ms: Option<f64>,
+    /// Time from the end of the fault to the end of the last second with ≥ 1 % failed
+    /// answers (1 s resolution); `null` as for `recovery_ms`.
+    pub settled_ms: Option<f64>,
     /// Users who were refused and had to log in again.
     pub users_relogged: u64,
     pub logins_ok: u64,
@@ -231,14 +234,37 @@ impl ChaosResults {
     }
 }
 
-/// Recovery from a timeline's raw failure times (seconds from the start of the run).
-fn recovery(last_failure_s: Option<f64>, fault_end_s: f64, run_end_s: f64) -> Option<f64> {
-    match last_failure_s {
-        None => Some(0.0),
-        // Failing within the last second of the run: not recovered as far as we can see.
-        Some(t) if t > run_end_s - 1.0 => None,
-        Some(t) => Some(((t - fault_end_s) * 1e3).max(0.0)),
+/// Share of failed answers at or above which a second counts as disturbed.
+const DISTURBED: f64 = 0.01;
+
+/// Recovery after a fault that ended at `fault_end_s` (seconds from the start of the run):
+/// `(recovery, settled)` in ms, where recovery runs to the last failed answer (a user who
+/// comes back late still finds their session gone) and settled to the end of the last
+/// second with ≥ 1 % failed answers. Both `None` when the run's last full second was still
+/// disturbed: not recovered as far as the run can see.
+fn recovery(
+    timeline: &[Bucket],
+    last_failure_s: Option<f64>,
+    fault_end_s: f64,
+    run_end_s: f64,
+) -> (Option<f64>, Option<f64>) {
+    let disturbed = |b: &Bucket| {
+        let all = b.ok + b.failed();
+        all > 0 && b.failed() as f64 / all as f64 >= DISTURBED
+    };
+    let last_full = (run_end_s.floor() as u32).saturating_sub(1);
+    if timeline.iter().any(|b| b.t_s == last_full && disturbed(b)) {
+        return (None, None);
     }
+    let ms_after = |t: f64| ((t - fault_end_s) * 1e3).max(0.0);
+    // Seconds that began after the fault ended: the second the fault ends in is disturbed by
+    // the fault itself, not by the recovery.
+    let settled = timeline
+        .iter()
+        .rev()
+        .find(|b| f64::from(b.t_s) >= fault_end_s && b.t_s <= last_full && disturbed(b))
+        .map(|b| f64::from(b.t_s) + 1.0);
+    (Some(last_failure_s.map_or(0.0, ms_after)), Some(settled.map_or(0.0, ms_after)))
 }
 
 const ME: u8 = 0;
@@ -255,6 +281,9 @@ struct User {
     home: AtomicUsize,
     state: AtomicU8,
     relogged: AtomicBool,
+    /// Bumped by every successful login: a 401 to a request that carried an older
+    /// credential (still in flight during the new login) refuses nothing current.
+    generation: AtomicU32,
 }
 
 /// `/me` for a pool of users through a balancer that routes around dead instances, with
@@ -377,7 +406,8 @@ impl Workload for ChaosWorkload {
     fn request(&self, seq: u64, target: usize) -> Req<'_> {
         let u = self.user(seq);
         let user = &self.users[u];
-        let ticket = |kind| Some(Ticket { kind, target: target as u32, user: u as u32 });
+        let tag = user.generation.load(Relaxed);
+        let ticket = |kind| Some(Ticket { kind, target: target as u32, user: u as u32, tag });
         if user.state.compare_exchange(STATE_REFUSED, STATE_LOGGING_IN, Relaxed, Relaxed).is_ok() {
             return Req { prepared: std::borrow::Cow::Borrowed(&user.login), ticket: ticket(LOGIN) };
         }
@@ -402,6 +432,7 @@ impl Workload for ChaosWorkload {
                     drop(me);
                     // The new session lives where this login went.
                     user.home.store(ticket.target as usize, Relaxed);
+                    user.generation.fetch_add(1, Relaxed);
                     user.state.store(STATE_OK, Relaxed);
                     self.logins_ok.fetch_add(1, Relaxed);
                 }
@@ -418,6 +449,7 @@ impl Workload for ChaosWorkload {
         };
         self.record(slot, slot != B_OK);
         if status == 401
+            && ticket.tag == user.generation.load(Relaxed)
             && user.state.compare_exchange(STATE_OK, STATE_REFUSED, Relaxed, Relaxed).is_ok()
             && !user.relogged.swap(true, Relaxed)
         {
@@ -611,6 +643,7 @@ impl Ctx<'_> {
                     home: AtomicUsize::new(c.home),
                     state: AtomicU8::new(STATE_OK),
                     relogged: AtomicBool::new(false),
+                    generation: AtomicU32::new(0),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -682,6 +715,7 @@ impl Ctx<'_> {
         let last = load.last_failure_us.load(Relaxed);
         let last_s = (last > 0).then_some(last as f64 / 1e6);
         let (fault_start_s, fault_end_s) = (fault_start.as_secs_f64(), fault_end.as_secs_f64());
+        let (recovery_ms, settled_ms) = recovery(&timeline, last_s, fault_end_s, run_len.as_secs_f64());
         Ok(ChaosRun {
             experiment,
             system,
@@ -695,7 +729,8 @@ impl Ctx<'_> {
             totals,
             first_failure_ms: (first != u64::MAX).then(|| (first as f64 / 1e6 - fault_start_s) * 1e3),
             last_failure_ms: last_s.map(|t| (t - fault_end_s) * 1e3),
-            recovery_ms: recovery(last_s, fault_end_s, run_len.as_secs_f64()),
+            recovery_ms,
+            settled_ms,
             users_relogged: load.relogged.load(Relaxed),
             logins_ok: load.logins_ok.load(Relaxed),
             users_on_lost_instance,
@@ -721,30 +756,35 @@ fn fmt_ms(v: Option<f64>) -> String {
     v.map_or("not recovered".into(), |v| format!("{v:.0} ms"))
 }
 
+fn fmt_settled(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.0} s", v / 1e3))
+}
+
 fn line(run: &ChaosRun) -> String {
     let t = &run.totals;
     format!(
-        "failed {} (401 {}, 503 {}, other {}, no answer {}), re-logins {}, recovery {}",
+        "failed {} (401 {}, 503 {}, other {}, no answer {}), re-logins {}, recovery {} (settled {})",
         t.failed(),
         t.unauthorized,
         t.unavailable,
         t.other_status,
         t.no_answer,
         run.users_relogged,
-        fmt_ms(run.recovery_ms)
+        fmt_ms(run.recovery_ms),
+        fmt_settled(run.settled_ms)
     )
 }
 
 /// The end-of-run table.
 pub fn summary_table(results: &ChaosResults) -> String {
     let mut out = format!(
-        "{:<14} {:<26} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>14}\n",
-        "experiment", "system", "answers", "401", "503", "none", "re-login", "p99 ms", "recovery"
+        "{:<14} {:<26} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>14} {:>8}\n",
+        "experiment", "system", "answers", "401", "503", "none", "re-login", "p99 ms", "recovery", "settled"
     );
     for r in &results.runs {
         let t = &r.totals;
         out.push_str(&format!(
-            "{:<14} {:<26} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9.1} {:>14}\n",
+            "{:<14} {:<26} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9.1} {:>14} {:>8}\n",
             r.experiment.id(),
             r.system.id(),
             t.ok + t.failed(),
@@ -754,12 +794,16 @@ pub fn summary_table(results: &ChaosResults) -> String {
             r.users_relogged,
             r.latency_us.p99 as f64 / 1e3,
             fmt_ms(r.recovery_ms),
+            fmt_settled(r.settled_ms),
         ));
     }
     for s in &results.skipped {
         out.push_str(&format!("skipped {} {}: {}\n", s.experiment, s.system, s.reason));
     }
-    out.push_str("instances uncapped; recovery = end of the fault to the last failed answer\n");
+    out.push_str(
+        "instances uncapped; recovery = end of the fault to the last failed answer; settled = to the end of the last \
+         second with >= 1 % failed\n",
+    );
     out
 }
 
@@ -767,12 +811,49 @@ pub fn summary_table(results: &ChaosResults) -> String {
 mod tests {
     use super::*;
 
+    fn timeline(failed: &[(u32, u64)]) -> Vec<Bucket> {
+        (0..16)
+            .map(|t| {
+                let f = failed.iter().find(|(s, _)| *s == t).map_or(0, |(_, n)| *n);
+                Bucket { t_s: t, ok: 300 - f, unauthorized: f, ..Bucket::default() }
+            })
+            .collect()
+    }
+
     #[test]
     fn recovery_is_measured_from_the_end_of_the_fault() {
-        assert_eq!(recovery(None, 5.0, 15.0), Some(0.0));
-        assert_eq!(recovery(Some(4.0), 5.0, 15.0), Some(0.0), "failures during the fault only");
-        assert_eq!(recovery(Some(6.5), 5.0, 15.0), Some(1500.0));
-        assert_eq!(recovery(Some(14.5), 5.0, 15.0), None, "still failing at the end");
+        let quiet = timeline(&[]);
+        assert_eq!(recovery(&quiet, None, 5.0, 15.0), (Some(0.0), Some(0.0)));
+        let during = timeline(&[(4, 100)]);
+        assert_eq!(recovery(&during, Some(4.9), 5.0, 15.0), (Some(0.0), Some(0.0)), "failures during the fault only");
+        // A storm that fades, and one straggler later: the straggler sets recovery, the
+        // storm sets settled.
+        let storm = timeline(&[(5, 200), (6, 40), (7, 2), (11, 1)]);
+        assert_eq!(recovery(&storm, Some(11.5), 5.0, 15.0), (Some(6500.0), Some(2000.0)));
+        // The second the fault ends in belongs to the fault.
+        let tail = timeline(&[(4, 300), (5, 100)]);
+        assert_eq!(recovery(&tail, Some(5.25), 4.5, 15.0), (Some(750.0), Some(1500.0)));
+        assert_eq!(recovery(&timeline(&[(4, 300)]), Some(4.4), 4.5, 15.0), (Some(0.0), Some(0.0)));
+        let still = timeline(&[(5, 200), (14, 9)]);
+        assert_eq!(recovery(&still, Some(14.5), 5.0, 15.0), (None, None), "still failing at the end");
+    }
+
+    #[test]
+    fn a_late_401_for_an_old_credential_does_not_start_another_login() {
+        let w = workload(2, Lb::Sticky, true);
+        let seq = (0..).find(|&s| w.user(s) == 1).unwrap();
+        let stale = w.request(seq, 0).ticket.unwrap();
+        w.on_response(stale, 401, &http::HeaderMap::new(), &[]);
+        let login = w.request(seq, 0).ticket.unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::SET_COOKIE, HeaderValue::from_static("__Host-sid=b; Path=/"));
+        w.on_response(login, 200, &headers, &[]);
+        // Another request sent with the old cookie answers 401 after the login.
+        w.on_response(stale, 401, &http::HeaderMap::new(), &[]);
+        assert_eq!(w.request(seq, 0).prepared.uri.path(), "/me", "no second login");
+        let fresh = w.request(seq, 0).ticket.unwrap();
+        w.on_response(fresh, 401, &http::HeaderMap::new(), &[]);
+        assert_eq!(w.request(seq, 0).prepared.uri.path(), "/login", "a 401 for the current cookie does");
     }
 
     #[test]
@@ -793,6 +874,7 @@ mod tests {
                 home: AtomicUsize::new(u % n),
                 state: AtomicU8::new(STATE_OK),
                 relogged: AtomicBool::new(false),
+                generation: AtomicU32::new(0),
             })
             .collect();
         ChaosWorkload::new(users, Server::Session, lb, n, failover, Duration::from_secs(2), Duration::ZERO)
@@ -801,7 +883,7 @@ mod tests {
     #[test]
     fn a_dead_instance_gets_no_more_requests_and_its_users_move() {
         let w = workload(3, Lb::Sticky, true);
-        let ticket = Ticket { kind: ME, target: 2, user: 2 };
+        let ticket = Ticket { kind: ME, target: 2, user: 2, tag: 0 };
         w.on_response(ticket, 0, &http::HeaderMap::new(), &[]);
         assert!((0..1000).all(|seq| w.target(seq) != 2));
         // Without failover (store experiments) a failed connection changes no route.
@@ -814,7 +896,7 @@ mod tests {
     fn a_refused_user_logs_in_once_and_then_uses_the_new_credential() {
         let w = workload(2, Lb::Sticky, true);
         let seq = (0..).find(|&s| w.user(s) == 3).unwrap();
-        let refused = Ticket { kind: ME, target: 1, user: 3 };
+        let refused = Ticket { kind: ME, target: 1, user: 3, tag: 0 };
         w.on_response(refused, 401, &http::HeaderMap::new(), &[]);
         w.on_response(refused, 401, &http::HeaderMap::new(), &[]);
         assert_eq!(w.relogged.load(Relaxed), 1, "one user, counted once");

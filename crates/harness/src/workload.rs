@@ -241,7 +241,7 @@ impl MixedWorkload {
     }
 
     fn dynamic(&self, seq: u64, target: usize, kind: u8) -> Option<Req<'_>> {
-        let ticket = Some(Ticket { kind, target: target as u32, user: self.user(seq) as u32 });
+        let ticket = Some(Ticket { kind, target: target as u32, user: self.user(seq) as u32, tag: 0 });
         let prepared = match kind {
             KIND_REFRESH => {
                 let token = Self::pop(&self.refresh[target])?;

@@ -39,7 +39,8 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
     assert!(o.status.success(), "revocation failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("not revoked") && stdout.contains("uncapped"), "summary table: {stdout}");
 
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("revocation.json")).unwrap()).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("revocation.json")).unwrap()).unwrap();
     assert_eq!(results["schema_version"], 1);
     assert_eq!(results["kind"], "revocation");
     for key in ["run_id", "started_at"] {
@@ -98,7 +99,8 @@ fn a_window_longer_than_the_deadline_is_counted_as_not_revoked() {
         out_dir.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("revocation.json")).unwrap()).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("revocation.json")).unwrap()).unwrap();
     let s = system(&results, "jwt-hs256");
     assert_eq!(s["not_revoked"], 2, "{s:#}");
     assert!(s["samples_ms"].as_array().unwrap().is_empty());

@@ -2,8 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use harness::{
+    chaos,
     cli::{Cli, Command},
-    chaos, load, record, report, revocation, sweep,
+    load, record, report, revocation, sweep,
 };
 
 fn render(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -88,7 +89,7 @@ async fn main() -> ExitCode {
                 })
             }
             Err(e) => Err(e),
-        }
+        },
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {

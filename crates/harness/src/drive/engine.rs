@@ -60,6 +60,8 @@ pub struct Ticket {
     pub kind: u8,
     pub target: u32,
     pub user: u32,
+    /// Whatever else the workload needs back (e.g. which credential the request carried).
+    pub tag: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -76,14 +76,21 @@ fn failed_pct(r: &ChaosRun) -> f64 {
 }
 
 fn recovery_text(r: &ChaosRun) -> String {
-    match r.recovery_ms {
-        Some(ms) if r.totals.failed() == 0 => {
-            let _ = ms;
-            "nothing failed".into()
-        }
-        Some(ms) => format!("recovered {} after", duration_ms(ms)),
-        None => "still failing at the end of the run".into(),
+    match (r.recovery_ms, r.settled_ms) {
+        _ if r.totals.failed() == 0 => "nothing failed".into(),
+        (Some(last), Some(settled)) if settled > 0.0 => format!(
+            "under 1% failing {} after the fault, last failure {} after",
+            settled_text(settled),
+            duration_ms(last)
+        ),
+        (Some(last), _) => format!("last failure {} after the fault", duration_ms(last)),
+        (None, _) => "still failing at the end of the run".into(),
     }
+}
+
+/// Settling time has one-second resolution.
+fn settled_text(ms: f64) -> String {
+    format!("{:.0} s", ms / 1e3)
 }
 
 /// One cell of the availability rows.
@@ -195,6 +202,19 @@ fn others_lost(a: &Analysis<'_>) -> String {
     if lost.is_empty() { String::new() } else { format!(", failing only in-flight requests ({})", and_list(&lost)) }
 }
 
+/// A sentence when an experiment ran on another machine than the sweep.
+fn machine_note(a: &Analysis<'_>, machine: &crate::record::Machine) -> String {
+    let sweep = &a.results.machine;
+    if machine == sweep {
+        return String::new();
+    }
+    format!(
+        " It ran on another machine than the sweep ({}, {} cores, kernel {}; the sweep: {}, {} cores, kernel {}): its windows and \
+         failure timelines stand on their own, but do not compare its latencies with the sweep's.",
+        machine.cpu_model, machine.cores, machine.kernel, sweep.cpu_model, sweep.cores, sweep.kernel
+    )
+}
+
 /// The section with the tables and timelines.
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
     d.h(2, "revocation-failures", "Revocation and failures");
@@ -207,11 +227,12 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
             d.p(format!(
                 "A user logs in, the credential is used once on each of {} uncapped instances, the user logs out on one, and every \
                  instance is probed back to back until it refuses the credential. The window runs from the logout's answer to the \
-                 last instance's first 401; {} repeats per system (run `{}`, {}).",
+                 last instance's first 401; {} repeats per system (run `{}`, {}).{}",
                 rev.systems.first().map_or(0, |w| w.instances),
                 rev.systems.first().map_or(0, |w| w.repeats),
                 rev.run.run_id,
-                rev.run.started_at
+                rev.run.started_at,
+                machine_note(a, &rev.run.machine)
             ));
             let rows = rev
                 .systems
@@ -243,14 +264,17 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         "Each run holds {:.0} requests/s of `GET /me` from {:.0} users over {} uncapped instances for {:.0} s and breaks one part \
          {:.0} s in (store experiments: for {:.0} s). Clients behave like real ones: a user whose credential is refused logs in \
          again; the balancer moves users off an instance whose connection failed. Answers are counted per second by arrival; \
-         recovery runs from the end of the fault to the last failed answer (run `{}`).",
+         \"< 1% failing after\" runs from the end of the fault to the end of the last second in which 1% or more of the answers \
+         failed; \"last failure after\" to the last failed answer, which includes users who came back late and only then found \
+         their session gone (run `{}`).{}",
         cfg("rate"),
         cfg("users"),
         ch.runs.first().map_or(0, |r| r.instances),
         cfg("warmup") + cfg("duration"),
         cfg("fault_at"),
         cfg("outage"),
-        ch.run.run_id
+        ch.run.run_id,
+        machine_note(a, &ch.run.machine)
     ));
     for e in Experiment::ALL {
         let runs: Vec<&ChaosRun> = ch.runs.iter().filter(|r| r.experiment == e).collect();
@@ -274,6 +298,9 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
                     t.unavailable.to_string(),
                     t.no_answer.to_string(),
                     r.users_relogged.to_string(),
+                    r.settled_ms.map_or("not recovered".into(), |ms| {
+                        if t.failed() == 0 { "—".into() } else { settled_text(ms) }
+                    }),
                     r.recovery_ms.map_or("not recovered".into(), |ms| {
                         if t.failed() == 0 { "—".into() } else { duration_ms(ms) }
                     }),
@@ -282,8 +309,19 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
             })
             .collect();
         d.table(
-            &["system", "answers", "failed", "401", "503", "no answer", "users re-logged", "recovery", "p99 ms"],
-            "lrrrrrrrr",
+            &[
+                "system",
+                "answers",
+                "failed",
+                "401",
+                "503",
+                "no answer",
+                "users re-logged",
+                "< 1% failing after",
+                "last failure after",
+                "p99 ms",
+            ],
+            "lrrrrrrrrr",
             rows,
         );
         d.bullets(runs.iter().map(|r| format!("`{}`: {}", r.system, r.notes)).collect());

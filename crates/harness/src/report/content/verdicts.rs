@@ -88,6 +88,11 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         }),
     ));
     rows.push(row(
+        "Scalability",
+        "one instance lost: answers failed, users logged out; recovery",
+        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::InstanceLoss, s)),
+    ));
+    rows.push(row(
         "Security",
         "revocation window: logout on one instance → refused on all, p50 (max)",
         cells(&|s| experiments::window_cell(a, s)),
@@ -116,11 +121,6 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "Server load",
         "store commands per request",
         cells(&|s| a.cost(s).map_or("—".into(), |c| c.store_commands.map_or("0".into(), |x| format!("{x:.2}")))),
-    ));
-    rows.push(row(
-        "Scalability",
-        "one instance lost: answers failed, users logged out; recovery",
-        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::InstanceLoss, s)),
     ));
     rows.push(row("Expiry", "how soon the server can end a credential", cells(&|s| experiments::expiry_cell(a, s))));
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
