@@ -13,7 +13,6 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -21,22 +20,9 @@ fn goose_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_authbench-goose"))
 }
 
-/// The server binaries live next to authbench-goose. `cargo test --workspace` builds them;
-/// a lone `cargo test -p journeys` may not have, so build them once here.
+/// The server binaries live next to authbench-goose (built once if missing).
 fn ensure_servers() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = goose_bin().parent().unwrap().to_path_buf();
-        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the servers failed");
-        }
-        dir
-    })
+    test_support::server_binaries(goose_bin().parent().unwrap())
 }
 
 /// A short journey run: 4 users, all started at once, 3 s.

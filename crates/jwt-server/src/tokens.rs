@@ -67,6 +67,23 @@ impl std::fmt::Debug for TokenService {
 #[error("cannot sign the access token: {0}")]
 pub struct SignError(jsonwebtoken::errors::Error);
 
+/// What jsonwebtoken checks for an access token: the configured algorithm only, `exp`,
+/// `nbf`, `iss`, `aud` and `sub` required, the configured leeway (the header checks —
+/// `typ`, `kid`, no key-bearing parameters — are [`TokenService::verify`]'s own).
+pub fn validation(alg: crate::keys::Alg, config: &TokenConfig) -> Validation {
+    let alg = alg.jwt();
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.leeway = config.leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation
+}
+
 impl TokenService {
     pub fn new(keys: Keys, config: TokenConfig) -> Self {
         crate::keys::install_crypto_provider();
@@ -75,15 +92,7 @@ impl TokenService {
         header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(keys.kid.clone());
 
-        let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
-        validation.leeway = config.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let validation = validation(keys.alg, &config);
         Self { inner: Arc::new(Inner { keys, config, header, validation }) }
     }
 

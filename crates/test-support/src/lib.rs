@@ -22,6 +22,24 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 /// The Redis every session starts; tests touch only keys under their own [`RedisPrefix`].
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
+/// The directory holding `session-server` and `jwt-server`: `dir`, the one of the test's own
+/// binary (`CARGO_BIN_EXE_…`), where `cargo test --workspace` builds them. A lone
+/// `cargo test -p CRATE` may not have built them, so build them once here if missing.
+pub fn server_binaries(dir: &std::path::Path) -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the servers failed");
+        }
+        dir.to_path_buf()
+    })
+}
+
 /// One in-process server. Dropping it stops the server.
 pub struct TestServer {
     pub url: String,

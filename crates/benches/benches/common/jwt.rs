@@ -9,7 +9,7 @@ use auth_core::Role;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use benches::ids::{self, jwt};
 use criterion::Criterion;
-use jsonwebtoken::{Header, Validation, crypto::CryptoProvider};
+use jsonwebtoken::{Header, crypto::CryptoProvider};
 use jwt_server::{
     keys::{self, Alg},
     tokens::{ACCESS_TOKEN_TYP, AccessClaims, TokenConfig, TokenService},
@@ -43,21 +43,6 @@ pub fn ensure_provider(provider: &'static CryptoProvider, backend: &str) {
     println!("jsonwebtoken backend: {backend}");
 }
 
-/// Exactly the `Validation` `TokenService::new` builds (it keeps its own private).
-fn server_validation(alg: Alg, config: &TokenConfig) -> Validation {
-    let alg = alg.jwt();
-    let mut validation = Validation::new(alg);
-    validation.algorithms = vec![alg];
-    validation.leeway = config.leeway.as_secs();
-    validation.validate_exp = true;
-    validation.validate_nbf = true;
-    validation.validate_aud = true;
-    validation.set_issuer(&[&config.issuer]);
-    validation.set_audience(&[&config.audience]);
-    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-    validation
-}
-
 pub fn run(c: &mut Criterion, backend: &str, primitive: impl Fn(&Material) -> Box<dyn Primitive>) {
     let dir = super::key_dir();
     let config = TokenConfig {
@@ -80,7 +65,7 @@ pub fn run(c: &mut Criterion, backend: &str, primitive: impl Fn(&Material) -> Bo
         let mut header = Header::new(alg.jwt());
         header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(keys.kid.clone());
-        let validation = server_validation(alg, &config);
+        let validation = jwt_server::tokens::validation(alg, &config);
         let (message, signature) = token.rsplit_once('.').expect("three segments");
         let (message, signature) = (message.as_bytes(), URL_SAFE_NO_PAD.decode(signature).expect("base64url"));
 

@@ -6,7 +6,6 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::OnceLock,
 };
 
 /// These tests start and count server processes (one kills one); running them at the
@@ -21,22 +20,10 @@ pub fn authbench() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_authbench"))
 }
 
-/// The server binaries live next to authbench. `cargo test --workspace` builds them; a
-/// lone `cargo test -p harness` may not have, so build them once here.
+/// The server binaries live next to authbench (built once if a lone `cargo test -p
+/// harness` has not built them).
 pub fn ensure_servers() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = authbench().parent().unwrap().to_path_buf();
-        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the servers failed");
-        }
-        dir
-    })
+    test_support::server_binaries(authbench().parent().unwrap())
 }
 
 pub fn run(args: &[&str]) -> Output {
