@@ -29,7 +29,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use http::{HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -378,20 +377,6 @@ impl ChaosWorkload {
             })
             .collect()
     }
-
-    fn credential(&self, headers: &http::HeaderMap, body: &[u8]) -> Option<(http::HeaderName, HeaderValue)> {
-        match self.server {
-            Server::Session => {
-                let cookie = headers.get(header::SET_COOKIE)?.to_str().ok()?.split(';').next()?;
-                Some((header::COOKIE, HeaderValue::from_str(cookie).ok()?))
-            }
-            Server::Jwt => {
-                let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-                let token = v["access_token"].as_str()?;
-                Some((header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).ok()?))
-            }
-        }
-    }
 }
 
 impl Workload for ChaosWorkload {
@@ -422,9 +407,9 @@ impl Workload for ChaosWorkload {
         }
         if ticket.kind == LOGIN {
             self.record(B_LOGIN, false);
-            let fresh = (status == 200).then(|| self.credential(headers, body)).flatten();
+            let fresh = (status == 200).then(|| workload::credential(self.server, headers, body)).flatten();
             match fresh {
-                Some((name, value)) => {
+                Some(((name, value), _refresh)) => {
                     let mut me = user.me.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(h) = me.headers.iter_mut().find(|(n, _)| *n == name) {
                         h.1 = value;
@@ -456,15 +441,6 @@ impl Workload for ChaosWorkload {
             self.relogged.fetch_add(1, Relaxed);
         }
     }
-}
-
-fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .with_context(|| format!("cannot run kill -{sig}"))?;
-    anyhow::ensure!(status.success(), "kill -{sig} {pid} failed");
-    Ok(())
 }
 
 /// Which balancer a system runs behind in these experiments: the one it needs in
@@ -507,20 +483,12 @@ pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<b
     config.check()?;
     let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
     let id = crate::sweep::run_id();
-    let work = std::env::temp_dir().join(format!("authbench-chaos-{id}"));
-    let log_dir = work.join("logs");
-    let key_dir = work.join("keys");
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let work = deploy::WorkDir::create(&format!("authbench-chaos-{id}"))?;
     std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
     let mut skipped = Vec::new();
     // These experiments kill the store, so they never use a shared one.
     let redis_missing = which_redis().err();
-    if config.systems.iter().any(|s| s.server() == Server::Jwt) {
-        let mut algs: Vec<&str> = config.systems.iter().filter_map(|s| s.jwt_alg()).collect();
-        algs.sort_unstable();
-        algs.dedup();
-        binaries.keygen(algs, &key_dir)?;
-    }
+    binaries.keygen(config.systems.iter().filter_map(|s| s.jwt_alg()), &work.keys)?;
     let mut plan = Vec::new();
     for &experiment in &config.experiments {
         for &system in &config.systems {
@@ -552,7 +520,7 @@ pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<b
             break;
         }
         println!("[{}/{}] {experiment} {system}: running {:.0} s", i + 1, plan.len(), run_s);
-        let ctx = Ctx { config: &config, binaries: &binaries, key_dir: &key_dir, log_dir: &log_dir, prefix: &id };
+        let ctx = Ctx { config: &config, binaries: &binaries, key_dir: &work.keys, log_dir: &work.logs, prefix: &id };
         let mut deployment = Deployment::default();
         let mut store = None;
         let mut stop = shutdown.clone();
@@ -578,7 +546,6 @@ pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<b
     }
     results.run.finished_at = Some(crate::record::now_rfc3339());
     results.write(&config.out)?;
-    let _ = std::fs::remove_dir_all(&work);
     outcome.map(|()| results)
 }
 
@@ -676,21 +643,21 @@ impl Ctx<'_> {
             let start = t0.elapsed();
             match experiment {
                 Experiment::InstanceLoss => {
-                    signal(deployment.instances[victim].pid, "KILL")?;
+                    deployment.instances[victim].signal("KILL")?;
                     Ok::<_, anyhow::Error>((start, start))
                 }
                 Experiment::StoreFreeze => {
-                    let pid = store_pid(store_slot)?;
-                    signal(pid, "STOP")?;
+                    let store = own_store(store_slot)?;
+                    store.signal("STOP")?;
                     tokio::time::sleep(config.outage).await;
-                    signal(pid, "CONT")?;
+                    own_store(store_slot)?.signal("CONT")?;
                     Ok((start, t0.elapsed()))
                 }
                 Experiment::StoreRestart => {
                     let old = store_slot.take().context("no store to restart")?;
                     let port = port_of(&old.url)?;
                     let mut process = old.process.context("the store is not ours to kill")?;
-                    signal(process.pid, "KILL")?;
+                    process.signal("KILL")?;
                     process.stop().await;
                     tokio::time::sleep(config.outage).await;
                     *store_slot = Some(deploy::start_redis_on(port, None, self.log_dir).await?);
@@ -741,8 +708,8 @@ impl Ctx<'_> {
     }
 }
 
-fn store_pid(store: &Option<Store>) -> anyhow::Result<u32> {
-    store.as_ref().and_then(|s| s.process.as_ref()).map(|p| p.pid).context("the store is not ours to stop")
+fn own_store(store: &Option<Store>) -> anyhow::Result<&deploy::Process> {
+    store.as_ref().and_then(|s| s.process.as_ref()).context("the store is not ours to stop")
 }
 
 fn port_of(url: &str) -> anyhow::Result<u16> {
@@ -809,6 +776,8 @@ pub fn summary_table(results: &ChaosResults) -> String {
 
 #[cfg(test)]
 mod tests {
+    use http::{HeaderValue, header};
+
     use super::*;
 
     fn timeline(failed: &[(u32, u64)]) -> Vec<Bucket> {

@@ -66,10 +66,11 @@ impl Binaries {
         }
     }
 
-    /// `jwt-server keygen` for each algorithm into `key_dir`, so every instance of a run
-    /// signs and verifies with the same key.
+    /// `jwt-server keygen` once for each distinct algorithm into `key_dir`, so every
+    /// instance of a run signs and verifies with the same key (jwt-hs256 and its denylist
+    /// variants share hs256.key).
     pub fn keygen<'a>(&self, algs: impl IntoIterator<Item = &'a str>, key_dir: &Path) -> anyhow::Result<()> {
-        for alg in algs {
+        for alg in algs.into_iter().collect::<std::collections::BTreeSet<_>>() {
             let status = std::process::Command::new(&self.jwt)
                 .args(["keygen", "--alg", alg, "--key-dir"])
                 .arg(key_dir)
@@ -133,6 +134,30 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
     args
 }
 
+/// A run's scratch directory under the system temp dir: server logs and JWT keys. Removed
+/// when dropped, on every exit path.
+#[derive(Debug)]
+pub struct WorkDir {
+    root: PathBuf,
+    pub logs: PathBuf,
+    pub keys: PathBuf,
+}
+
+impl WorkDir {
+    pub fn create(name: &str) -> anyhow::Result<Self> {
+        let root = std::env::temp_dir().join(name);
+        let logs = root.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        Ok(Self { keys: root.join("keys"), logs, root })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 /// A running child process, optionally in a cgroup.
 #[derive(Debug)]
 pub struct Process {
@@ -159,16 +184,24 @@ impl Process {
         if tail.is_empty() { String::new() } else { format!(": {}", tail.join(" | ")) }
     }
 
+    /// Send a signal by name (`TERM`, `KILL`, `STOP`, `CONT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run kill -{name}"))?;
+        anyhow::ensure!(status.success(), "kill -{name} {} ({}) failed", self.pid, self.name);
+        Ok(())
+    }
+
     /// SIGTERM, a short grace period, then SIGKILL.
     pub async fn stop(&mut self) {
         if self.child.try_wait().ok().flatten().is_some() {
             return;
         }
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = self.signal("TERM");
         if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;
         }

@@ -154,10 +154,8 @@ pub async fn revocation(
     anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
     let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
     let id = crate::sweep::run_id();
-    let work = std::env::temp_dir().join(format!("authbench-revocation-{id}"));
-    let log_dir = work.join("logs");
-    let key_dir = work.join("keys");
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let work = deploy::WorkDir::create(&format!("authbench-revocation-{id}"))?;
+    let (log_dir, key_dir) = (&work.logs, &work.keys);
     std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
     println!(
         "authbench revocation: {} instances per system, uncapped (no cgroups: the window is a latency)",
@@ -167,14 +165,14 @@ pub async fn revocation(
     let mut systems = config.systems.clone();
     let mut skipped = Vec::new();
     let (mut store, missing) =
-        deploy::open_store(&mut systems, config.redis_url.as_deref(), || Ok(None), &log_dir).await?;
+        deploy::open_store(&mut systems, config.redis_url.as_deref(), || Ok(None), log_dir).await?;
     for (system, reason) in missing {
         println!("authbench: skipping {system}: {reason}");
         skipped.push(Skipped { system, reason });
     }
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     if systems.iter().any(|s| s.server() == Server::Jwt) {
-        binaries.keygen(["HS256"], &key_dir)?;
+        binaries.keygen(["HS256"], key_dir)?;
     }
     anyhow::ensure!(
         systems.iter().all(|s| s.jwt_alg().is_none_or(|a| a == "HS256")),
@@ -190,14 +188,7 @@ pub async fn revocation(
         systems: Vec::new(),
     };
     let prefix = format!("authbench:{id}:");
-    let ctx = Ctx {
-        config: &config,
-        binaries: &binaries,
-        store: store.as_ref(),
-        key_dir: &key_dir,
-        log_dir: &log_dir,
-        prefix: &prefix,
-    };
+    let ctx = Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir, log_dir, prefix: &prefix };
     let mut outcome = Ok(());
     for &system in &systems {
         if *shutdown.borrow() {
@@ -231,7 +222,6 @@ pub async fn revocation(
     if let Some(p) = store.as_mut().and_then(|s| s.process.as_mut()) {
         p.stop().await;
     }
-    let _ = std::fs::remove_dir_all(&work);
     outcome.map(|()| results)
 }
 

@@ -172,10 +172,8 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
     }
     let binaries = if external { None } else { Some(deploy::find_binaries(config.bin_dir.as_deref())?) };
     let id = run_id();
-    let work = std::env::temp_dir().join(format!("authbench-{id}"));
-    let log_dir = work.join("logs");
-    let key_dir = work.join("keys");
-    std::fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    let work = deploy::WorkDir::create(&format!("authbench-{id}"))?;
+    let (log_dir, key_dir) = (work.logs.clone(), work.keys.clone());
     std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
 
     let status = Status::default();
@@ -223,12 +221,8 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
 
-    // One key per algorithm: jwt-hs256 and its denylist variants share hs256.key.
-    let mut algs: Vec<&str> = systems.iter().filter_map(|s| s.jwt_alg()).collect();
-    algs.sort_unstable();
-    algs.dedup();
     if let Some(binaries) = &binaries {
-        binaries.keygen(algs, &key_dir)?;
+        binaries.keygen(systems.iter().filter_map(|s| s.jwt_alg()), &key_dir)?;
     }
 
     let results = Results {
@@ -275,7 +269,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         }
     }
     drop(run.display);
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work);
     outcome.map(|()| run.results)
 }
 

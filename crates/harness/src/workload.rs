@@ -92,20 +92,26 @@ pub async fn login_one(system: System, conn: &mut Conn, user: usize, password: &
     if status != http::StatusCode::OK {
         bail!("login of user{user} answered {status}: {}", String::from_utf8_lossy(&body));
     }
-    match system.server() {
+    credential(system.server(), &headers, &body).with_context(|| match system.server() {
+        Server::Session => "login answered without a session cookie",
+        Server::Jwt => "login answered without access_token",
+    })
+}
+
+/// What a successful login answered with: the header that carries the credential (the
+/// session cookie from `Set-Cookie`, or the access token as a bearer token) and, for JWT,
+/// the refresh token.
+pub fn credential(server: Server, headers: &http::HeaderMap, body: &[u8]) -> Option<Login> {
+    match server {
         Server::Session => {
-            let cookie = headers
-                .get(header::SET_COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .context("login answered without a session cookie")?;
-            Ok(((header::COOKIE, HeaderValue::from_str(cookie)?), None))
+            let cookie = headers.get(header::SET_COOKIE)?.to_str().ok()?.split(';').next()?;
+            Some(((header::COOKIE, HeaderValue::from_str(cookie).ok()?), None))
         }
         Server::Jwt => {
-            let v: serde_json::Value = serde_json::from_slice(&body)?;
-            let token = v["access_token"].as_str().context("login answered without access_token")?;
-            let refresh = v["refresh_token"].as_str().map(str::to_owned);
-            Ok(((header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}"))?), refresh))
+            let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+            let token = v["access_token"].as_str()?;
+            let bearer = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+            Some(((header::AUTHORIZATION, bearer), v["refresh_token"].as_str().map(str::to_owned)))
         }
     }
 }

@@ -18,19 +18,22 @@ pub(super) fn window_of<'a>(a: &Analysis<'a>, system: System) -> Option<&'a Syst
     a.revocation?.systems.iter().find(|w| w.system == system)
 }
 
-/// The revocation window of `system`, or of the measured system with the same revocation
-/// semantics (every JWT algorithm without a denylist lives until `exp`).
+/// The measured window of `system`, or of the measured system with the same revocation
+/// semantics (every JWT algorithm without a denylist lives until `exp`, whatever signs it).
+fn window_or_same<'a>(a: &Analysis<'a>, system: System) -> Option<&'a SystemWindows> {
+    let none = |s: System| s.revocation() == Some("none");
+    window_of(a, system).or_else(|| a.revocation?.systems.iter().find(|w| none(w.system) && none(system)))
+}
+
+/// The revocation window of `system`, or a pointer to the system whose window is its own.
 pub(super) fn window_cell(a: &Analysis<'_>, system: System) -> String {
     if a.revocation.is_none() {
         return "not measured in this run".into();
     }
-    let same = |s: System| s.revocation() == Some("none") && system.revocation() == Some("none");
-    match window_of(a, system) {
-        Some(w) => fmt_window(w),
-        None => match a.revocation.and_then(|r| r.systems.iter().find(|w| same(w.system))) {
-            Some(w) => format!("= {} (same mechanism: `exp`)", w.system),
-            None => "not in the revocation run".into(),
-        },
+    match window_or_same(a, system) {
+        Some(w) if w.system == system => fmt_window(w),
+        Some(w) => format!("= {} (same mechanism: `exp`)", w.system),
+        None => "not in the revocation run".into(),
     }
 }
 
@@ -49,12 +52,7 @@ fn access_ttl_s(a: &Analysis<'_>) -> Option<f64> {
 
 /// What the server can cut short, per system, for the expiry row.
 pub(super) fn expiry_cell(a: &Analysis<'_>, system: System) -> String {
-    let Some(w) = window_of(a, system).or_else(|| {
-        a.revocation?
-            .systems
-            .iter()
-            .find(|w| w.system.revocation() == Some("none") && system.revocation() == Some("none"))
-    }) else {
+    let Some(w) = window_or_same(a, system) else {
         return window_cell(a, system);
     };
     let p99 = w.window_ms.p99.map_or("—".into(), duration_ms);
@@ -70,7 +68,7 @@ pub(super) fn run<'a>(a: &Analysis<'a>, experiment: Experiment, system: System) 
     a.chaos?.runs.iter().find(|r| r.experiment == experiment && r.system == system)
 }
 
-fn failed_pct(r: &ChaosRun) -> f64 {
+pub(super) fn failed_pct(r: &ChaosRun) -> f64 {
     let all = r.totals.ok + r.totals.failed();
     if all == 0 { 0.0 } else { r.totals.failed() as f64 / all as f64 * 100.0 }
 }

@@ -173,7 +173,7 @@ fn security_verdict(a: &Analysis<'_>) -> String {
             if r.totals.ok + r.totals.failed() == 0 {
                 "none".to_string()
             } else {
-                format!("{:.0}%", r.totals.failed() as f64 / (r.totals.ok + r.totals.failed()) as f64 * 100.0)
+                format!("{:.0}%", experiments::failed_pct(r))
             }
         ));
     }
