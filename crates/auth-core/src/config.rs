@@ -121,6 +121,17 @@ impl CommonArgs {
     }
 }
 
+impl RedisArgs {
+    /// A login throttle in this Redis, so failed logins count on every instance that shares
+    /// it (both servers use it when their state lives in Redis).
+    pub async fn login_throttle(
+        &self,
+        config: crate::throttle::ThrottleConfig,
+    ) -> Result<crate::throttle::LoginThrottle, crate::store::StoreError> {
+        crate::throttle::LoginThrottle::redis(&self.url, &self.prefix, self.store_timeout, config).await
+    }
+}
+
 /// Parse a human duration (`30m`, `8h`, `14d`, `500ms`); zero is refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m, 8h, 14d)"))?;

@@ -150,14 +150,11 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
             .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
             // Failed logins are counted where the refresh tokens are, so every instance
             // sees them.
-            let throttle = LoginThrottle::redis(
-                &args.redis.url,
-                &args.redis.prefix,
-                args.redis.store_timeout,
-                args.common.login_throttle(),
-            )
-            .await
-            .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
+            let throttle = args
+                .redis
+                .login_throttle(args.common.login_throttle())
+                .await
+                .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
             app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
     })

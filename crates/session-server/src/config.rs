@@ -84,14 +84,11 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
             // Failed logins are counted where the sessions are, so every instance sees them.
-            let throttle = LoginThrottle::redis(
-                &args.redis.url,
-                &args.redis.prefix,
-                args.redis.store_timeout,
-                args.common.login_throttle(),
-            )
-            .await
-            .context("--store redis needs a reachable Redis (see --redis-url)")?;
+            let throttle = args
+                .redis
+                .login_throttle(args.common.login_throttle())
+                .await
+                .context("--store redis needs a reachable Redis (see --redis-url)")?;
             let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
             app(AppState { store, users, passwords, instance, metrics }, throttle)
         }

@@ -21,6 +21,10 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub const DEMO_PASSWORD: &str = "demo-password";
 /// The Redis every session starts; tests touch only keys under their own [`RedisPrefix`].
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+/// The login throttle's body, byte for byte.
+pub const TOO_MANY: &str = r#"{"error":"too_many_requests"}"#;
+/// `--login-failure-window` default, in seconds.
+pub const DEFAULT_WINDOW_SECS: u64 = 15 * 60;
 
 /// The directory holding `session-server` and `jwt-server`: `dir`, the one of the test's own
 /// binary (`CARGO_BIN_EXE_…`), where `cargo test --workspace` builds them. A lone
@@ -305,6 +309,17 @@ impl Reply {
         let all: Vec<_> = self.headers.get_all(reqwest::header::SET_COOKIE).iter().collect();
         assert_eq!(all.len(), 1, "expected exactly one Set-Cookie, got {all:?}");
         all[0].to_str().unwrap()
+    }
+
+    /// The login throttle's answer: 429, exactly [`TOO_MANY`], and `Retry-After` in whole
+    /// seconds within the failure window; returns the `Retry-After` seconds.
+    #[track_caller]
+    pub fn assert_throttled(&self, window_secs: u64) -> u64 {
+        self.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+        assert_eq!(self.body, TOO_MANY);
+        let retry: u64 = self.header("retry-after").expect("Retry-After").parse().expect("Retry-After in seconds");
+        assert!((1..=window_secs).contains(&retry), "Retry-After {retry} outside 1..={window_secs}");
+        retry
     }
 
     /// Assert the status and the exact `{"error": code}` body with a JSON content type.

@@ -11,7 +11,10 @@ use clap::Parser as _;
 use jwt_server::{config::Cli, keys::Alg};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-pub use test_support::{DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TestServer, client, free_port};
+pub use test_support::{
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
+    free_port,
+};
 
 pub const BEARER_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
 

@@ -8,7 +8,10 @@
 use clap::Parser as _;
 use reqwest::{StatusCode, header};
 use session_server::config::Cli;
-pub use test_support::{DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TestServer, client, free_port};
+pub use test_support::{
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
+    free_port,
+};
 
 pub const COOKIE_NAME: &str = "__Host-sid";
 pub const COOKIE_ATTRIBUTES: &str = "Path=/; HttpOnly; Secure; SameSite=Lax";
