@@ -6,12 +6,16 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    chaos::{ChaosConfig, Experiment},
     drive::engine::Mode,
+    experiment::run_id,
     load::LoadConfig,
     plan::{Lb, System},
-    revocation::RevocationConfig,
-    sweep::{SweepConfig, default_out, run_id},
+    record::{
+        SweepConfig, WorkloadKind,
+        chaos::{ChaosConfig, Experiment},
+        revocation::RevocationConfig,
+    },
+    sweep::default_out,
 };
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -240,8 +244,8 @@ pub struct SweepArgs {
 
     /// Request mix: `read` (GET /me only) or `mixed` (90% /me, 5% /admin by admins, 3%
     /// refresh for JWT, 0.1% login and 0.1% logout).
-    #[arg(long, env = "AUTHBENCH_WORKLOAD", default_value = "read")]
-    pub workload: String,
+    #[arg(long, env = "AUTHBENCH_WORKLOAD", default_value = "read", value_parser = |s: &str| s.parse::<WorkloadKind>())]
+    pub workload: WorkloadKind,
 
     /// Measured window of each final point (longer when needed for --min-requests).
     #[arg(long, env = "AUTHBENCH_DURATION", value_parser = duration)]

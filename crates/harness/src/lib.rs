@@ -1,20 +1,24 @@
 //! `authbench`, the load harness. It answers "sessions or JWT, and what happens as we
 //! scale out?" with measurements, following one pipeline per point:
 //!
-//! [`plan`] (what to measure) → [`deploy`] (start capped instances and the store, see
-//! [`cgroup`]) → [`drive`] (the open-loop generator) → [`observe`] (CPU, memory, store
-//! commands) → [`record`] (`results.json`, the summary table) → [`report`] (`report.md`,
-//! `report.html` and the charts, rendered from `results.json` alone).
+//! [`plan`] (what to measure, and the systems' identities) → [`deploy`] (start capped
+//! instances and the store, see [`cgroup`]) → [`drive`] (the open-loop generator) →
+//! [`observe`] (CPU, memory, store commands) → [`record`] (the result files' schemas, a
+//! point from a measured window, the summary table) → [`report`] (`report.md`,
+//! `report.html` and the charts, rendered from the result files alone).
 //!
-//! [`sweep`] strings the steps together; [`load`] exposes the generator alone; [`revocation`]
-//! and [`chaos`] are the two experiments that are not throughput sweeps. Start
-//! reading at [`sweep::sweep`], then [`drive::engine`].
+//! [`experiment`] is the run loop the three experiments share: [`sweep`] (throughput
+//! against N; its find-max decisions are the pure [`sweep::search`]), [`revocation`] and
+//! [`chaos`]. [`load`] exposes the generator alone. `ARCHITECTURE.md` at the repository's
+//! root maps the pipeline to the files. Start reading at [`sweep::sweep`], then
+//! [`drive::engine`].
 
 pub mod cgroup;
 pub mod chaos;
 pub mod cli;
 pub mod deploy;
 pub mod drive;
+pub mod experiment;
 pub mod load;
 pub mod observe;
 pub mod plan;

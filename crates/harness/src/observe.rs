@@ -1,9 +1,18 @@
 //! Observe: what every point costs. Process CPU and RSS from /proc, the generator's own
-//! CPU, and the store's CPU, commands and memory from Redis `INFO`.
+//! CPU, and the store's CPU, commands and memory from Redis `INFO` — sampled at the edges
+//! of a measurement window ([`Sample`]) — and whether the instances have gone quiet again
+//! after a load ([`settle`]).
 
-use std::{collections::HashMap, sync::OnceLock, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use serde::Serialize;
+
+use crate::drive::client::{Conn, Prepared};
 
 /// A `getconf` value, read once per name; `default` when it cannot be read.
 fn getconf(name: &'static str, cell: &'static OnceLock<u64>, default: u64) -> u64 {
@@ -83,6 +92,117 @@ pub fn self_cpu_seconds() -> f64 {
     cpu_seconds("self").unwrap_or(0.0)
 }
 
+/// Busy CPU seconds of the whole machine since boot (`/proc/stat`: all but idle and
+/// iowait). A loopback deployment shares this machine, so this is what tells a saturated
+/// machine from a saturated system when the instances' own CPU is out of sight.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_ticks(&stat).map(|ticks| ticks as f64 / clk_tck())
+}
+
+/// Busy ticks on the `cpu` line of `/proc/stat`.
+fn busy_ticks(stat: &str) -> Option<u64> {
+    let fields: Vec<u64> =
+        stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    Some(total.saturating_sub(idle))
+}
+
+/// What was sampled at one edge of a measurement window.
+#[derive(Debug, Default)]
+pub struct Sample {
+    pub instance_cpu: Vec<ThreadCpu>,
+    pub generator_cpu: f64,
+    pub store: Option<RedisInfo>,
+    /// CPU seconds of a store process we started (`None` for an external store).
+    pub store_proc_cpu: Option<f64>,
+    /// Throttled periods of the instances' cgroups together (`None` when uncapped).
+    pub throttled: Option<u64>,
+    pub rss: Vec<u64>,
+    /// Busy CPU seconds of the whole machine (external deployments only).
+    pub machine_busy: Option<f64>,
+}
+
+/// Instance CPU seconds between two samples.
+pub fn instance_seconds(a: &Sample, b: &Sample) -> f64 {
+    b.instance_cpu.iter().zip(&a.instance_cpu).map(|(y, x)| y.seconds_since(x)).sum()
+}
+
+/// Instance CPU between two samples as a share of the instances' combined cap of
+/// `cores_each` over `window` (`None` when uncapped).
+pub fn utilization(a: &Sample, b: &Sample, window: Duration, cores_each: Option<f64>) -> Option<f64> {
+    let cap = a.instance_cpu.len() as f64 * cores_each? * window.as_secs_f64();
+    (cap > 0.0).then(|| instance_seconds(a, b) / cap)
+}
+
+/// Wait until the processes `pids` are idle again (under 10 % of `budget` cores), for at
+/// most 3 s: after an overloaded try, a server keeps working through requests its clients
+/// already gave up on, and that backlog would be billed to the next measurement.
+pub async fn settle(pids: &[u32], budget: f64) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let a: Vec<_> = pids.iter().map(|p| ThreadCpu::read(*p)).collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let used: f64 = pids.iter().zip(&a).map(|(p, x)| ThreadCpu::read(*p).seconds_since(x)).sum();
+        if used < 0.1 * budget * 0.1 || Instant::now() > deadline {
+            return;
+        }
+    }
+}
+
+/// [`settle`] without processes to watch: wait until every address answers `/healthz`
+/// within `quick` three times in a row (a server working through a backlog answers late),
+/// for at most 3 s.
+pub async fn settle_external(addrs: &[SocketAddr], quick: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let Ok(healthz) = Prepared::get("/healthz") else { return };
+    let mut conns: Vec<Option<Conn>> = addrs.iter().map(|_| None).collect();
+    let mut in_a_row = 0;
+    while in_a_row < 3 && Instant::now() < deadline {
+        let mut all_quick = true;
+        for (addr, conn) in addrs.iter().zip(&mut conns) {
+            if conn.as_ref().is_none_or(Conn::is_closed) {
+                *conn = Conn::connect(*addr, Duration::from_secs(1)).await.ok();
+            }
+            let Some(c) = conn.as_mut() else {
+                all_quick = false;
+                continue;
+            };
+            let t = Instant::now();
+            let ok = c.send(&healthz, Duration::from_secs(1)).await.is_ok_and(|(s, _)| s.is_success());
+            all_quick &= ok && t.elapsed() <= quick;
+        }
+        in_a_row = if all_quick { in_a_row + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis memory per stored key under `prefix` (`MEMORY USAGE` on a sample of 32).
+pub async fn bytes_per_key(url: &str, prefix: &str) -> Option<f64> {
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}*"))
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    let mut total = 0u64;
+    let mut n = 0u64;
+    for key in keys.iter().take(32) {
+        if let Ok(Some(bytes)) = redis::cmd("MEMORY").arg("USAGE").arg(key).query_async::<Option<u64>>(&mut conn).await
+        {
+            total += bytes;
+            n += 1;
+        }
+    }
+    (n > 0).then(|| total as f64 / n as f64)
+}
+
 /// The fields of Redis `INFO` we use.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RedisInfo {
@@ -133,6 +253,14 @@ impl RedisObserver {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn machine_busy_time_is_everything_but_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
+        assert_eq!(super::busy_ticks(stat), Some(161), "user+nice+system+irq+softirq+steal");
+        assert_eq!(super::busy_ticks("intr 1 2 3"), None);
+        assert!(super::machine_busy_seconds().is_some_and(|s| s > 0.0));
+    }
+
     use super::*;
 
     #[test]

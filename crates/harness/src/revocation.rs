@@ -10,112 +10,24 @@
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
 
 use crate::{
     deploy::{self, Binaries, Deployment, Store},
     drive::client::{Conn, Prepared},
+    experiment::{self, Steps},
     plan::{Server, System},
-    record::RunHeader,
+    record::{
+        ExperimentKind, RunHeader,
+        revocation::{RevocationConfig, RevocationResults, Skipped, SystemWindows, WindowSummary},
+    },
     workload,
 };
-
-/// Everything `authbench revocation` needs, after flag parsing.
-#[derive(Clone, Debug, Serialize)]
-pub struct RevocationConfig {
-    pub systems: Vec<System>,
-    pub instances: usize,
-    pub repeats: usize,
-    pub redis_url: Option<String>,
-    pub out: PathBuf,
-    /// `--access-ttl` of the JWT servers: bounds the `none` window.
-    #[serde(with = "crate::record::secs")]
-    pub access_ttl: Duration,
-    /// Longest probe per repeat.
-    #[serde(with = "crate::record::secs")]
-    pub deadline: Duration,
-    pub demo_password: String,
-    pub bin_dir: Option<PathBuf>,
-}
-
-/// p50/p99/max/mean of the revoked repeats' windows, in ms (`null` when none was revoked).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct WindowSummary {
-    pub p50: Option<f64>,
-    pub p99: Option<f64>,
-    pub max: Option<f64>,
-    pub mean: Option<f64>,
-}
-
-impl WindowSummary {
-    /// Nearest-rank percentiles.
-    pub fn of(samples: &[f64]) -> Self {
-        if samples.is_empty() {
-            return Self::default();
-        }
-        let mut v = samples.to_vec();
-        v.sort_by(f64::total_cmp);
-        let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Self {
-            p50: Some(rank(0.50)),
-            p99: Some(rank(0.99)),
-            max: v.last().copied(),
-            mean: Some(v.iter().sum::<f64>() / v.len() as f64),
-        }
-    }
-}
-
-/// One system's windows.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SystemWindows {
-    pub system: System,
-    pub instances: usize,
-    pub repeats: usize,
-    pub window_ms: WindowSummary,
-    /// Window of every revoked repeat, in run order.
-    pub samples_ms: Vec<f64>,
-    /// Per repeat, per instance: ms from the logout response to that instance's first
-    /// 401 (`null`: still accepted at the deadline).
-    pub per_instance_ms: Vec<Vec<Option<f64>>>,
-    /// Repeats in which some instance still accepted the credential at the deadline.
-    pub not_revoked: usize,
-    /// `/me` probes sent after the logouts, all repeats together.
-    pub probes: u64,
-    pub notes: String,
-}
-
-pub use crate::record::Skipped;
-
-/// `revocation.json`: a revocation run (beside a sweep's results.json when `--out` names
-/// the sweep's directory, which puts it into that run's report).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct RevocationResults {
-    /// Schema, kind, run id, times, machine, config; `capped` is always false.
-    #[serde(flatten)]
-    pub run: RunHeader,
-    pub store: Option<String>,
-    pub skipped: Vec<Skipped>,
-    pub systems: Vec<SystemWindows>,
-}
-
-pub const FILE: &str = "revocation.json";
-
-impl RevocationResults {
-    /// Write `revocation.json` atomically.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        crate::record::write_json_atomically(dir, FILE, self)
-    }
-
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        crate::record::read_json(dir, FILE)
-    }
-}
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -123,15 +35,15 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 fn notes(system: System, config: &RevocationConfig) -> String {
     let common = "instances uncapped (no cgroups); window = logout response to each instance's first 401";
     let what = match system {
-        System::SessionMemory => "sticky: the session lives only in its home instance's memory, so the cookie works \
+        System::SESSION_MEMORY => "sticky: the session lives only in its home instance's memory, so the cookie works \
                                   only there (other instances reject it from the start); the window is the home \
                                   instance's"
             .to_owned(),
-        System::SessionRedis => {
+        System::SESSION_REDIS => {
             "logout deletes the session from the shared Redis, which every instance reads per request".into()
         }
-        System::JwtHs256Denylist => "logout writes the token's jti to Redis; every request checks Redis".into(),
-        System::JwtHs256DenylistCached => {
+        System::JWT_HS256_DENYLIST => "logout writes the token's jti to Redis; every request checks Redis".into(),
+        System::JWT_HS256_DENYLIST_CACHED => {
             "logout writes the jti to Redis and publishes it; each instance checks a local copy kept current by pub/sub"
                 .into()
         }
@@ -153,10 +65,8 @@ pub async fn revocation(
     anyhow::ensure!((1..=64).contains(&config.instances), "--instances must be between 1 and 64");
     anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
     let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
-    let id = crate::sweep::run_id();
-    let work = deploy::WorkDir::create(&format!("authbench-revocation-{id}"))?;
+    let (id, work) = experiment::start("revocation-", &config.out)?;
     let (log_dir, key_dir) = (&work.logs, &work.keys);
-    std::fs::create_dir_all(&config.out).with_context(|| format!("cannot create {}", config.out.display()))?;
     println!(
         "authbench revocation: {} instances per system, uncapped (no cgroups: the window is a latency)",
         config.instances
@@ -179,44 +89,19 @@ pub async fn revocation(
         "authbench revocation measures session-* and jwt-hs256* systems only"
     );
 
-    let mut results = RevocationResults {
-        run: RunHeader::new("revocation", &id, &config)?,
+    let results = RevocationResults {
         store: store
             .as_ref()
             .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        run: RunHeader::new(ExperimentKind::Revocation, &id, config.clone()),
         skipped,
         systems: Vec::new(),
     };
     let prefix = format!("authbench:{id}:");
-    let ctx = Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir, log_dir, prefix: &prefix };
-    let mut outcome = Ok(());
-    for &system in &systems {
-        if *shutdown.borrow() {
-            outcome = Err(anyhow::anyhow!("interrupted (Ctrl-C)"));
-            break;
-        }
-        println!("{system}: {} repeats on {} instances", config.repeats, config.instances);
-        let mut deployment = Deployment::default();
-        let mut stop = shutdown.clone();
-        let r = tokio::select! {
-            r = ctx.system(system, &mut deployment) => r,
-            _ = stop.wait_for(|s| *s) => Err(anyhow::anyhow!("interrupted (Ctrl-C)")),
-        };
-        deployment.stop().await;
-        if let Some(s) = &store {
-            let _ = deploy::delete_prefix(&s.url, &prefix).await;
-        }
-        match r {
-            Ok(w) => {
-                results.systems.push(w);
-                results.write(&config.out)?;
-            }
-            Err(e) => {
-                outcome = Err(e.context(format!("measuring {system}")));
-                break;
-            }
-        }
-    }
+    let mut ctx =
+        Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir, log_dir, prefix: &prefix, results };
+    let outcome = experiment::run(&mut ctx, &systems, &shutdown).await;
+    let mut results = ctx.results;
     results.run.finished_at = Some(crate::record::now_rfc3339());
     results.write(&config.out)?;
     if let Some(p) = store.as_mut().and_then(|s| s.process.as_mut()) {
@@ -232,6 +117,28 @@ struct Ctx<'a> {
     key_dir: &'a Path,
     log_dir: &'a Path,
     prefix: &'a str,
+    results: RevocationResults,
+}
+
+impl Steps for Ctx<'_> {
+    type Step = System;
+
+    fn announce(&mut self, _: usize, _: usize, system: &System) {
+        println!("{system}: {} repeats on {} instances", self.config.repeats, self.config.instances);
+    }
+
+    async fn run(&mut self, &system: &System, deployment: &mut Deployment) -> anyhow::Result<()> {
+        let windows = self.system(system, deployment).await.with_context(|| format!("measuring {system}"))?;
+        self.results.systems.push(windows);
+        self.results.write(&self.config.out)
+    }
+
+    async fn after(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.store {
+            let _ = deploy::delete_prefix(&s.url, self.prefix).await;
+        }
+        Ok(())
+    }
 }
 
 impl Ctx<'_> {
@@ -256,13 +163,9 @@ impl Ctx<'_> {
 
     async fn system(&self, system: System, deployment: &mut Deployment) -> anyhow::Result<SystemWindows> {
         let program = self.binaries.program(system);
-        for k in 0..self.config.instances {
-            let name = format!("{system}-{k}");
-            let (process, addr) =
-                deploy::spawn_server(&name, program, &self.server_args(system, k), None, self.log_dir).await?;
-            deployment.instances.push(process);
-            deployment.addrs.push(addr);
-        }
+        let args = |k| self.server_args(system, k);
+        deploy::spawn_instances(deployment, system, self.config.instances, program, args, |_| Ok(None), self.log_dir)
+            .await?;
         let mut samples = Vec::new();
         let mut per_instance = Vec::new();
         let mut not_revoked = 0;

@@ -142,6 +142,8 @@ impl ReadWorkload {
 }
 
 impl Workload for ReadWorkload {
+    type Kind = ();
+
     fn target(&self, seq: u64) -> usize {
         match self.lb {
             Lb::RoundRobin => (seq % self.instances as u64) as usize,
@@ -149,7 +151,7 @@ impl Workload for ReadWorkload {
         }
     }
 
-    fn request(&self, seq: u64, _target: usize) -> Req<'_> {
+    fn request(&self, seq: u64, _target: usize) -> Req<'_, ()> {
         Req::borrowed(&self.requests[self.user(seq)])
     }
 }
@@ -158,11 +160,13 @@ impl Workload for ReadWorkload {
 pub struct FixedWorkload(pub Prepared);
 
 impl Workload for FixedWorkload {
+    type Kind = ();
+
     fn target(&self, _seq: u64) -> usize {
         0
     }
 
-    fn request(&self, _seq: u64, _target: usize) -> Req<'_> {
+    fn request(&self, _seq: u64, _target: usize) -> Req<'_, ()> {
         Req::borrowed(&self.0)
     }
 }
@@ -174,9 +178,15 @@ const MIX_REFRESH: u64 = 980; // 30 /refresh (JWT; sessions send /me: their slid
 const MIX_LOGOUT: u64 = 998; // 1 logout (the 18 before it are /me)
 // 999: 1 login. Logins cost an argon2id hash — about a thousand /me — so they are rare.
 
-const KIND_REFRESH: u8 = 1;
-const KIND_LOGIN: u8 = 2;
-const KIND_LOGOUT: u8 = 3;
+/// The mixed workload's requests whose answers it needs back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MixedKind {
+    /// Spends a refresh token; the answer holds the next one.
+    Refresh,
+    /// A churn login; the answer holds the credential its logout will spend.
+    Login,
+    Logout,
+}
 
 /// A realistic mix: mostly `/me`, some `/admin` by admins, refresh-token rotation (JWT),
 /// and a little login/logout churn. Single-use tokens are kept in per-instance pools:
@@ -246,17 +256,17 @@ impl MixedWorkload {
         }
     }
 
-    fn dynamic(&self, seq: u64, target: usize, kind: u8) -> Option<Req<'_>> {
+    fn dynamic(&self, seq: u64, target: usize, kind: MixedKind) -> Option<Req<'_, MixedKind>> {
         let ticket = Some(Ticket { kind, target: target as u32, user: self.user(seq) as u32, tag: 0 });
         let prepared = match kind {
-            KIND_REFRESH => {
+            MixedKind::Refresh => {
                 let token = Self::pop(&self.refresh[target])?;
                 Prepared::post_json("/refresh", &serde_json::json!({ "refresh_token": token })).ok()?
             }
-            KIND_LOGIN => {
+            MixedKind::Login => {
                 return Some(Req { prepared: std::borrow::Cow::Borrowed(&self.logins[self.user(seq)]), ticket });
             }
-            _ => {
+            MixedKind::Logout => {
                 let credential = Self::pop(&self.churn[target])?;
                 match self.server {
                     Server::Session => Prepared {
@@ -290,6 +300,8 @@ impl MixedWorkload {
 }
 
 impl Workload for MixedWorkload {
+    type Kind = MixedKind;
+
     fn target(&self, seq: u64) -> usize {
         match self.read.lb {
             Lb::RoundRobin => self.read.target(seq),
@@ -297,21 +309,21 @@ impl Workload for MixedWorkload {
         }
     }
 
-    fn request(&self, seq: u64, target: usize) -> Req<'_> {
+    fn request(&self, seq: u64, target: usize) -> Req<'_, MixedKind> {
         let r = Self::slot(seq);
         let user = self.user(seq);
         let special = match r {
             _ if r < MIX_ME => None,
             _ if r < MIX_ADMIN => self.admin[user].as_ref().map(Req::borrowed),
-            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, target, KIND_REFRESH),
+            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, target, MixedKind::Refresh),
             _ if r < MIX_LOGOUT => None,
-            998 => self.dynamic(seq, target, KIND_LOGOUT),
-            _ => self.dynamic(seq, target, KIND_LOGIN),
+            998 => self.dynamic(seq, target, MixedKind::Logout),
+            _ => self.dynamic(seq, target, MixedKind::Login),
         };
-        special.unwrap_or_else(|| self.read.request(seq, target))
+        special.unwrap_or_else(|| Req::borrowed(&self.read.requests[self.read.user(seq)]))
     }
 
-    fn on_response(&self, ticket: Ticket, status: u16, headers: &http::HeaderMap, body: &[u8]) {
+    fn on_response(&self, ticket: Ticket<MixedKind>, status: u16, headers: &http::HeaderMap, body: &[u8]) {
         if status != 200 {
             return; // the token was spent or the request failed; it leaves the pool
         }
@@ -322,24 +334,24 @@ impl Workload for MixedWorkload {
                 .and_then(|v| v["refresh_token"].as_str().map(str::to_owned))
         };
         match (ticket.kind, self.server) {
-            (KIND_REFRESH, _) => {
+            (MixedKind::Refresh, _) => {
                 if let Some(token) = refresh_token() {
                     Self::push(&self.refresh[t], token);
                 }
             }
-            (KIND_LOGIN, Server::Jwt) => {
+            (MixedKind::Login, Server::Jwt) => {
                 if let Some(token) = refresh_token() {
                     Self::push(&self.churn[t], token);
                 }
             }
-            (KIND_LOGIN, Server::Session) => {
+            (MixedKind::Login, Server::Session) => {
                 let cookie =
                     headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
                 if let Some(c) = cookie {
                     Self::push(&self.churn[t], c.to_owned());
                 }
             }
-            _ => {}
+            (MixedKind::Logout, _) => {}
         }
     }
 }
@@ -392,7 +404,7 @@ mod tests {
                 home: u % n,
             })
             .collect();
-        let w = MixedWorkload::new(System::JwtHs256, &creds, Lb::Sticky, n, "pw").unwrap();
+        let w = MixedWorkload::new(System::JWT_HS256, &creds, Lb::Sticky, n, "pw").unwrap();
         let (mut me, mut admin, mut refresh, mut login, mut logout) = (0, 0, 0, 0, 0);
         let total = 100_000u64;
         for seq in 0..total {
@@ -414,7 +426,7 @@ mod tests {
                 assert_eq!(target, creds[w.user(seq)].home, "sticky: a credential goes home");
             }
             // Give every refresh its token back, as a 200 would.
-            if let Some(t) = req.ticket.filter(|t| t.kind == KIND_REFRESH) {
+            if let Some(t) = req.ticket.filter(|t| t.kind == MixedKind::Refresh) {
                 let body = br#"{"refresh_token":"new"}"#;
                 w.on_response(t, 200, &http::HeaderMap::new(), body);
             }

@@ -242,7 +242,7 @@ fn fits_in_the_report_are_the_fits_of_the_held_points() {
     let held: Vec<(f64, f64)> = results
         .points
         .iter()
-        .filter(|p| p.system == System::JwtHs256 && p.held)
+        .filter(|p| p.system == System::JWT_HS256 && p.held)
         .map(|p| (p.instances as f64, p.achieved_rps))
         .collect();
     assert_eq!(held.len(), 4);
@@ -274,7 +274,7 @@ fn bottlenecks_are_named_by_the_utilization_law() {
     // Session-memory behind round-robin is its own (rejecting) series, not a scaling one.
     assert_eq!(a.rejecting.len(), 1);
     assert_eq!(a.series.len(), 6);
-    let sticky = a.series_of(System::SessionMemory).unwrap();
+    let sticky = a.series_of(System::SESSION_MEMORY).unwrap();
     assert_eq!(sticky.label(), "session-memory (sticky)");
     assert_eq!(
         sticky.points.iter().map(|p| p.instances).collect::<Vec<_>>(),
@@ -350,7 +350,7 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
         let headline = variant(&|p| p.system == s, &none);
         assert!(headline.starts_with("**"), "{s}: {headline}");
     }
-    assert!(variant(&|p| p.system == System::JwtHs256, &none).starts_with("**jwt-hs256 kept scaling up to N=8"));
+    assert!(variant(&|p| p.system == System::JWT_HS256, &none).starts_with("**jwt-hs256 kept scaling up to N=8"));
     assert!(variant(&|p| p.instances <= 2, &none).contains("up to N=2"));
     assert!(variant(&|p| p.instances == 1, &none).contains("Only one instance count was measured"));
     let uncapped = variant(&|_| true, &|r| {
@@ -401,14 +401,14 @@ fn fits_for_results_json_cover_lines_with_four_held_points_and_round_trip() {
 #[test]
 fn an_external_run_renders_unknown_instance_cpu_as_unknown() {
     let mut r = Results::read(&fixture()).unwrap();
-    r.points.retain(|p| p.system == System::SessionRedis);
+    r.points.retain(|p| p.system == System::SESSION_REDIS);
     r.caps.capped = false;
     r.caps.reason = Some("external deployment: caps are the deployment's".into());
     for p in &mut r.points {
         p.external = true;
         p.capped = false;
         p.targets = vec!["http://127.0.0.1:8080".into()];
-        p.flags = vec!["external".into()];
+        p.flags = vec![harness::record::Flag::External];
         p.cpu.instances_total_s = f64::NAN;
         p.cpu.per_request_us = f64::NAN;
         p.cpu.instance_utilization = f64::NAN;
@@ -429,6 +429,58 @@ fn an_external_run_renders_unknown_instance_cpu_as_unknown() {
             let svg = std::str::from_utf8(&bytes).unwrap();
             assert!(!svg.contains("NaN"), "{name}");
             roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+/// Where `written` differs from `recorded`, ignoring keys only `written` has (fields added
+/// since, at their defaults): the first differing path.
+fn lost(recorded: &serde_json::Value, written: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (recorded, written) {
+        (Value::Object(r), Value::Object(w)) => r
+            .iter()
+            .find_map(|(k, v)| w.get(k).map_or(Some(format!("{path}.{k}")), |x| lost(v, x, &format!("{path}.{k}")))),
+        (Value::Array(r), Value::Array(w)) if r.len() == w.len() => {
+            r.iter().zip(w).enumerate().find_map(|(i, (v, x))| lost(v, x, &format!("{path}[{i}]")))
+        }
+        _ => (recorded != written).then(|| format!("{path}: {recorded} became {written}")),
+    }
+}
+
+/// The typed schemas read every committed result file and write back the same JSON values:
+/// the report's types lose nothing that a run recorded, and old runs stay readable.
+#[test]
+fn typed_result_files_read_and_write_every_committed_file_unchanged() {
+    use harness::record::{chaos::ChaosResults, revocation::RevocationResults};
+    fn same<T: serde::de::DeserializeOwned + serde::Serialize>(path: &Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let typed: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let written = serde_json::to_value(&typed).unwrap();
+        if let Some(at) = lost(&raw, &written, "") {
+            panic!("{} changes when read and written, at {at}", path.display());
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sweeps = vec![fixture()];
+    for entry in std::fs::read_dir(root.join("bench-results")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("results.json").is_file() {
+            sweeps.push(dir);
+        }
+    }
+    assert!(sweeps.len() >= 2, "the committed reference run is among them");
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/experiments");
+    for dir in sweeps.iter().chain([&experiments]) {
+        if dir.join("results.json").is_file() {
+            same::<Results>(&dir.join("results.json"));
+        }
+        if dir.join("revocation.json").is_file() {
+            same::<RevocationResults>(&dir.join("revocation.json"));
+        }
+        if dir.join("chaos.json").is_file() {
+            same::<ChaosResults>(&dir.join("chaos.json"));
         }
     }
 }

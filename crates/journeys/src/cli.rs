@@ -149,7 +149,7 @@ mod tests {
             "r.html",
         ])
         .unwrap();
-        assert_eq!(cli.system, System::JwtHs256);
+        assert_eq!(cli.system, System::JWT_HS256);
         assert_eq!(cli.instances, Some(3));
         assert_eq!(cli.lb, Lb::Sticky);
         assert_eq!(cli.goose.users, Some(4));

@@ -40,7 +40,7 @@ pub struct Servers {
 
 impl Default for Servers {
     fn default() -> Self {
-        let id = format!("{}-{}", harness::sweep::run_id(), std::process::id());
+        let id = format!("{}-{}", harness::experiment::run_id(), std::process::id());
         Self {
             deployment: Deployment::default(),
             store: None,

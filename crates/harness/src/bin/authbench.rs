@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
             let out = config.out.clone();
             revocation::revocation(config, stop_rx.clone()).await.map(|results| {
                 print!("{}", revocation::summary_table(&results));
-                println!("results: {}", out.join(revocation::FILE).display());
+                println!("results: {}", out.join(record::revocation::FILE).display());
                 rerender(&out);
             })
         }
@@ -84,7 +84,7 @@ async fn main() -> ExitCode {
                 let out = config.out.clone();
                 chaos::chaos(config, stop_rx.clone()).await.map(|results| {
                     print!("{}", chaos::summary_table(&results));
-                    println!("results: {}", out.join(chaos::FILE).display());
+                    println!("results: {}", out.join(record::chaos::FILE).display());
                     rerender(&out);
                 })
             }

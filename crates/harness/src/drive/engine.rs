@@ -29,26 +29,29 @@ use super::{
 /// request); `request` may take state, such as a single-use refresh token, that
 /// `on_response` then gives back.
 pub trait Workload: Send + Sync + 'static {
+    /// What a ticket says a request was (`()` for workloads that need no answers back).
+    type Kind: Copy + std::fmt::Debug + Send + Sync + 'static;
+
     /// Which target request `seq` goes to.
     fn target(&self, seq: u64) -> usize;
 
     /// What to send as request `seq`; `target` is where the scheduler sent it (what
     /// `target(seq)` answered then — a workload whose routing changes during a run must
     /// not ask again).
-    fn request(&self, seq: u64, target: usize) -> Req<'_>;
+    fn request(&self, seq: u64, target: usize) -> Req<'_, Self::Kind>;
 
     /// The answer to a request that carried a ticket; `status` 0 when there was none
     /// (timeout, broken connection).
-    fn on_response(&self, _ticket: Ticket, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) {}
+    fn on_response(&self, _ticket: Ticket<Self::Kind>, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) {}
 }
 
 /// A request, borrowed from a prepared set or built for this one send.
-pub struct Req<'a> {
+pub struct Req<'a, K> {
     pub prepared: std::borrow::Cow<'a, Prepared>,
-    pub ticket: Option<Ticket>,
+    pub ticket: Option<Ticket<K>>,
 }
 
-impl<'a> Req<'a> {
+impl<'a, K> Req<'a, K> {
     pub fn borrowed(p: &'a Prepared) -> Self {
         Self { prepared: std::borrow::Cow::Borrowed(p), ticket: None }
     }
@@ -56,8 +59,8 @@ impl<'a> Req<'a> {
 
 /// Identifies a stateful request to `Workload::on_response`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ticket {
-    pub kind: u8,
+pub struct Ticket<K> {
+    pub kind: K,
     pub target: u32,
     pub user: u32,
     /// Whatever else the workload needs back (e.g. which credential the request carried).
@@ -169,7 +172,7 @@ impl Tally {
         conn: &mut Option<Conn>,
         ctx: &Ctx<'_>,
         workload: &W,
-        req: Req<'_>,
+        req: Req<'_, W::Kind>,
         reference: Instant,
     ) {
         let Ctx { addr, window, timeout, progress } = *ctx;

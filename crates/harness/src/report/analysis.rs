@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     plan::{Lb, System},
-    record::{Point, Results},
+    record::{Flag, Point, Results},
     report::usl::{self, UslFit},
 };
 
@@ -115,9 +115,9 @@ pub fn attribute(results: &Results, p: &Point) -> Attribution {
     let generator = p.cpu.generator_utilization;
     let limit = if rejects_by_design(p) {
         Limit::Rejected
-    } else if generator > GENERATOR_LIMIT || p.flags.iter().any(|f| f == "generator") {
+    } else if generator > GENERATOR_LIMIT || p.flags.contains(&Flag::Generator) {
         Limit::Saturated(Resource::Generator, generator)
-    } else if machine >= 0.9 || p.flags.iter().any(|f| f == "machine-saturated") {
+    } else if machine >= 0.9 || p.flags.contains(&Flag::MachineSaturated) {
         Limit::Saturated(Resource::Machine, machine)
     } else {
         let (r, u) = match store {
@@ -144,8 +144,11 @@ pub fn why_not_held(p: &Point) -> String {
     }
     p.flags
         .iter()
-        .find_map(|f| f.strip_prefix("final run did not hold: "))
-        .map_or_else(|| "did not hold".into(), str::to_owned)
+        .find_map(|f| match f {
+            Flag::FinalRunMissed(miss) => Some(miss.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "did not hold".into())
 }
 
 /// Median of per-request CPU over a series (robust to one odd point).
@@ -213,9 +216,9 @@ pub struct Analysis<'a> {
     pub costs: Vec<Cost>,
     pub checks: Vec<ModelCheck>,
     /// `revocation.json` beside the sweep, when there is one.
-    pub revocation: Option<&'a crate::revocation::RevocationResults>,
+    pub revocation: Option<&'a crate::record::revocation::RevocationResults>,
     /// `chaos.json` beside the sweep, when there is one.
-    pub chaos: Option<&'a crate::chaos::ChaosResults>,
+    pub chaos: Option<&'a crate::record::chaos::ChaosResults>,
 }
 
 impl<'a> Analysis<'a> {
@@ -361,15 +364,15 @@ mod tests {
         assert_eq!(b64_len(32), 43);
         assert_eq!(b64_len(256), 342);
         assert_eq!(b64_len(64), 86);
-        let hs = jwt_credential(System::JwtHs256).unwrap().bytes;
-        let rs = jwt_credential(System::JwtRs256).unwrap().bytes;
-        let es = jwt_credential(System::JwtEs256).unwrap().bytes;
-        let ed = jwt_credential(System::JwtEddsa).unwrap().bytes;
+        let hs = jwt_credential(System::JWT_HS256).unwrap().bytes;
+        let rs = jwt_credential(System::JWT_RS256).unwrap().bytes;
+        let es = jwt_credential(System::JWT_ES256).unwrap().bytes;
+        let ed = jwt_credential(System::JWT_EDDSA).unwrap().bytes;
         assert_eq!(rs - hs, 342 - 43);
         assert_eq!(es, hs + 86 - 43);
         assert_eq!(ed, es, "\"EdDSA\" and \"ES256\" are both five characters");
-        assert_eq!(jwt_credential(System::SessionRedis), None);
-        assert_eq!(jwt_credential(System::JwtHs256Denylist), Some(jwt_credential(System::JwtHs256).unwrap()));
+        assert_eq!(jwt_credential(System::SESSION_REDIS), None);
+        assert_eq!(jwt_credential(System::JWT_HS256_DENYLIST), Some(jwt_credential(System::JWT_HS256).unwrap()));
     }
 
     #[test]

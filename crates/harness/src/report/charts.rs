@@ -8,9 +8,11 @@
 use plotters::{coord::Shift, element::DashedPathElement, prelude::*};
 
 use crate::{
-    chaos::{ChaosRun, Experiment},
     plan::{Lb, System},
-    record::Point,
+    record::{
+        Point,
+        chaos::{ChaosRun, Experiment},
+    },
     report::analysis::{Analysis, SATURATED, Series, attribute},
 };
 
@@ -28,16 +30,19 @@ pub struct Chart {
 
 /// A fixed colour per system, the same in every chart.
 pub fn color(system: System) -> RGBColor {
-    match system {
-        System::SessionMemory => RGBColor(31, 119, 180),
-        System::SessionRedis => RGBColor(214, 39, 40),
-        System::JwtHs256 => RGBColor(44, 160, 44),
-        System::JwtRs256 => RGBColor(148, 103, 189),
-        System::JwtEs256 => RGBColor(255, 127, 14),
-        System::JwtEddsa => RGBColor(140, 86, 75),
-        System::JwtHs256Denylist => RGBColor(227, 119, 194),
-        System::JwtHs256DenylistCached => RGBColor(23, 190, 207),
-    }
+    // In the order of `System::ALL`: session-memory, session-redis, jwt-hs256, -rs256,
+    // -es256, -eddsa, +denylist, +denylist-cached.
+    const PALETTE: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(23, 190, 207),
+    ];
+    System::ALL.iter().position(|s| *s == system).and_then(|i| PALETTE.get(i)).copied().unwrap_or(RGBColor(99, 99, 99))
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -252,7 +257,7 @@ fn throughput(a: &Analysis<'_>) -> anyhow::Result<String> {
 
 /// Chart 2: p99 (every search step and the final run) and p50 (final run) vs offered load.
 fn latency(a: &Analysis<'_>, n: usize) -> anyhow::Result<String> {
-    let slo_ms = a.results.config.get("slo_p99").and_then(serde_json::Value::as_f64).map(|s| s * 1e3);
+    let slo_ms = Some(a.results.config.slo_p99.as_secs_f64() * 1e3);
     // Per series: its point at N and the (offered, p99 ms) curve of its search.
     type Line<'s, 'p> = (&'s Series<'p>, &'p Point, Vec<(f64, f64)>);
     let lines: Vec<Line<'_, '_>> = a

@@ -27,8 +27,10 @@ use crate::record::Results;
 pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let sweep = dir.join("results.json");
     if !sweep.is_file() {
-        let others: Vec<&str> =
-            [crate::revocation::FILE, crate::chaos::FILE].into_iter().filter(|f| dir.join(f).is_file()).collect();
+        let others: Vec<&str> = [crate::record::revocation::FILE, crate::record::chaos::FILE]
+            .into_iter()
+            .filter(|f| dir.join(f).is_file())
+            .collect();
         anyhow::ensure!(
             others.is_empty(),
             "{} holds {} but no sweep (results.json): the report is a sweep's report — run `authbench revocation` and \
@@ -39,9 +41,11 @@ pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     let results = Results::read(dir)?;
     let optional = |file: &str| dir.join(file).is_file();
-    let revocation =
-        optional(crate::revocation::FILE).then(|| crate::revocation::RevocationResults::read(dir)).transpose()?;
-    let chaos = optional(crate::chaos::FILE).then(|| crate::chaos::ChaosResults::read(dir)).transpose()?;
+    let revocation = optional(crate::record::revocation::FILE)
+        .then(|| crate::record::revocation::RevocationResults::read(dir))
+        .transpose()?;
+    let chaos =
+        optional(crate::record::chaos::FILE).then(|| crate::record::chaos::ChaosResults::read(dir)).transpose()?;
     render_with(&results, revocation.as_ref(), chaos.as_ref(), dir)
 }
 
@@ -74,8 +78,8 @@ pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathB
 /// Render a sweep and the experiments run beside it into `dir`.
 pub fn render_with(
     results: &Results,
-    revocation: Option<&crate::revocation::RevocationResults>,
-    chaos: Option<&crate::chaos::ChaosResults>,
+    revocation: Option<&crate::record::revocation::RevocationResults>,
+    chaos: Option<&crate::record::chaos::ChaosResults>,
     dir: &Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(

@@ -2,6 +2,7 @@
 //! session synchronisation, latency, the deployment model, the run's limits, every point.
 
 use super::*;
+use crate::record::{Flag, PointMode, StepOutcome, WorkloadKind};
 
 pub(super) fn scaling(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
     if a.series.is_empty() {
@@ -495,11 +496,13 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         ));
     }
     // Noise: final runs that missed where the search had held; p99 swings between repeated tries.
-    let retried = r.points.iter().filter(|p| p.search.iter().any(|s| s.why.starts_with("final run"))).count();
+    let retried =
+        r.points.iter().filter(|p| p.search.iter().any(|s| matches!(s.why, StepOutcome::FinalRetry(_)))).count();
     let mut swing: Option<(f64, f64, String)> = None;
     for p in &r.points {
         for w in p.search.windows(2) {
-            if w[0].why.contains("tried again") && (w[0].offered_rps - w[1].offered_rps).abs() < 1e-6 {
+            if matches!(w[0].why, StepOutcome::TriedAgain { .. }) && (w[0].offered_rps - w[1].offered_rps).abs() < 1e-6
+            {
                 let (x, y) = (w[0].p99_us as f64 / 1e3, w[1].p99_us as f64 / 1e3);
                 let ratio = x.max(y) / x.min(y).max(1e-3);
                 if swing.as_ref().is_none_or(|s| ratio > s.0.max(s.1) / s.0.min(s.1).max(1e-3)) {
@@ -511,23 +514,23 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     let mut noise = format!(
         "**Noise.** One run per point, no repetitions, so no confidence intervals. {retried} of {} searched points missed in their final \
          run at a rate their search had just held, and were retried at 90%.",
-        r.points.iter().filter(|p| p.mode == "find-max").count()
+        r.points.iter().filter(|p| p.mode == PointMode::FindMax).count()
     );
     if let Some((x, y, at)) = swing {
         noise.push_str(&format!(" Two tries at the same rate moved p99 from {x:.2} to {y:.2} ms ({at})."));
     }
     noise.push_str(" Read throughput differences below ~10–15% as noise.");
     items.push(noise);
-    let count = |flag: &str| r.points.iter().filter(|p| p.flags.iter().any(|f| f == flag)).count();
+    let count = |flag: Flag| r.points.iter().filter(|p| p.flags.contains(&flag)).count();
     let gen_max = r.points.iter().map(|p| p.cpu.generator_utilization).fold(0.0, f64::max);
     let machine_max = r.points.iter().map(|p| attribute(r, p).machine).fold(0.0, f64::max);
     items.push(format!(
         "**Flags.** generator: {}, uncapped: {}, external: {}, machine-saturated: {} points. The generator peaked at {} of the cores left to it (limit \
          80%), the whole machine at {} of its {} cores.",
-        count("generator"),
-        count("uncapped"),
-        count("external"),
-        count("machine-saturated"),
+        count(Flag::Generator),
+        count(Flag::Uncapped),
+        count(Flag::External),
+        count(Flag::MachineSaturated),
         pct(gen_max),
         pct(machine_max),
         r.machine.cores
@@ -539,12 +542,12 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
                 .into(),
         );
     }
-    let workload = r.points.first().map_or("?", |p| p.workload.as_str());
-    let users = r.config.get("users").and_then(serde_json::Value::as_u64);
+    let workload = r.points.first().map(|p| p.workload);
     items.push(format!(
-        "**Workload `{workload}`**{}. {}",
-        users.map_or(String::new(), |u| format!(" over {u} logged-in users")),
-        if workload == "read" {
+        "**Workload `{}`**{}. {}",
+        workload.map_or("?", WorkloadKind::id),
+        format_args!(" over {} logged-in users", r.config.users),
+        if workload == Some(WorkloadKind::Read) {
             "Only authenticated GET /me: logins, refreshes and logouts are not in these numbers."
         } else {
             "Mostly GET /me, with /admin, refresh rotation and login/logout churn mixed in."
@@ -591,7 +594,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
                 p.system.to_string(),
                 p.lb.to_string(),
                 p.instances.to_string(),
-                p.mode.clone(),
+                p.mode.to_string(),
                 p.offered_rps.map_or("—".into(), |x| format!("{x:.0}")),
                 format!("{:.0}", p.achieved_rps),
                 if p.held {
@@ -611,7 +614,11 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
                 pct(at.generator),
                 pct(at.machine),
                 limit_text(&at.limit),
-                if p.flags.is_empty() { "—".into() } else { p.flags.join(", ") },
+                if p.flags.is_empty() {
+                    "—".into()
+                } else {
+                    p.flags.iter().map(Flag::to_string).collect::<Vec<_>>().join(", ")
+                },
             ]
         })
         .collect();

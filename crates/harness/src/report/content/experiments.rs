@@ -4,7 +4,7 @@
 //! what was not measured and how to measure it.
 
 use super::*;
-use crate::{
+use crate::record::{
     chaos::{ChaosRun, Experiment},
     revocation::SystemWindows,
 };
@@ -47,7 +47,7 @@ fn fmt_window(w: &SystemWindows) -> String {
 
 /// Access-token lifetime the revocation run used (seconds).
 fn access_ttl_s(a: &Analysis<'_>) -> Option<f64> {
-    a.revocation?.run.config.get("access_ttl").and_then(serde_json::Value::as_f64)
+    a.revocation.map(|r| r.run.config.access_ttl.as_secs_f64())
 }
 
 /// What the server can cut short, per system, for the expiry row.
@@ -98,7 +98,7 @@ pub(super) fn chaos_cell(a: &Analysis<'_>, experiment: Experiment, system: Syste
     }
     let Some(r) = run(a, experiment, system) else {
         // Every JWT algorithm without a store behaves like the measured jwt-hs256 here.
-        let like = (system.jwt_alg().is_some() && !system.needs_redis()).then_some(System::JwtHs256);
+        let like = (system.jwt_alg().is_some() && !system.needs_redis()).then_some(System::JWT_HS256);
         return match like.and_then(|s| run(a, experiment, s)) {
             Some(r) => format!("= jwt-hs256 (no store): {:.1}% failed", failed_pct(r)),
             None => "not in the chaos run".into(),
@@ -141,7 +141,7 @@ pub(super) fn findings(a: &Analysis<'_>) -> Vec<String> {
         let freeze: Vec<&ChaosRun> =
             ch.runs.iter().filter(|r| r.experiment == Experiment::StoreFreeze && r.system.needs_redis()).collect();
         if !freeze.is_empty() {
-            let outage = ch.run.config.get("outage").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+            let outage = ch.run.config.outage.as_secs_f64();
             let list: Vec<String> = freeze.iter().map(|r| format!("{} {:.0}%", r.system, failed_pct(r))).collect();
             let unaffected: Vec<String> = ch
                 .runs
@@ -160,7 +160,7 @@ pub(super) fn findings(a: &Analysis<'_>) -> Vec<String> {
                 "the state that makes revocation instant is also what an outage takes away"
             ));
         }
-        if let Some(r) = run(a, Experiment::InstanceLoss, System::SessionMemory) {
+        if let Some(r) = run(a, Experiment::InstanceLoss, System::SESSION_MEMORY) {
             out.push(format!(
                 "**Losing one of {} instances** logged out {} of {} users of in-memory sessions ({} expected: those homed on it); \
                  shared-store and JWT users moved to the other instances{}.",
@@ -256,7 +256,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         d.p("Store outages and instance loss were not measured in this run (`authbench chaos --out <this directory>` adds them).");
         return;
     };
-    let cfg = |k: &str| ch.run.config.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let c = &ch.run.config;
     d.h(3, "chaos", "Store outage and instance loss");
     d.p(format!(
         "Each run holds {:.0} requests/s of `GET /me` from {:.0} users over {} uncapped instances for {:.0} s and breaks one part \
@@ -265,12 +265,12 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
          \"< 1% failing after\" runs from the end of the fault to the end of the last second in which 1% or more of the answers \
          failed; \"last failure after\" to the last failed answer, which includes users who came back late and only then found \
          their session gone (run `{}`).{}",
-        cfg("rate"),
-        cfg("users"),
+        c.rate,
+        c.users as f64,
         ch.runs.first().map_or(0, |r| r.instances),
-        cfg("warmup") + cfg("duration"),
-        cfg("fault_at"),
-        cfg("outage"),
+        c.warmup.as_secs_f64() + c.duration.as_secs_f64(),
+        c.fault_at.as_secs_f64(),
+        c.outage.as_secs_f64(),
         ch.run.run_id,
         machine_note(a, &ch.run.machine)
     ));

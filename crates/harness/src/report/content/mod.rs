@@ -88,7 +88,7 @@ fn last_step_efficiency(s: &Series<'_>) -> Option<f64> {
 const KEPT_SCALING: f64 = 0.75;
 
 fn slo_ms(a: &Analysis<'_>) -> Option<f64> {
-    a.results.config.get("slo_p99").and_then(serde_json::Value::as_f64).map(|s| s * 1e3)
+    Some(a.results.config.slo_p99.as_secs_f64() * 1e3)
 }
 
 /// The first point (by N) where a resource saturated, or the busiest point if none did.
@@ -152,7 +152,7 @@ fn run_line(a: &Analysis<'_>) -> String {
     } else {
         format!("**uncapped** ({})", r.caps.reason.as_deref().unwrap_or("no reason recorded"))
     };
-    let workload = r.points.first().map_or("?", |p| p.workload.as_str());
+    let workload = r.points.first().map_or("?", |p| p.workload.id());
     format!(
         "Run `{}` ({}), {} points · {}, {} cores, {:.0} GiB · {caps} · workload `{workload}`{}",
         r.run_id,
@@ -389,7 +389,7 @@ fn cpu_finding(a: &Analysis<'_>) -> Option<String> {
     let list: Vec<String> = v.iter().map(|c| cost_text(c)).collect();
     let mut text = format!("**CPU per request** (median over {}): {}.", n_range(a), list.join(", "));
     let cost = |s: System| v.iter().copied().find(|c| c.system == s);
-    if let Some(redis) = cost(System::SessionRedis) {
+    if let Some(redis) = cost(System::SESSION_REDIS) {
         let dearer: Vec<String> = v
             .iter()
             .filter(|c| c.system.jwt_alg().is_some() && total(c) > total(redis) * (1.0 + NOISE))
@@ -402,7 +402,7 @@ fn cpu_finding(a: &Analysis<'_>) -> Option<String> {
                 us(total(redis))
             ));
         }
-        if let (Some(mem), Some(hs)) = (cost(System::SessionMemory), cost(System::JwtHs256)) {
+        if let (Some(mem), Some(hs)) = (cost(System::SESSION_MEMORY), cost(System::JWT_HS256)) {
             let trip = redis.instance_us - mem.instance_us;
             let hs = total(hs);
             let compare = if trip > hs * (1.0 + NOISE) {
@@ -449,11 +449,7 @@ fn model_finding(a: &Analysis<'_>) -> Option<String> {
 fn rig_note(a: &Analysis<'_>) -> String {
     let r = a.results;
     let not_held = r.points.iter().filter(|p| !p.held && !analysis::rejects_by_design(p)).count();
-    let flagged: usize = r
-        .points
-        .iter()
-        .filter(|p| p.flags.iter().any(|f| f == "generator" || f == "uncapped" || f == "machine-saturated"))
-        .count();
+    let flagged: usize = r.points.iter().filter(|p| p.flags.iter().any(crate::record::verdict::rig_flag)).count();
     let caps = if r.caps.capped {
         format!(
             "every instance in its own cgroup capped at {} core and Redis at {} core ({}, {:.0} ms period), all on one {}-core machine with the load generator",

@@ -29,10 +29,10 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "State",
         "where it lives",
         cells(&|s| match s {
-            System::SessionMemory => "each instance's memory".into(),
-            System::SessionRedis => "one shared Redis".into(),
-            System::JwtHs256Denylist => "in the token; denied tokens in Redis".into(),
-            System::JwtHs256DenylistCached => "in the token; denied tokens in Redis, copied to each instance".into(),
+            System::SESSION_MEMORY => "each instance's memory".into(),
+            System::SESSION_REDIS => "one shared Redis".into(),
+            System::JWT_HS256_DENYLIST => "in the token; denied tokens in Redis".into(),
+            System::JWT_HS256_DENYLIST_CACHED => "in the token; denied tokens in Redis, copied to each instance".into(),
             _ => "in the token, on the client".into(),
         }),
     ));
@@ -40,11 +40,11 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "State",
         "bytes held server-side per session",
         cells(&|s| match s {
-            System::SessionRedis => a
+            System::SESSION_REDIS => a
                 .series_of(s)
                 .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
                 .map_or("not measured".into(), |b| format!("{b:.0} B (Redis `MEMORY USAGE`)")),
-            System::SessionMemory => "not measured (in-process map)".into(),
+            System::SESSION_MEMORY => "not measured (in-process map)".into(),
             _ => "0 (refresh-token families: not measured)".into(),
         }),
     ));
@@ -90,7 +90,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     rows.push(row(
         "Scalability",
         "one instance lost: answers failed, users logged out; recovery",
-        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::InstanceLoss, s)),
+        cells(&|s| experiments::chaos_cell(a, crate::record::chaos::Experiment::InstanceLoss, s)),
     ));
     rows.push(row(
         "Security",
@@ -100,12 +100,12 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     rows.push(row(
         "Security",
         "store stopped for a few seconds: answers failed; recovery",
-        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::StoreFreeze, s)),
+        cells(&|s| experiments::chaos_cell(a, crate::record::chaos::Experiment::StoreFreeze, s)),
     ));
     rows.push(row(
         "Security",
         "store restarted empty: answers failed, users logged out; recovery",
-        cells(&|s| experiments::chaos_cell(a, crate::chaos::Experiment::StoreRestart, s)),
+        cells(&|s| experiments::chaos_cell(a, crate::record::chaos::Experiment::StoreRestart, s)),
     ));
     rows.push(row(
         "Server load",
@@ -134,7 +134,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
          CPU is per completed request from /proc, the median over the system's points; store commands are Redis `INFO commandstats` deltas over requests. \
          session-memory's scalability cells use its sticky line.",
         session_credential().header,
-        jwt_credential(System::JwtHs256).map_or("", |c| c.header),
+        jwt_credential(System::JWT_HS256).map_or("", |c| c.header),
     ));
     let mut verdicts = Vec::new();
     verdicts.push(state_verdict(a));
@@ -151,7 +151,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
 fn security_verdict(a: &Analysis<'_>) -> String {
     let mut t = "**Security** — the source: server-side data is safer; a stolen JWT is risky.".to_string();
     let p50 = |s: System| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
-    match (p50(System::JwtHs256), p50(System::SessionRedis)) {
+    match (p50(System::JWT_HS256), p50(System::SESSION_REDIS)) {
         (Some(jwt), Some(session)) => t.push_str(&format!(
             " Right about logout: a stolen session cookie stopped working {} after logout, a stolen JWT kept working for {} (its \
              remaining lifetime).",
@@ -160,13 +160,13 @@ fn security_verdict(a: &Analysis<'_>) -> String {
         )),
         _ => t.push_str(" The revocation window was not measured in this run."),
     }
-    if let Some(d) = p50(System::JwtHs256Denylist).or(p50(System::JwtHs256DenylistCached)) {
+    if let Some(d) = p50(System::JWT_HS256_DENYLIST).or(p50(System::JWT_HS256_DENYLIST_CACHED)) {
         t.push_str(&format!(
             " The gap is not inherent to JWT: a denylist closed it in {} — by bringing back a store, with its outage behaviour.",
             experiments::duration_ms(d)
         ));
     }
-    if let Some(r) = experiments::run(a, crate::chaos::Experiment::StoreFreeze, System::SessionRedis) {
+    if let Some(r) = experiments::run(a, crate::record::chaos::Experiment::StoreFreeze, System::SESSION_REDIS) {
         t.push_str(&format!(
             " The price of server-side state: while Redis was stopped, {} of session-redis answers failed (closed, 503) and \
              stateless JWT answered throughout.",
@@ -183,7 +183,7 @@ fn security_verdict(a: &Analysis<'_>) -> String {
 fn expiry_verdict(a: &Analysis<'_>) -> String {
     let mut t =
         "**Expiry** — the source: the server can invalidate a session; a JWT is valid until it expires.".to_string();
-    match experiments::window_of(a, System::JwtHs256).and_then(|w| w.window_ms.p50) {
+    match experiments::window_of(a, System::JWT_HS256).and_then(|w| w.window_ms.p50) {
         Some(jwt) => t.push_str(&format!(
             " Measured, and right: {} — the server had no way to end the token sooner. Short lifetimes bound the window and cost a \
              refresh per lifetime; a denylist ends it at once.",
@@ -191,7 +191,7 @@ fn expiry_verdict(a: &Analysis<'_>) -> String {
         )),
         None => t.push_str(" The delay was not measured in this run, so no number is claimed."),
     }
-    if let Some(r) = experiments::run(a, crate::chaos::Experiment::StoreRestart, System::SessionRedis)
+    if let Some(r) = experiments::run(a, crate::record::chaos::Experiment::StoreRestart, System::SESSION_REDIS)
         && r.users_relogged > 0
     {
         t.push_str(&format!(
@@ -204,7 +204,7 @@ fn expiry_verdict(a: &Analysis<'_>) -> String {
 
 fn denylist_note(a: &Analysis<'_>) -> String {
     let p50 = |s| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
-    match (p50(System::JwtHs256Denylist), p50(System::JwtHs256DenylistCached)) {
+    match (p50(System::JWT_HS256_DENYLIST), p50(System::JWT_HS256_DENYLIST_CACHED)) {
         (Some(d), Some(c)) => format!(
             " (measured: a Redis check per request revoked in {}, a pub/sub-fed local copy in {})",
             experiments::duration_ms(d),
@@ -217,7 +217,7 @@ fn denylist_note(a: &Analysis<'_>) -> String {
 
 fn security_first(a: &Analysis<'_>) -> String {
     let p50 = |s| experiments::window_of(a, s).and_then(|w| w.window_ms.p50);
-    match (p50(System::SessionRedis), p50(System::JwtHs256)) {
+    match (p50(System::SESSION_REDIS), p50(System::JWT_HS256)) {
         (Some(session), Some(jwt)) => format!(
             "**Security comes first (the source's finance example) → server-side state: sessions, or JWT with a denylist.** Logout \
              took effect in {} with a session and only after {} with a plain JWT; the state that makes this possible must be \
@@ -236,7 +236,7 @@ fn state_verdict(a: &Analysis<'_>) -> String {
     let jwt: Vec<(System, usize)> =
         systems(a).into_iter().filter_map(|s| Some((s, jwt_credential(s)?.bytes))).collect();
     let bytes = a
-        .series_of(System::SessionRedis)
+        .series_of(System::SESSION_REDIS)
         .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session));
     let mut t = "**State** — the source: sessions live on the server, JWTs with the client.".to_string();
     if let Some(b) = bytes {
@@ -336,17 +336,17 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     let cost_of = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
     let mut items = Vec::new();
     if let (Some(sticky), Some(c)) = (
-        a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky),
-        cost_of(System::SessionMemory),
+        a.series.iter().find(|s| s.system == System::SESSION_MEMORY && s.lb == Lb::Sticky),
+        cost_of(System::SESSION_MEMORY),
     ) {
         let gain = last_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
-        let cheapest = v.first().is_some_and(|c| c.system == System::SessionMemory);
+        let cheapest = v.first().is_some_and(|c| c.system == System::SESSION_MEMORY);
         items.push(format!(
             "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {} ({}){gain}, \
              no store to run. Without stickiness they are wrong by design (see *Session synchronisation*).{}",
             if cheapest { "The cheapest request measured" } else { "CPU per request" },
             us(c),
-            experiments::run(a, crate::chaos::Experiment::InstanceLoss, System::SessionMemory).map_or(
+            experiments::run(a, crate::record::chaos::Experiment::InstanceLoss, System::SESSION_MEMORY).map_or(
                 " Failover is not measured in this run.".to_string(),
                 |r| format!(" Losing one of {} instances logged out {} of {} users.", r.instances, r.users_relogged, r.users)
             )
@@ -367,7 +367,7 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
     if !jwt.is_empty() {
         let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, us(total(c)))).collect();
-        let asym_text = jwt.iter().find(|c| c.system != System::JwtHs256).map_or(String::new(), |c| {
+        let asym_text = jwt.iter().find(|c| c.system != System::JWT_HS256).map_or(String::new(), |c| {
             format!(
                 " When other services must verify tokens without the signing secret, {} was the cheapest asymmetric choice here.",
                 c.system
@@ -377,7 +377,7 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
             "**Many instances or services, no shared state wanted, and a token may stay valid until it expires → JWT.** Cost depends on \
              the algorithm: {}.{}{asym_text} Revoking before expiry needs a denylist — a store again{}.",
             list.join(", "),
-            if jwt.first().is_some_and(|c| c.system == System::JwtHs256) {
+            if jwt.first().is_some_and(|c| c.system == System::JWT_HS256) {
                 " HS256 is cheapest when the issuer and the verifier can share a secret."
             } else {
                 ""
@@ -399,7 +399,7 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let v = costs_sorted(a);
     let cost = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
-    if let Some(mem) = cost(System::SessionMemory) {
+    if let Some(mem) = cost(System::SESSION_MEMORY) {
         let lo = v.iter().filter(|c| c.system.jwt_alg().is_some()).map(|c| total(c)).reduce(f64::min);
         if let Some(lo) = lo.filter(|lo| *lo > mem * (1.0 + NOISE)) {
             out.push(format!(
@@ -410,7 +410,7 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
             ));
         }
     }
-    if let Some(st) = a.series.iter().find(|s| s.system == System::SessionMemory && s.lb == Lb::Sticky) {
+    if let Some(st) = a.series.iter().find(|s| s.system == System::SESSION_MEMORY && s.lb == Lb::Sticky) {
         let jwt: Vec<f64> =
             a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
         let jwt_lo = jwt.iter().copied().fold(f64::INFINITY, f64::min);
@@ -427,7 +427,7 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
             ));
         }
     }
-    if let Some(redis) = cost(System::SessionRedis) {
+    if let Some(redis) = cost(System::SESSION_REDIS) {
         let dearer: Vec<String> = v
             .iter()
             .filter(|c| c.system.jwt_alg().is_some() && total(c) > redis * (1.0 + NOISE))

@@ -1,49 +1,70 @@
-//! Record: `results.json` (DESIGN.md §6) and the terminal summary.
-//!
-//! Every point carries its context — caps, generator load, error classes, search steps —
-//! because a number without the conditions it was taken under cannot be trusted.
+//! `results.json`: one sweep — its typed configuration, the machine and caps, every point
+//! with its search steps, and the scalability fits.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, path::PathBuf, time::Duration};
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use super::{Machine, read_json, unknown, write_json_atomically};
 use crate::{
     drive::histogram::LatencySummary,
     plan::{Lb, System},
+    record::verdict::{Flag, PointMode, SearchEnd, StepOutcome, WorkloadKind},
 };
 
-pub const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Machine {
-    pub cpu_model: String,
-    pub cores: usize,
-    pub memory_bytes: u64,
-    pub kernel: String,
+/// Everything a sweep needs, after flag parsing and defaults; recorded as `config`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SweepConfig {
+    pub systems: Vec<System>,
+    pub instances: Vec<usize>,
+    pub lb: Option<Vec<Lb>>,
+    pub workload: WorkloadKind,
+    #[serde(with = "super::secs")]
+    pub duration: Duration,
+    #[serde(with = "super::secs")]
+    pub warmup: Duration,
+    /// Fixed open-loop rate (total across instances); `None` = find-max.
+    pub rate: Option<f64>,
+    #[serde(with = "super::secs")]
+    pub slo_p99: Duration,
+    /// Length of each find-max search try (after its own short warm-up).
+    #[serde(with = "super::secs")]
+    pub step_duration: Duration,
+    pub search_steps: usize,
+    pub instance_cpu: f64,
+    pub store_cpu: f64,
+    #[serde(with = "super::secs")]
+    pub cpu_period: Duration,
+    /// Burst allowance as a fraction of each group's quota (0 = none; absent from runs
+    /// made before the flag existed, which had none).
+    #[serde(default)]
+    pub cpu_burst: f64,
+    pub cgroups: bool,
+    pub redis_url: Option<String>,
+    pub out: PathBuf,
+    pub users: usize,
+    pub demo_password: String,
+    pub connections_per_instance: usize,
+    #[serde(with = "super::secs")]
+    pub timeout: Duration,
+    pub min_requests: u64,
+    pub bin_dir: Option<PathBuf>,
+    pub quick: bool,
+    /// Base URLs of an already-running deployment (`--target`): one per instance, or one
+    /// load balancer. Empty = start the instances ourselves.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
-impl Machine {
-    pub fn detect() -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let memory_bytes = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024);
-        Self {
-            cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_bytes,
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
-        }
+impl SweepConfig {
+    /// Measuring an already-running deployment (`--target`)?
+    pub fn external(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// Warm-up of each search try and of the probe.
+    pub fn step_warmup(&self) -> Duration {
+        (self.step_duration / 3).clamp(Duration::from_millis(200), Duration::from_millis(500))
     }
 }
 
@@ -87,23 +108,6 @@ pub struct Cpu {
     pub machine_s: Option<f64>,
 }
 
-/// A figure that may not have been measured: NaN in memory, `null` in JSON.
-///
-/// NaN rather than `Option<f64>` keeps the report's arithmetic compiling unchanged, and
-/// its medians already drop non-finite values; the JSON is the same either way, so the
-/// field can become an `Option` later without touching any results file.
-pub mod unknown {
-    use serde::{Deserialize as _, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct StoreStats {
     pub ops_per_sec: f64,
@@ -115,14 +119,15 @@ pub struct StoreStats {
 }
 
 /// One try of the find-max search.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SearchStep {
     pub offered_rps: f64,
     pub achieved_rps: f64,
     pub p99_us: u64,
     pub error_ratio: f64,
     pub held: bool,
-    pub why: String,
+    /// The verdict, or why the step was repeated.
+    pub why: StepOutcome,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -130,9 +135,8 @@ pub struct Point {
     pub system: System,
     pub instances: usize,
     pub lb: Lb,
-    pub workload: String,
-    /// `find-max`, `fixed-rate` or `closed-loop`.
-    pub mode: String,
+    pub workload: WorkloadKind,
+    pub mode: PointMode,
     pub offered_rps: Option<f64>,
     pub achieved_rps: f64,
     pub requests: u64,
@@ -156,9 +160,14 @@ pub struct Point {
     pub targets: Vec<String>,
     /// Did this point meet the SLO, throughput and error criteria?
     pub held: bool,
-    /// Resources that limited the point, e.g. `generator`.
-    pub flags: Vec<String>,
+    /// Conditions the point's numbers must be read with (the rig's limits, a final run
+    /// that missed).
+    pub flags: Vec<Flag>,
     pub search: Vec<SearchStep>,
+    /// Why the search stopped (searched points only; absent from runs made before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_end: Option<SearchEnd>,
     /// Times the instances' cgroups were throttled during the window.
     pub throttled_periods: Option<u64>,
     /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
@@ -206,7 +215,7 @@ pub struct Results {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub machine: Machine,
-    pub config: serde_json::Value,
+    pub config: SweepConfig,
     pub caps: Caps,
     pub store: Option<String>,
     pub skipped: Vec<Skipped>,
@@ -226,66 +235,6 @@ impl Results {
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
         read_json(dir, "results.json")
     }
-}
-
-/// Durations as seconds (f64) in results files.
-pub mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-}
-
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// What every experiment file (`revocation.json`, `chaos.json`) starts with.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct RunHeader {
-    pub schema_version: u32,
-    /// Which experiment: `revocation`, `chaos`.
-    pub kind: String,
-    pub run_id: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub machine: Machine,
-    /// Every flag of the run.
-    pub config: serde_json::Value,
-    /// Whether instances ran under CPU caps (the experiments run uncapped: they measure
-    /// latency and failure behaviour well below capacity).
-    pub capped: bool,
-}
-
-impl RunHeader {
-    pub fn new(kind: &str, run_id: &str, config: &impl Serialize) -> anyhow::Result<Self> {
-        Ok(Self {
-            schema_version: SCHEMA_VERSION,
-            kind: kind.into(),
-            run_id: run_id.into(),
-            started_at: now_rfc3339(),
-            finished_at: None,
-            machine: Machine::detect(),
-            config: serde_json::to_value(config)?,
-            capped: false,
-        })
-    }
-}
-
-/// Write `dir/name` as pretty JSON through a temporary file and a rename, so a reader (or
-/// a crash) never sees half a file.
-pub fn write_json_atomically<T: Serialize>(dir: &Path, name: &str, value: &T) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot move {name} into place"))?;
-    Ok(())
-}
-
-pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<T> {
-    let path = dir.join(name);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not an authbench {name} file", path.display()))
 }
 
 /// The end-of-run table.
@@ -309,7 +258,7 @@ pub fn summary_table(results: &Results) -> String {
             if p.cpu.per_request_us.is_finite() { format!("{:.0}µ", p.cpu.per_request_us) } else { "-".into() },
             p.store.as_ref().map_or("-".into(), |s| format!("{:.0}/s", s.ops_per_sec)),
             if p.held { "yes" } else { "no" },
-            p.flags.join(","),
+            p.flags.iter().map(Flag::to_string).collect::<Vec<_>>().join(","),
         ));
     }
     for s in &results.skipped {

@@ -1,0 +1,337 @@
+//! Deploy: start the servers and the store as child processes, each in its own capped
+//! cgroup, wait for their ready lines, and stop them on every exit path — or, for
+//! `sweep --target`, check that an already-running deployment is the system it is said to
+//! be ([`check_target`]).
+//!
+//! Child processes are stopped explicitly (SIGTERM, then SIGKILL) by [`Deployment::stop`];
+//! if that is skipped by an error or a panic, `kill_on_drop` still kills them, and the
+//! cgroups are removed when their handles drop.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::{Child, Command},
+};
+
+use crate::{
+    cgroup::{Cgroup, CgroupRoot},
+    plan::{Server, System},
+};
+
+mod store;
+mod target;
+
+pub use store::{Store, delete_prefix, open_store, ping, start_redis, start_redis_on};
+pub use target::{check_target, parse_target};
+
+/// How long a server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Paths of the two server binaries.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    pub session: PathBuf,
+    pub jwt: PathBuf,
+}
+
+/// Find `session-server` and `jwt-server`: next to the running `authbench` (same cargo
+/// target directory), in `dir` when given, or on PATH.
+pub fn find_binaries(dir: Option<&Path>) -> anyhow::Result<Binaries> {
+    let here = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let find = |name: &str| -> anyhow::Result<PathBuf> {
+        let mut places: Vec<PathBuf> = dir.into_iter().map(Path::to_path_buf).collect();
+        places.extend(here.clone());
+        if let Some(path) = std::env::var_os("PATH") {
+            places.extend(std::env::split_paths(&path));
+        }
+        places.iter().map(|d| d.join(name)).find(|p| p.is_file()).with_context(|| {
+            format!(
+                "cannot find `{name}` next to authbench{} or on PATH; build the servers with \
+                 `cargo build --release --workspace --bins` (or pass --bin-dir)",
+                dir.map(|d| format!(", in {}", d.display())).unwrap_or_default()
+            )
+        })
+    };
+    Ok(Binaries { session: find("session-server")?, jwt: find("jwt-server")? })
+}
+
+impl Binaries {
+    /// The binary that runs `system`.
+    pub fn program(&self, system: System) -> &Path {
+        match system.server() {
+            Server::Session => &self.session,
+            Server::Jwt => &self.jwt,
+        }
+    }
+
+    /// `jwt-server keygen` once for each distinct algorithm into `key_dir`, so every
+    /// instance of a run signs and verifies with the same key (jwt-hs256 and its denylist
+    /// variants share hs256.key).
+    pub fn keygen<'a>(&self, algs: impl IntoIterator<Item = &'a str>, key_dir: &Path) -> anyhow::Result<()> {
+        for alg in algs.into_iter().collect::<std::collections::BTreeSet<_>>() {
+            let status = std::process::Command::new(&self.jwt)
+                .args(["keygen", "--alg", alg, "--key-dir"])
+                .arg(key_dir)
+                .stdout(Stdio::null())
+                .status()
+                .context("cannot run jwt-server keygen")?;
+            anyhow::ensure!(status.success(), "jwt-server keygen --alg {alg} failed");
+        }
+        Ok(())
+    }
+}
+
+/// What every instance of a run is started with beyond its system's own flags.
+#[derive(Clone, Debug)]
+pub struct ServerSetup<'a> {
+    /// `--demo-users`.
+    pub users: usize,
+    pub password: &'a str,
+    /// The store's URL, for systems that use one.
+    pub store_url: Option<&'a str>,
+    /// Key prefix of this run in the store (its keys are deleted after each step).
+    pub prefix: &'a str,
+    pub key_dir: &'a Path,
+    /// Appended to a JWT server's flags (e.g. `--access-ttl`).
+    pub jwt_extra: &'a [String],
+}
+
+/// The command line of instance `k` of `system`: loopback, port 0, a distinct instance id.
+pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--instance-id".into(),
+        format!("{system}-{k}"),
+        "--demo-users".into(),
+        setup.users.to_string(),
+        "--demo-password".into(),
+        setup.password.to_owned(),
+    ];
+    let store = |args: &mut Vec<String>| {
+        args.extend(["--redis-url".into(), setup.store_url.unwrap_or_default().to_owned()]);
+        args.extend(["--redis-prefix".into(), setup.prefix.to_owned()]);
+    };
+    match system.server() {
+        Server::Session => {
+            args.extend(["--store".into(), if system.needs_redis() { "redis" } else { "memory" }.into()]);
+            if system.needs_redis() {
+                store(&mut args);
+            }
+        }
+        Server::Jwt => {
+            let alg = system.jwt_alg().unwrap_or("HS256");
+            args.extend(["--alg".into(), alg.into(), "--key-dir".into(), setup.key_dir.display().to_string()]);
+            args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
+            if system.needs_redis() {
+                store(&mut args);
+            }
+            args.extend(setup.jwt_extra.iter().cloned());
+        }
+    }
+    args
+}
+
+/// A run's scratch directory under the system temp dir: server logs and JWT keys. Removed
+/// when dropped, on every exit path.
+#[derive(Debug)]
+pub struct WorkDir {
+    root: PathBuf,
+    pub logs: PathBuf,
+    pub keys: PathBuf,
+}
+
+impl WorkDir {
+    pub fn create(name: &str) -> anyhow::Result<Self> {
+        let root = std::env::temp_dir().join(name);
+        let logs = root.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+        Ok(Self { keys: root.join("keys"), logs, root })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A running child process, optionally in a cgroup.
+#[derive(Debug)]
+pub struct Process {
+    pub name: String,
+    child: Child,
+    pub pid: u32,
+    pub cgroup: Option<Cgroup>,
+    stderr_log: PathBuf,
+}
+
+impl Process {
+    /// Whether the process has exited (and how), without waiting.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("{} exited ({status}){}", self.name, self.stderr_tail())),
+            Ok(None) => None,
+            Err(e) => Some(format!("{}: cannot query status: {e}", self.name)),
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+        if tail.is_empty() { String::new() } else { format!(": {}", tail.join(" | ")) }
+    }
+
+    /// Send a signal by name (`TERM`, `KILL`, `STOP`, `CONT`) with `kill(1)`.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("cannot run kill -{name}"))?;
+        anyhow::ensure!(status.success(), "kill -{name} {} ({}) failed", self.pid, self.name);
+        Ok(())
+    }
+
+    /// SIGTERM, a short grace period, then SIGKILL.
+    pub async fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        let _ = self.signal("TERM");
+        if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Spawn `program args…`, put it in `cgroup`, and wait for `listening on http://ADDR`.
+pub async fn spawn_server(
+    name: &str,
+    program: &Path,
+    args: &[String],
+    cgroup: Option<Cgroup>,
+    log_dir: &Path,
+) -> anyhow::Result<(Process, SocketAddr)> {
+    let stderr_log = log_dir.join(format!("{name}.stderr.log"));
+    let stderr =
+        std::fs::File::create(&stderr_log).with_context(|| format!("cannot create {}", stderr_log.display()))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let pid = child.id().context("child exited immediately")?;
+    if let Some(group) = &cgroup
+        && let Err(e) = group.add(pid)
+    {
+        let _ = child.kill().await;
+        bail!("cannot move {name} into its cgroup: {e}");
+    }
+    let stdout = child.stdout.take().context("child stdout not captured")?;
+    let mut process = Process { name: name.to_owned(), child, pid, cgroup, stderr_log };
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                return Ok::<_, anyhow::Error>(Some(addr.trim().parse::<SocketAddr>()?));
+            }
+        }
+        Ok(None)
+    })
+    .await;
+    match ready {
+        Ok(Ok(Some(addr))) => {
+            // Keep draining stdout so a chatty server can never block on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok((process, addr))
+        }
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let why = process.exited().unwrap_or_else(|| format!("{name} closed stdout without a ready line"));
+            bail!("{why}")
+        }
+        Err(_) => {
+            process.stop().await;
+            bail!("{name} printed no ready line within {READY_TIMEOUT:?}{}", process.stderr_tail())
+        }
+    }
+}
+
+/// Start `count` instances of `system` into `deployment`: instance `k` is named
+/// `{system}-{k}`, runs with `args(k)` and, when `group(name)` makes one, in its own cgroup
+/// with the cap lifted — start-up and logins are not measured; the caller caps them before
+/// the load (`Deployment::set_cores`). Every experiment starts its instances here.
+pub async fn spawn_instances(
+    deployment: &mut Deployment,
+    system: System,
+    count: usize,
+    program: &Path,
+    args: impl Fn(usize) -> Vec<String>,
+    mut group: impl FnMut(&str) -> anyhow::Result<Option<Cgroup>>,
+    log_dir: &Path,
+) -> anyhow::Result<()> {
+    for k in 0..count {
+        let name = format!("{system}-{k}");
+        let cgroup = group(&name)?;
+        if let Some(g) = &cgroup {
+            g.set_cores(None).map_err(anyhow::Error::msg)?;
+        }
+        let (process, addr) = spawn_server(&name, program, &args(k), cgroup, log_dir).await?;
+        deployment.instances.push(process);
+        deployment.addrs.push(addr);
+    }
+    Ok(())
+}
+
+/// A free TCP port on 127.0.0.1 (bind to :0 and release it).
+pub fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// N running instances of one system.
+#[derive(Debug, Default)]
+pub struct Deployment {
+    pub instances: Vec<Process>,
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Deployment {
+    pub async fn stop(&mut self) {
+        for p in &mut self.instances {
+            p.stop().await;
+        }
+    }
+
+    /// The first instance that died, if any.
+    pub fn casualty(&mut self) -> Option<String> {
+        self.instances.iter_mut().find_map(Process::exited)
+    }
+
+    /// Lift (None) or set the CPU cap of every instance.
+    pub fn set_cores(&self, cores: Option<f64>) -> anyhow::Result<()> {
+        for p in &self.instances {
+            if let Some(g) = &p.cgroup {
+                g.set_cores(cores).map_err(anyhow::Error::msg)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Create a capped child cgroup when caps are in use.
+pub fn group(root: Option<&CgroupRoot>, name: &str, cores: f64) -> anyhow::Result<Option<Cgroup>> {
+    root.map(|r| r.child(name, cores).map_err(anyhow::Error::msg)).transpose()
+}

@@ -1,0 +1,152 @@
+//! Record: the result files' schemas and how they are written — the contract between the
+//! code that measures and the report, which depends on this module and never on the code
+//! that runs experiments. `docs/results.md` describes the files field by field.
+//!
+//! - [`sweep`]: `results.json` — points, search steps, fits, and the typed run
+//!   configuration; [`point`] builds a point from a measured window.
+//! - [`verdict`]: modes, workloads, verdicts, search steps and flags as types.
+//! - [`revocation`], [`chaos`]: `revocation.json`, `chaos.json`.
+//!
+//! Every point carries its context — caps, generator load, error classes, search steps —
+//! because a number without the conditions it was taken under cannot be trusted.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+pub mod chaos;
+pub mod point;
+pub mod revocation;
+pub mod sweep;
+pub mod verdict;
+
+pub use sweep::{Caps, Cpu, Errors, Fit, Point, Results, SearchStep, Skipped, StoreStats, SweepConfig, summary_table};
+pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub memory_bytes: u64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_bytes = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024);
+        Self {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_bytes,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
+        }
+    }
+}
+
+/// A figure that may not have been measured: NaN in memory, `null` in JSON.
+///
+/// NaN rather than `Option<f64>` keeps the report's arithmetic compiling unchanged, and
+/// its medians already drop non-finite values; the JSON is the same either way, so the
+/// field can become an `Option` later without touching any results file.
+pub mod unknown {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+/// Durations as seconds (f64) in results files.
+pub mod secs {
+    use serde::Deserialize as _;
+
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        std::time::Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The experiments that are not throughput sweeps, by their file's `kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExperimentKind {
+    Revocation,
+    Chaos,
+}
+
+/// What every experiment file (`revocation.json`, `chaos.json`) starts with; `C` is the
+/// experiment's configuration, every flag of the run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RunHeader<C> {
+    pub schema_version: u32,
+    /// Which experiment the file holds.
+    pub kind: ExperimentKind,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub machine: Machine,
+    /// Every flag of the run.
+    pub config: C,
+    /// Whether instances ran under CPU caps (the experiments run uncapped: they measure
+    /// latency and failure behaviour well below capacity).
+    pub capped: bool,
+}
+
+impl<C> RunHeader<C> {
+    pub fn new(kind: ExperimentKind, run_id: &str, config: C) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            kind,
+            run_id: run_id.into(),
+            started_at: now_rfc3339(),
+            finished_at: None,
+            machine: Machine::detect(),
+            config,
+            capped: false,
+        }
+    }
+}
+
+/// Write `dir/name` as pretty JSON through a temporary file and a rename, so a reader (or
+/// a crash) never sees half a file.
+pub fn write_json_atomically<T: Serialize>(dir: &Path, name: &str, value: &T) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("cannot move {name} into place"))?;
+    Ok(())
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> anyhow::Result<T> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an authbench {name} file", path.display()))
+}

@@ -1,0 +1,159 @@
+//! A [`Point`] from one measured window: the generator's outcome and the resources sampled
+//! at the window's edges, with the flags that say how far the numbers describe the rig.
+
+use std::time::Duration;
+
+use super::{Cpu, Errors, Flag, Point, PointMode, SearchStep, StepOutcome, StoreStats, Verdict, WorkloadKind};
+use crate::{
+    drive::engine::Outcome,
+    observe::{self, Sample},
+    plan::{Lb, System},
+};
+
+/// What was measured, and under which load.
+pub struct Window<'a> {
+    pub system: System,
+    pub instances: usize,
+    pub lb: Lb,
+    pub workload: WorkloadKind,
+    pub mode: PointMode,
+    pub duration: Duration,
+    pub outcome: &'a Outcome,
+    pub start: &'a Sample,
+    pub end: &'a Sample,
+}
+
+/// How the rig was set up for the run.
+pub struct Rig<'a> {
+    /// Instances (and a private store) ran in capped cgroups.
+    pub capped: bool,
+    /// An already-running deployment (`--target`): the instances' own figures are unknown.
+    pub external: bool,
+    pub instance_cpu: f64,
+    pub store_cpu: f64,
+    /// The store is a `redis-server` the run started (and capped).
+    pub private_store: bool,
+    pub targets: &'a [String],
+    /// Cores of this machine.
+    pub cores: f64,
+}
+
+/// Generator CPU above this share of what it was left is flagged `generator`.
+const GENERATOR_LIMIT: f64 = 0.8;
+/// Machine CPU above this share is flagged `machine-saturated`.
+const MACHINE_LIMIT: f64 = 0.9;
+
+/// The point `w` describes; `held`, `search` and the search's end are the caller's.
+pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
+    let (o, a, b) = (w.outcome, w.start, w.end);
+    let secs = w.duration.as_secs_f64();
+    let n = w.instances;
+    // Not observed for an external deployment: NaN, written as null (record::unknown).
+    let instances_total_s = if rig.external { f64::NAN } else { observe::instance_seconds(a, b) };
+    let completed = o.completed.max(1) as f64;
+    let generator_s = (b.generator_cpu - a.generator_cpu).max(0.0);
+    let reserved = if rig.capped {
+        n as f64 * rig.instance_cpu + if rig.private_store { rig.store_cpu } else { 0.0 }
+    } else {
+        0.0
+    };
+    let generator_cores = (rig.cores - reserved).max(0.25);
+    let generator_utilization = generator_s / (secs * generator_cores);
+    let instance_capacity = if rig.capped { n as f64 * rig.instance_cpu } else { rig.cores };
+    let store_s = match (&a.store, &b.store) {
+        (Some(x), Some(y)) => Some((y.cpu_s - x.cpu_s).max(0.0)),
+        _ => None,
+    }
+    .or_else(|| Some(b.store_proc_cpu? - a.store_proc_cpu?));
+    let uses_store = w.system.needs_redis();
+    let store = match (&a.store, &b.store) {
+        (Some(x), Some(y)) if uses_store => {
+            // The INFO that opened the window is itself one command.
+            let commands = y.commands.saturating_sub(x.commands).saturating_sub(1) as f64;
+            Some(StoreStats {
+                ops_per_sec: commands / secs,
+                commands_per_request: commands / completed,
+                used_memory_bytes: y.used_memory,
+                bytes_per_session: None,
+                keys: y.keys,
+            })
+        }
+        _ => None,
+    };
+    let mut flags = Vec::new();
+    if generator_utilization > GENERATOR_LIMIT {
+        flags.push(Flag::Generator);
+    }
+    let machine_s = match (a.machine_busy, b.machine_busy) {
+        (Some(x), Some(y)) if rig.external => Some((y - x).max(0.0)),
+        _ => None,
+    };
+    if rig.external {
+        // Caps, if any, are the deployment's: "uncapped" would be a claim we cannot make.
+        flags.push(Flag::External);
+    } else if !rig.capped {
+        flags.push(Flag::Uncapped);
+    }
+    let busy = machine_s
+        .unwrap_or_else(|| instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 });
+    if busy > MACHINE_LIMIT * rig.cores * secs {
+        flags.push(Flag::MachineSaturated);
+    }
+    Point {
+        system: w.system,
+        instances: n,
+        lb: w.lb,
+        workload: w.workload,
+        mode: w.mode,
+        offered_rps: o.offered_rps,
+        achieved_rps: o.achieved_rps,
+        requests: o.requests,
+        duration_s: secs,
+        errors: Errors {
+            by_status: o.by_status.iter().filter(|(s, _)| **s >= 400).map(|(s, c)| (s.to_string(), *c)).collect(),
+            timeouts: o.timeouts,
+            connect: o.connect,
+            io: o.io,
+            unsent: o.unsent,
+        },
+        error_ratio: o.error_ratio(),
+        latency_us: o.latency.summary(),
+        scheduler_lag_us: o.scheduler_lag,
+        cpu: Cpu {
+            instances_total_s,
+            per_request_us: instances_total_s * 1e6 / completed,
+            store_s: if uses_store { store_s } else { None },
+            store_per_request_us: if uses_store { store_s.map(|s| s * 1e6 / completed) } else { None },
+            generator_s,
+            generator_utilization,
+            instance_utilization: instances_total_s / (secs * instance_capacity),
+            machine_s,
+        },
+        rss_bytes: b.rss.clone(),
+        store,
+        capped: rig.capped,
+        external: rig.external,
+        targets: rig.targets.to_vec(),
+        held: false,
+        flags,
+        search: Vec::new(),
+        search_end: None,
+        throttled_periods: match (a.throttled, b.throttled) {
+            (Some(x), Some(y)) => Some(y.saturating_sub(x)),
+            _ => None,
+        },
+        histogram: o.latency.to_base64(),
+    }
+}
+
+/// A recorded search step: the load offered, what came of it, and how it was judged.
+pub fn search_step(o: &Outcome, offered_rps: f64, why: StepOutcome) -> SearchStep {
+    SearchStep {
+        offered_rps,
+        achieved_rps: o.achieved_rps,
+        p99_us: o.latency.summary().p99,
+        error_ratio: o.error_ratio(),
+        held: why == StepOutcome::Judged(Verdict::Held),
+        why,
+    }
+}

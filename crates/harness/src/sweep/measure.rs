@@ -1,0 +1,114 @@
+//! One measurement window: drive a load phase and sample the resources exactly at the
+//! window's edges, then wait for the instances to go quiet before the next one.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::Run;
+use crate::{
+    deploy::Deployment,
+    drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
+    observe::{self, RedisObserver, Sample},
+};
+
+impl Run {
+    /// Drive one load phase and sample resources exactly at the window's edges.
+    pub(super) async fn measure<W: Workload>(
+        &self,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        mode: Mode,
+        warmup: Duration,
+        duration: Duration,
+    ) -> anyhow::Result<(Outcome, Sample, Sample)> {
+        let spec = Spec {
+            targets: deployment.addrs.clone(),
+            connections_per_target: self.config.connections_per_instance,
+            mode,
+            warmup,
+            duration,
+            timeout: self.config.timeout,
+        };
+        let progress = Arc::new(Progress::default());
+        self.status.phase_counters(progress.clone());
+        let mut obs = match &self.store {
+            Some(s) => RedisObserver::connect(&s.url).await.ok(),
+            None => None,
+        };
+        let started = Instant::now();
+        let drive = engine::run(&spec, work.clone(), progress);
+        tokio::pin!(drive);
+        // The engine starts its clock ~20 ms after connecting; sample on the same clock.
+        let window_start = started + warmup + Duration::from_millis(20);
+        let window_end = window_start + duration;
+        let mut start_sample = None;
+        let mut end_sample = None;
+        let outcome = loop {
+            let next = if start_sample.is_none() {
+                Some(window_start)
+            } else if end_sample.is_none() {
+                Some(window_end)
+            } else {
+                None
+            };
+            tokio::select! {
+                outcome = &mut drive => break outcome?,
+                _ = tokio::time::sleep_until(next.unwrap_or(window_end + Duration::from_secs(3600)).into()), if next.is_some() => {
+                    let s = self.sample(deployment, &mut obs).await;
+                    if start_sample.is_none() { start_sample = Some(s) } else { end_sample = Some(s) }
+                }
+            }
+        };
+        let start_sample = start_sample.unwrap_or_default();
+        let end_sample = match end_sample {
+            Some(s) => s,
+            None => self.sample(deployment, &mut obs).await,
+        };
+        Ok((outcome, start_sample, end_sample))
+    }
+
+    async fn sample(&self, deployment: &Deployment, obs: &mut Option<RedisObserver>) -> Sample {
+        let instance_cpu = deployment.instances.iter().map(|p| observe::ThreadCpu::read(p.pid)).collect();
+        let store = match obs {
+            Some(o) => o.info().await.ok(),
+            None => None,
+        };
+        let store_proc_cpu =
+            self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
+        let throttled = if deployment.instances.is_empty() {
+            None
+        } else {
+            deployment.instances.iter().map(|p| p.cgroup.as_ref().and_then(|g| g.throttled())).sum::<Option<u64>>()
+        };
+        let rss = deployment.instances.iter().map(|p| observe::rss_bytes(&p.pid.to_string()).unwrap_or(0)).collect();
+        let machine_busy = if self.config.external() { observe::machine_busy_seconds() } else { None };
+        Sample {
+            instance_cpu,
+            generator_cpu: observe::self_cpu_seconds(),
+            store,
+            store_proc_cpu,
+            throttled,
+            rss,
+            machine_busy,
+        }
+    }
+
+    /// Instance CPU as a share of the instances' combined cap (`None` when uncapped).
+    pub(super) fn utilization(&self, a: &Sample, b: &Sample, window: Duration) -> Option<f64> {
+        let cap = self.cgroups.as_ref().map(|_| self.config.instance_cpu);
+        observe::utilization(a, b, window, cap)
+    }
+
+    /// Wait until the instances are idle again, so a backlog is not billed to the next
+    /// measurement; an external deployment is watched through `/healthz` instead.
+    pub(super) async fn settle(&self, deployment: &Deployment) {
+        if self.config.external() {
+            let quick = (self.config.slo_p99 / 4).max(Duration::from_millis(1));
+            return observe::settle_external(&deployment.addrs, quick).await;
+        }
+        let pids: Vec<u32> = deployment.instances.iter().map(|p| p.pid).collect();
+        observe::settle(&pids, self.config.instance_cpu * pids.len() as f64).await;
+    }
+}

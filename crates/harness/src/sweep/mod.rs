@@ -1,0 +1,493 @@
+//! `authbench sweep`: the pipeline plan → deploy → drive → observe → record for every
+//! (system, instances, balancer) step. Results are written after every point, so an
+//! interrupted or failed run keeps what it measured.
+//!
+//! Start at [`sweep`]; one point is [`Run::point`] → [`Run::drive_point`], which finds the
+//! rate ([`search`] decides, [`measure`] measures one window) and measures the final run;
+//! [`crate::record::point`] turns the window into a `Point`.
+//!
+//! With `--target` the deploy step is replaced by an already-running deployment (docker
+//! compose, Kubernetes, a manual setup): the same generator, search and results.json,
+//! but nothing is started or capped, the instances' own CPU and memory are not observed
+//! (recorded as unknown, not 0), and every point says `"external": true`.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{
+    cgroup::CgroupRoot,
+    deploy::{self, Binaries, Deployment, Store},
+    drive::engine::{Mode, Outcome, Workload},
+    experiment::{self, Steps},
+    observe,
+    plan::{self, Lb, Step, System},
+    progress::{DisplayGuard, Status},
+    record::{
+        Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
+        WorkloadKind,
+        point::{self, Rig, Window},
+    },
+    workload::{self, MixedWorkload, ReadWorkload},
+};
+
+mod measure;
+pub mod search;
+
+use search::{Next, Observed, Search};
+
+pub use crate::experiment::run_id;
+
+// Field order is drop order: the store (and its cgroup) must go before the run's cgroup
+// directory, which can only be removed once it is empty.
+struct Run {
+    config: SweepConfig,
+    /// `None` for an external deployment: nothing to start.
+    binaries: Option<Binaries>,
+    /// The `--target` addresses, in flag order (empty when we start the instances).
+    targets: Vec<SocketAddr>,
+    store: Option<Store>,
+    cgroups: Option<CgroupRoot>,
+    key_dir: PathBuf,
+    log_dir: PathBuf,
+    results: Results,
+    status: Status,
+    display: DisplayGuard,
+    prefix: String,
+    /// Highest sticky rate found per N for session-memory (used to load round-robin).
+    sticky_max: HashMap<usize, f64>,
+}
+
+/// Run a sweep; returns the results (also written to `config.out`).
+pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
+    validate(&config)?;
+    let external = config.external();
+    let targets = config.targets.iter().map(|u| deploy::parse_target(u)).collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(targets_are_local(&targets), "--target: load goes to loopback addresses only");
+    if external {
+        // The instances are the URLs (or whatever runs behind one balancer URL).
+        config.instances = vec![targets.len()];
+        for (url, addr) in config.targets.iter().zip(&targets) {
+            deploy::check_target(config.systems[0], url, *addr, &config.demo_password).await?;
+        }
+    }
+    let binaries = if external { None } else { Some(deploy::find_binaries(config.bin_dir.as_deref())?) };
+    let (id, work) = experiment::start("", &config.out)?;
+    let (log_dir, key_dir) = (work.logs.clone(), work.keys.clone());
+
+    let status = Status::default();
+    let display = status.start_display();
+    let (cgroups, caps) = caps(&config, &id, &display);
+
+    let mut skipped = Vec::new();
+    let mut systems = config.systems.clone();
+    // An external deployment's own store stays invisible (stats null) unless --redis-url names it.
+    let store = if external && config.redis_url.is_none() {
+        None
+    } else {
+        let group = || deploy::group(cgroups.as_ref(), "store", config.store_cpu);
+        let (store, missing) = deploy::open_store(&mut systems, config.redis_url.as_deref(), group, &log_dir).await?;
+        for (s, reason) in &missing {
+            display.println(&format!("authbench: skipping {s}: {reason}"));
+        }
+        skipped.extend(missing.into_iter().map(|(system, reason)| Skipped { system, reason }));
+        store
+    };
+    anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
+
+    if let Some(binaries) = &binaries {
+        binaries.keygen(systems.iter().filter_map(|s| s.jwt_alg()), &key_dir)?;
+    }
+
+    let results = Results {
+        schema_version: crate::record::SCHEMA_VERSION,
+        run_id: id.clone(),
+        started_at: crate::record::now_rfc3339(),
+        finished_at: None,
+        machine: Machine::detect(),
+        config: config.clone(),
+        caps,
+        store: store
+            .as_ref()
+            .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        skipped,
+        points: Vec::new(),
+        fits: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut run = Run {
+        prefix: format!("authbench:{id}:"),
+        config,
+        binaries,
+        targets,
+        cgroups,
+        store,
+        key_dir,
+        log_dir,
+        results,
+        status,
+        display,
+        sticky_max: HashMap::new(),
+    };
+    let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref());
+    let outcome = experiment::run(&mut run, &steps, &shutdown).await;
+    if let Err(e) = &outcome {
+        run.results.problems.push(format!("{e:#}"));
+    }
+    run.results.finished_at = Some(crate::record::now_rfc3339());
+    run.results.write(&run.config.out)?;
+    if let Some(store) = &mut run.store {
+        if let Some(p) = &mut store.process {
+            p.stop().await;
+        } else if !external {
+            let _ = deploy::delete_prefix(&store.url, &run.prefix).await;
+        }
+    }
+    drop(run.display);
+    drop(work);
+    outcome.map(|()| run.results)
+}
+
+/// The run's CPU caps: a cgroup root when caps are asked for and possible, else why not.
+fn caps(config: &SweepConfig, id: &str, display: &DisplayGuard) -> (Option<CgroupRoot>, Caps) {
+    let uncapped = |reason: String| (None, Caps { capped: false, reason: Some(reason), ..Caps::default() });
+    if config.external() {
+        return uncapped("external deployment: caps are the deployment's".into());
+    }
+    if !config.cgroups {
+        return uncapped("--no-cgroups".into());
+    }
+    match CgroupRoot::create(id, config.cpu_period, config.cpu_burst) {
+        Ok(root) => {
+            let caps = Caps {
+                capped: true,
+                reason: None,
+                cgroup: Some(root.flavor().into()),
+                period_us: config.cpu_period.as_micros() as u64,
+                burst_fraction: config.cpu_burst,
+                instance_cpu: config.instance_cpu,
+                store_cpu: config.store_cpu,
+            };
+            (Some(root), caps)
+        }
+        Err(reason) => {
+            display.println(&format!("authbench: running UNCAPPED ({reason}); every point is marked capped=false"));
+            uncapped(reason)
+        }
+    }
+}
+
+fn validate(c: &SweepConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(!c.systems.is_empty(), "--systems is empty");
+    if c.external() {
+        let ids: Vec<String> = c.systems.iter().map(|s| s.id()).collect();
+        anyhow::ensure!(
+            c.systems.len() == 1,
+            "--target needs exactly one system in --systems, the one running there (got {}: {})",
+            ids.len(),
+            ids.join(",")
+        );
+        // into_config leaves `instances` empty unless --instances was given.
+        anyhow::ensure!(
+            c.instances.is_empty(),
+            "--instances does not go with --target: the instances are the target URLs (one URL per instance, or \
+             one load balancer)"
+        );
+        anyhow::ensure!(c.targets.len() <= 64, "--target takes at most 64 URLs");
+        return validate_common(c);
+    }
+    anyhow::ensure!(!c.instances.is_empty(), "--instances is empty");
+    anyhow::ensure!(c.instances.iter().all(|&n| (1..=64).contains(&n)), "--instances must be between 1 and 64");
+    validate_common(c)
+}
+
+fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
+    if let Some(r) = c.rate {
+        anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
+    }
+    anyhow::ensure!(c.instance_cpu > 0.0 && c.store_cpu > 0.0, "--instance-cpu and --store-cpu must be positive");
+    anyhow::ensure!(c.users >= 1, "--users must be at least 1");
+    Ok(())
+}
+
+impl Steps for Run {
+    type Step = Step;
+
+    fn announce(&mut self, i: usize, total: usize, step: &Step) {
+        self.status.step(format!("[{}/{total}] {} N={}", i + 1, step.system, step.instances));
+    }
+
+    async fn run(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        self.step(step, deployment).await
+    }
+
+    async fn after(&mut self) -> anyhow::Result<()> {
+        if let Some(store) = &self.store
+            && !self.config.external()
+        {
+            let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
+        }
+        self.results.write(&self.config.out)
+    }
+
+    fn interrupted(&self) -> anyhow::Error {
+        anyhow::anyhow!("interrupted (Ctrl-C); results keep the {} completed points", self.results.points.len())
+    }
+}
+
+/// What the verdict needs from a measured window.
+fn observed(o: &Outcome, offered_rps: f64, utilization: Option<f64>) -> Observed {
+    Observed {
+        offered_rps,
+        achieved_rps: o.achieved_rps,
+        error_ratio: o.error_ratio(),
+        p99_us: o.latency.summary().p99,
+        utilization,
+    }
+}
+
+impl Run {
+    fn server_args(&self, system: System, k: usize) -> Vec<String> {
+        let setup = deploy::ServerSetup {
+            users: self.config.users.max(10),
+            password: &self.config.demo_password,
+            store_url: self.store.as_ref().map(|s| s.url.as_str()),
+            prefix: &self.prefix,
+            key_dir: &self.key_dir,
+            jwt_extra: &[],
+        };
+        deploy::server_args(system, k, &setup)
+    }
+
+    async fn deploy(&self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        if self.config.external() {
+            // Already running: the targets are the deployment (checked at start-up).
+            deployment.addrs = self.targets.clone();
+            return Ok(());
+        }
+        let program = self.binaries.as_ref().context("no server binaries")?.program(step.system);
+        let args = |k| self.server_args(step.system, k);
+        let group = |name: &str| deploy::group(self.cgroups.as_ref(), name, self.config.instance_cpu);
+        deploy::spawn_instances(deployment, step.system, step.instances, program, args, group, &self.log_dir).await
+    }
+
+    async fn step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        let what = if self.config.external() { "using the --target deployment" } else { "starting instances" };
+        self.status.phase(what.into(), Duration::ZERO, None);
+        self.deploy(step, deployment).await?;
+        for &lb in &step.lbs {
+            self.status.step(format!("{} N={} {lb}", step.system, step.instances));
+            let point = self.point(step, lb, deployment).await?;
+            if let Some(why) = deployment.casualty() {
+                bail!("instance died during {} N={} {lb}: {why}", step.system, step.instances);
+            }
+            let flags: Vec<String> = point.flags.iter().map(Flag::to_string).collect();
+            let line = format!(
+                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{}",
+                point.system,
+                point.instances,
+                lb.id(),
+                point.achieved_rps,
+                point.latency_us.p50 as f64 / 1e3,
+                point.latency_us.p99 as f64 / 1e3,
+                point.error_ratio * 100.0,
+                if point.held { "held" } else { "not held" },
+                if flags.is_empty() { String::new() } else { format!("  [{}]", flags.join(", ")) }
+            );
+            self.display.println(&line);
+            self.results.points.push(point);
+            self.results.write(&self.config.out)?;
+        }
+        Ok(())
+    }
+
+    async fn point(&mut self, step: &Step, lb: Lb, deployment: &mut Deployment) -> anyhow::Result<Point> {
+        let n = step.instances;
+        self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
+        deployment.set_cores(None)?;
+        let creds =
+            workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
+                .await
+                .with_context(|| {
+                    if self.config.external() {
+                        format!(
+                            "logging users in to {} at {} (it needs demo users user0..user{} with the --demo-password; \
+                             see --users)",
+                            step.system,
+                            self.config.targets.join(","),
+                            self.config.users - 1
+                        )
+                    } else {
+                        format!("logging users in to {} N={n}", step.system)
+                    }
+                })?;
+        // An external store holds its keys under a prefix we do not know.
+        let bytes_per_session = match &self.store {
+            Some(store) if step.system.needs_redis() && !self.config.external() => {
+                observe::bytes_per_key(&store.url, &self.prefix).await
+            }
+            _ => None,
+        };
+        deployment.set_cores(Some(self.config.instance_cpu))?;
+        match self.config.workload {
+            WorkloadKind::Mixed => {
+                let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;
+                self.drive_point(step, lb, deployment, work, bytes_per_session).await
+            }
+            WorkloadKind::Read => {
+                let work = ReadWorkload::new(&creds, lb, n)?;
+                self.drive_point(step, lb, deployment, work, bytes_per_session).await
+            }
+        }
+    }
+
+    /// Find the rate (or take the fixed one), then measure the final point.
+    async fn drive_point<W: Workload>(
+        &mut self,
+        step: &Step,
+        lb: Lb,
+        deployment: &mut Deployment,
+        work: Arc<W>,
+        bytes_per_session: Option<f64>,
+    ) -> anyhow::Result<Point> {
+        let n = step.instances;
+        let expected_to_fail = step.system.instance_local_state() && lb == Lb::RoundRobin && n > 1;
+        let (mode, mut rate, mut search, end) = if let Some(rate) = self.config.rate {
+            (PointMode::FixedRate, rate, Vec::new(), None)
+        } else if expected_to_fail {
+            // Find-max is meaningless when (N-1)/N of requests are rejected by design;
+            // load it at half of what sticky held, and measure the rejections.
+            let base = match self.sticky_max.get(&n) {
+                Some(r) => *r,
+                None => self.probe(deployment, &work).await?,
+            };
+            (PointMode::FixedRate, (base * 0.5).max(50.0), Vec::new(), None)
+        } else {
+            let (best, search, end) = self.find_max(lb, deployment, &work).await?;
+            (PointMode::FindMax, best, search, Some(end))
+        };
+
+        let mut runs = 0;
+        let (outcome, sample_start, sample_end, verdict, duration) = loop {
+            let duration = self.point_duration(rate);
+            self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
+            let (outcome, a, b) =
+                self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
+            self.settle(deployment).await;
+            let seen = observed(&outcome, rate, self.utilization(&a, &b, duration));
+            let verdict = search::judge(&seen, self.config.slo_p99);
+            runs += 1;
+            match search::final_retry(mode == PointMode::FindMax, verdict, runs) {
+                Some(miss) => {
+                    search.push(point::search_step(&outcome, rate, StepOutcome::FinalRetry(miss)));
+                    rate *= search::FINAL_RETRY;
+                }
+                None => break (outcome, a, b, verdict, duration),
+            }
+        };
+        if mode == PointMode::FindMax && step.system.instance_local_state() && lb == Lb::Sticky && verdict.held() {
+            self.sticky_max.insert(n, rate);
+        }
+        let window = Window {
+            system: step.system,
+            instances: n,
+            lb,
+            workload: self.config.workload,
+            mode,
+            duration,
+            outcome: &outcome,
+            start: &sample_start,
+            end: &sample_end,
+        };
+        let mut point = point::build(&window, &self.rig());
+        point.held = verdict.held() && !expected_to_fail;
+        point.search = search;
+        point.search_end = end;
+        if let Some(store) = point.store.as_mut() {
+            store.bytes_per_session = bytes_per_session;
+        }
+        if let (PointMode::FindMax, crate::record::Verdict::Missed(miss)) = (mode, verdict) {
+            point.flags.push(Flag::FinalRunMissed(miss));
+        }
+        Ok(point)
+    }
+
+    fn rig(&self) -> Rig<'_> {
+        Rig {
+            capped: self.cgroups.is_some(),
+            external: self.config.external(),
+            instance_cpu: self.config.instance_cpu,
+            store_cpu: self.config.store_cpu,
+            private_store: self.store.as_ref().is_some_and(Store::private),
+            targets: &self.config.targets,
+            cores: std::thread::available_parallelism().map_or(1, |c| c.get()) as f64,
+        }
+    }
+
+    /// Long enough for the configured duration and at least `min_requests` requests.
+    fn point_duration(&self, rate: f64) -> Duration {
+        let needed = Duration::from_secs_f64(self.config.min_requests as f64 / rate.max(1.0) * 1.05);
+        self.config.duration.max(needed).min(Duration::from_secs(120))
+    }
+
+    /// Closed-loop max-throughput probe: an upper bound to start the search from.
+    async fn probe<W: Workload>(&self, deployment: &Deployment, work: &Arc<W>) -> anyhow::Result<f64> {
+        let n = deployment.addrs.len();
+        let connections = (4 * n).clamp(4, 64);
+        self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
+        let warm = self.config.step_warmup();
+        let (o, _, _) =
+            self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
+        let good = o.achieved_rps * (1.0 - o.error_ratio());
+        Ok(good.max(10.0))
+    }
+
+    /// Find the highest open-loop rate that holds: [`Search`] decides, this measures.
+    async fn find_max<W: Workload>(
+        &self,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<W>,
+    ) -> anyhow::Result<(f64, Vec<SearchStep>, SearchEnd)> {
+        let ceiling = self.probe(deployment, work).await?;
+        self.settle(deployment).await;
+        let budget = self.config.search_steps;
+        let mut search = Search::new(ceiling, budget);
+        let mut steps = Vec::new();
+        let mut next = search.first();
+        let end = loop {
+            let rate = match next {
+                Next::Try(rate) | Next::Again(rate) => rate,
+                Next::Stop(end) => break end,
+            };
+            let again = if matches!(next, Next::Again(_)) { ", again" } else { "" };
+            let label = format!("find-max {}/{budget} @ {rate:.0} rps ({lb}){again}", search.tries() + 1);
+            self.status.phase(label, self.config.step_duration, None);
+            let (window, warmup) = (self.config.step_duration, self.config.step_warmup());
+            let (o, a, b) = self.measure(deployment, work, Mode::Open { rate }, warmup, window).await?;
+            self.settle(deployment).await;
+            let utilization = self.utilization(&a, &b, window);
+            let verdict = search::judge(&observed(&o, rate, utilization), self.config.slo_p99);
+            let (recorded, then) = search.observe(verdict, utilization);
+            steps.push(point::search_step(&o, rate, recorded));
+            next = then;
+        };
+        Ok((search.final_rate(), steps, end))
+    }
+}
+
+/// Resolve the default output directory.
+pub fn default_out(id: &str) -> PathBuf {
+    Path::new("bench-results").join(id)
+}
+
+pub fn targets_are_local(addrs: &[SocketAddr]) -> bool {
+    addrs.iter().all(|a| a.ip().is_loopback())
+}
