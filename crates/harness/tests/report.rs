@@ -482,5 +482,62 @@ fn typed_result_files_read_and_write_every_committed_file_unchanged() {
         if dir.join("chaos.json").is_file() {
             same::<ChaosResults>(&dir.join("chaos.json"));
         }
+
+/// What a reader of `report.html` sees as text: tags stripped, and nothing of the charts,
+/// the stylesheet or `<code>` (where a `*` or backtick is meant literally). Inline tags
+/// vanish so `*<em>x</em>*` still reads as `*x*`; every other tag ends a line, so two table
+/// cells or list items never run together into a false pair.
+fn visible_text(html: &str) -> String {
+    let mut html = html.to_owned();
+    for (open, close) in [("<svg", "</svg>"), ("<style", "</style>"), ("<code", "</code>")] {
+        while let Some(start) = html.find(open) {
+            let end = html[start..].find(close).map(|e| start + e + close.len()).expect("closed element");
+            html.replace_range(start..end, "\n");
+        }
+    }
+    let mut text = String::new();
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        let end = rest[start..].find('>').map(|e| start + e + 1).expect("closed tag");
+        let name = rest[start + 1..end - 1].trim_start_matches('/');
+        let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or_default();
+        if !matches!(name, "em" | "strong" | "a") {
+            text.push('\n');
+        }
+        rest = &rest[end..];
+    }
+    text.push_str(rest);
+    text
+}
+
+#[test]
+fn the_html_shows_no_markdown_markup() {
+    let (dir, md) = with_experiments();
+    // The Markdown does use the markup this test looks for, so the test can fail.
+    assert!(md.contains("(see *Limits of this run*)") && md.contains("(see *Revocation and failures*)"));
+    assert!(md.contains("**") && md.contains('`'));
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for line in visible_text(&html).lines() {
+        // An emphasis pair: a run of `*` that opens (text follows it) and a later run that
+        // closes (text precedes it). A lone `*` or `**` between spaces is literal in Markdown too.
+        let mut runs = Vec::new();
+        let mut rest = line;
+        while let Some(start) = rest.find('*') {
+            let end = rest[start..].find(|c| c != '*').map_or(rest.len(), |e| start + e);
+            let at = line.len() - rest.len();
+            runs.push((at + start, at + end));
+            rest = &rest[end..];
+        }
+        let opens = |&(_, end): &(usize, usize)| line[end..].starts_with(|c: char| !c.is_whitespace());
+        let closes = |&(start, _): &(usize, usize)| !line[..start].ends_with(char::is_whitespace) && start > 0;
+        let pair = runs.iter().enumerate().any(|(k, r)| opens(r) && runs[k + 1..].iter().any(closes));
+        assert!(!pair, "emphasis markup shows as text: {line}");
+        assert!(line.matches('`').count() < 2, "code markup shows as text: {line}");
+    }
+    // Cross-references are links to the section they name.
+    for (id, name) in [("limits", "Limits of this run"), ("revocation-failures", "Revocation and failures")] {
+        assert!(html.contains(&format!("<h2 id=\"{id}\">{name}</h2>")), "{id}");
+        assert!(html.contains(&format!("(see <a href=\"#{id}\"><em>{name}</em></a>)")), "{name} is not a link");
     }
 }
