@@ -82,6 +82,15 @@ impl Dockerfile {
         }
         Ok(d)
     }
+
+    /// The repository file the ENTRYPOINT runs: the one a COPY from the build context puts
+    /// under the entry point's name.
+    pub fn entrypoint_script(&self) -> Option<&str> {
+        let entry = self.entrypoint.first()?;
+        let name = entry.rsplit('/').next().unwrap_or(entry);
+        let (source, _) = self.copied_from_context.iter().find(|(_, dest)| dest.rsplit('/').next() == Some(name))?;
+        Some(source)
+    }
 }
 
 /// Comments out, backslash continuations joined.
@@ -148,6 +157,14 @@ CMD ["x", "--listen", "0.0.0.0:8000"]
         assert_eq!(d.entrypoint, ["entry"]);
         assert_eq!(d.cmd, ["x", "--listen", "0.0.0.0:8000"]);
         assert_eq!(d.variables, ["RUST_VERSION", "MODE"]);
+        assert_eq!(d.entrypoint_script(), Some("deploy/entry.sh"));
+    }
+
+    #[test]
+    fn an_entry_point_not_copied_from_the_repository_has_no_script() {
+        let d = Dockerfile::parse("FROM a\nCOPY x.sh /bin/other\nENTRYPOINT [\"/bin/entry\"]\n").unwrap();
+        assert_eq!(d.entrypoint_script(), None);
+        assert_eq!(Dockerfile::default().entrypoint_script(), None);
     }
 
     #[test]

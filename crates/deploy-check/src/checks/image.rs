@@ -70,12 +70,7 @@ fn check_entrypoint(files: &Files, docker: &Dockerfile, bins: &impl Binaries, p:
         p.push(format!("{DOCKERFILE}: no ENTRYPOINT (it names each replica)"));
         return;
     };
-    let name = entry.rsplit('/').next().unwrap_or(entry);
-    let script = docker
-        .copied_from_context
-        .iter()
-        .find(|(_, dest)| dest.rsplit('/').next() == Some(name))
-        .and_then(|(source, _)| files.get(source).map(|text| (source, text)));
+    let script = docker.entrypoint_script().and_then(|source| Some((source, files.get(source)?)));
     let Some((source, text)) = script else {
         p.push(format!("{DOCKERFILE}: ENTRYPOINT {entry} is not a file copied from the repository"));
         return;
