@@ -482,6 +482,8 @@ fn typed_result_files_read_and_write_every_committed_file_unchanged() {
         if dir.join("chaos.json").is_file() {
             same::<ChaosResults>(&dir.join("chaos.json"));
         }
+    }
+}
 
 /// What a reader of `report.html` sees as text: tags stripped, and nothing of the charts,
 /// the stylesheet or `<code>` (where a `*` or backtick is meant literally). Inline tags
