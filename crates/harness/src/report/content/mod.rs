@@ -21,6 +21,7 @@ use crate::{
 
 mod details;
 mod experiments;
+mod limits;
 mod verdicts;
 
 pub use experiments::chart_file as chaos_chart_file;
@@ -128,8 +129,8 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::latency(a, &mut d, &has);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
-    details::limits(a, &mut d);
-    details::all_points(a, &mut d);
+    limits::limits(a, &mut d);
+    limits::all_points(a, &mut d);
     d.h(2, "reproduce", "Re-rendering");
     d.p(format!(
         "Everything above is computed from `results.json` (and `revocation.json`, `chaos.json` where present) alone (run `{}`): \
