@@ -30,7 +30,7 @@ use deploy_check::{
     files::{COMPOSE, DOCKERFILE, README},
 };
 
-/// The cookie the session server sets, as DESIGN.md §3 fixes it; the real test learns it
+/// The cookie the session server sets, as docs/http-api.md fixes it; the real test learns it
 /// from a running server instead.
 const SESSION_COOKIE: &str = "__Host-sid";
 

@@ -1,5 +1,5 @@
 //! The `jwt-server` binary itself: `keygen`, the ready line, SIGTERM, and the errors a
-//! wrong command line gets (DESIGN.md §4).
+//! wrong command line gets (docs/http-api.md, flags).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,4 +1,4 @@
-//! The HTTP contract of jwt-server (DESIGN.md §3) for every signing algorithm, over real
+//! The HTTP contract of jwt-server (docs/http-api.md) for every signing algorithm, over real
 //! HTTP on 127.0.0.1: login, bearer authentication, authorization, JWKS, refresh rotation
 //! and reuse detection, logout, expiry, keys, health, metrics and error bodies.
 //!

@@ -1,4 +1,4 @@
-//! The HTTP contract of session-server (DESIGN.md §3), over real HTTP on 127.0.0.1 with the
+//! The HTTP contract of session-server (docs/http-api.md), over real HTTP on 127.0.0.1 with the
 //! real Redis on 127.0.0.1:6379 and, for the outage test, a `redis-server` the test owns.
 //!
 //! Each test starts its own in-process instances and uses its own Redis key prefix, so the

@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
             match sweep::sweep(config, stop_rx.clone()).await {
                 Ok(mut results) => {
                     print!("{}", record::summary_table(&results));
-                    // The fits belong in results.json (DESIGN §6); the report recomputes them
+                    // The fits belong in results.json (docs/results.md); the report recomputes them
                     // from the points, so rendering stays a function of the points alone.
                     results.fits = report::fits(&results);
                     match results.write(&out) {

@@ -17,7 +17,7 @@ use crate::{
 pub const SATURATED: f64 = 0.85;
 /// Below this, the resource had clear room left.
 pub const BUSY: f64 = 0.6;
-/// The generator must stay below this share of its cores (DESIGN.md §5.2).
+/// The generator must stay below this share of its cores, or it measures itself, not the system.
 pub const GENERATOR_LIMIT: f64 = 0.8;
 
 /// One line of measurements: a system behind one balancer policy, over instance counts.

@@ -1,7 +1,8 @@
 //! A tiny document model: the report's content is built once as blocks, and
 //! [`markdown`](super::markdown) and [`html`](super::html) only decide how blocks look.
 //!
-//! Inline text may use `**bold**` and `` `code` `` — the only markup both renderers know.
+//! Inline text may use `**bold**`, `*emphasis*` and `` `code` `` — the markup both renderers
+//! know; an emphasised section name becomes a link in the HTML.
 
 /// Column alignment in a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{Auth, Call, Journey, step};
 
-/// The session cookie's name (DESIGN §3).
+/// The session cookie's name (docs/http-api.md).
 pub const COOKIE_NAME: &str = "__Host-sid";
 
 pub fn scenario(journey: &Arc<Journey>) -> Result<Scenario, GooseError> {
