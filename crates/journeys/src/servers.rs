@@ -70,15 +70,10 @@ impl Servers {
             key_dir: &key_dir,
             jwt_extra: &[],
         };
-        for k in 0..plan.instances {
-            let name = format!("{}-{k}", plan.system);
-            let args = deploy::server_args(plan.system, k, &setup);
-            let (process, addr) =
-                deploy::spawn_server(&name, binaries.program(plan.system), &args, None, &log_dir).await?;
-            self.deployment.instances.push(process);
-            self.deployment.addrs.push(addr);
-        }
-        Ok(())
+        let (system, program) = (plan.system, binaries.program(plan.system));
+        let args = |k| deploy::server_args(system, k, &setup);
+        deploy::spawn_instances(&mut self.deployment, system, plan.instances, program, args, |_| Ok(None), &log_dir)
+            .await
     }
 
     /// Base URLs of the instances, in instance order.

@@ -214,7 +214,7 @@ impl Process {
 }
 
 /// Spawn `program args…`, put it in `cgroup`, and wait for `listening on http://ADDR`.
-pub async fn spawn_server(
+async fn spawn_server(
     name: &str,
     program: &Path,
     args: &[String],

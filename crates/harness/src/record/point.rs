@@ -157,3 +157,54 @@ pub fn search_step(o: &Outcome, offered_rps: f64, why: StepOutcome) -> SearchSte
         why,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window<'a>(o: &'a Outcome, a: &'a Sample, b: &'a Sample) -> Window<'a> {
+        Window {
+            system: System::JWT_HS256,
+            instances: 2,
+            lb: Lb::RoundRobin,
+            workload: WorkloadKind::Read,
+            mode: PointMode::FindMax,
+            duration: Duration::from_secs(1),
+            outcome: o,
+            start: a,
+            end: b,
+        }
+    }
+
+    fn rig(capped: bool, external: bool) -> Rig<'static> {
+        Rig { capped, external, instance_cpu: 0.1, store_cpu: 0.1, private_store: false, targets: &[], cores: 2.0 }
+    }
+
+    #[test]
+    fn flags_say_what_the_rig_did() {
+        let o = Outcome { completed: 1000, requests: 1000, ..Outcome::default() };
+        let idle = Sample::default();
+        // 1 s of generator CPU out of the 1.8 cores left to it beside two 0.1-core caps.
+        let busy = Sample { generator_cpu: 1.5, ..Sample::default() };
+        let p = build(&window(&o, &idle, &busy), &rig(true, false));
+        assert_eq!(p.flags, [Flag::Generator]);
+        assert!((p.cpu.generator_utilization - 1.5 / 1.8).abs() < 1e-9);
+        let p = build(&window(&o, &idle, &idle), &rig(false, false));
+        assert_eq!(p.flags, [Flag::Uncapped]);
+        let saturated = Sample { machine_busy: Some(1.9), ..Sample::default() };
+        let zero = Sample { machine_busy: Some(0.0), ..Sample::default() };
+        let p = build(&window(&o, &zero, &saturated), &rig(false, true));
+        assert_eq!(p.flags, [Flag::External, Flag::MachineSaturated]);
+        assert!(p.cpu.instances_total_s.is_nan(), "an external deployment's CPU is unknown, not 0");
+        assert_eq!(p.cpu.machine_s, Some(1.9));
+    }
+
+    #[test]
+    fn a_search_step_holds_only_when_judged_held() {
+        let o = Outcome::default();
+        assert!(search_step(&o, 10.0, StepOutcome::Judged(Verdict::Held)).held);
+        let miss = crate::record::Miss::CpuCap { utilization: 0.97 };
+        assert!(!search_step(&o, 10.0, StepOutcome::Judged(Verdict::Missed(miss))).held);
+        assert!(!search_step(&o, 10.0, StepOutcome::FinalRetry(miss)).held);
+    }
+}
