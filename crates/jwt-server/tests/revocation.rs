@@ -222,8 +222,7 @@ async fn wait_for_recovery(http: &reqwest::Client, server: &TestServer, access: 
 
 #[tokio::test]
 async fn denylist_outage_fails_closed_and_recovers() {
-    if !RedisServer::available() {
-        println!("SKIPPED denylist_outage_fails_closed_and_recovers: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let mut redis_server = RedisServer::start(free_port());
@@ -250,8 +249,7 @@ async fn denylist_outage_fails_closed_and_recovers() {
 
 #[tokio::test]
 async fn denylist_cached_fails_closed_while_the_subscription_is_down() {
-    if !RedisServer::available() {
-        println!("SKIPPED denylist_cached_fails_closed_while_the_subscription_is_down: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let mut redis_server = RedisServer::start(free_port());
@@ -299,8 +297,7 @@ async fn denylist_cached_fails_closed_while_the_subscription_is_down() {
 
 #[tokio::test]
 async fn denylist_cached_resyncs_denials_missed_while_unsubscribed() {
-    if !RedisServer::available() {
-        println!("SKIPPED denylist_cached_resyncs_denials_missed_while_unsubscribed: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let redis_server = RedisServer::start(free_port());

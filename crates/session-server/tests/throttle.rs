@@ -279,8 +279,7 @@ async fn with_memory_each_instance_counts_on_its_own() {
 
 #[tokio::test]
 async fn the_redis_counter_fails_closed_and_recovers() {
-    if !RedisServer::available() {
-        eprintln!("skipped: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let port = free_port();
@@ -317,8 +316,7 @@ async fn the_redis_counter_fails_closed_and_recovers() {
 
 #[tokio::test]
 async fn login_answers_503_while_redis_is_down_and_recovers() {
-    if !RedisServer::available() {
-        eprintln!("skipped: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let port = free_port();
