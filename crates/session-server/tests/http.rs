@@ -14,39 +14,6 @@ use common::*;
 use reqwest::{StatusCode, header};
 use session_server::id::SessionId;
 
-/// The two session stores, as flags. The Redis one comes with a key prefix that is
-/// deleted when the returned guard drops.
-enum Store {
-    Memory,
-    Redis(RedisPrefix),
-}
-
-impl Store {
-    fn redis() -> Self {
-        Store::Redis(RedisPrefix::new())
-    }
-
-    fn flags(&self) -> Vec<&str> {
-        match self {
-            Store::Memory => vec!["--store", "memory"],
-            Store::Redis(p) => vec!["--store", "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
-        }
-    }
-
-    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer {
-        let mut flags = self.flags();
-        flags.extend_from_slice(extra);
-        TestServer::start(instance, &flags).await
-    }
-
-    fn system(&self) -> &'static str {
-        match self {
-            Store::Memory => "session-memory",
-            Store::Redis(_) => "session-redis",
-        }
-    }
-}
-
 /// A syntactically valid session ID that no server ever issued.
 fn unknown_id() -> String {
     SessionId::generate().encode()

@@ -19,27 +19,6 @@ use auth_core::{
 };
 use common::*;
 
-/// The session store under test; the Redis one owns a key prefix deleted on drop.
-enum Store {
-    Memory,
-    Redis(RedisPrefix),
-}
-
-impl Store {
-    fn redis() -> Self {
-        Store::Redis(RedisPrefix::new())
-    }
-
-    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer {
-        let mut flags = match self {
-            Store::Memory => vec!["--store", "memory"],
-            Store::Redis(p) => vec!["--store", "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
-        };
-        flags.extend_from_slice(extra);
-        TestServer::start(instance, &flags).await
-    }
-}
-
 async fn attempt(http: &reqwest::Client, server: &TestServer, user: &str, password: &str) -> Reply {
     post_json(http, &server.at("/login"), &credentials(user, password), None).await
 }

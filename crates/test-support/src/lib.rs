@@ -1,8 +1,9 @@
 //! What the session-server and jwt-server integration tests share (a dev-dependency only):
 //! an in-process server on 127.0.0.1:0 ([`TestServer`]), a Redis key prefix private to
 //! one test and deleted afterwards ([`RedisPrefix`]), a `redis-server` a test may stop,
-//! freeze or restart ([`RedisServer`]), and a [`Reply`] read to the end. Each server's
-//! `tests/common` adds what only it needs (its command line, cookies or tokens).
+//! freeze or restart ([`RedisServer`]), a [`Reply`] read to the end, and the store a
+//! server runs on ([`Store`]). Each server's `tests/common` adds what only it needs (its
+//! command line, cookies or tokens).
 //!
 //! A test whose real dependency is missing skips only on a developer's machine; under CI
 //! it fails ([`must_skip`] is the one place that decides).
@@ -160,6 +161,27 @@ impl Drop for RedisPrefix {
         // A test's own redis-server may already be gone; its data went with it.
         if let Err(e) = self.cleanup() {
             eprintln!("cleanup of {}* in {} failed: {e}", self.prefix, self.url);
+        }
+    }
+}
+
+/// Where a server under test keeps its sessions or refresh tokens (and so its login
+/// throttle): its own memory, or the shared Redis under a key prefix deleted on drop.
+pub enum Store {
+    Memory,
+    Redis(RedisPrefix),
+}
+
+impl Store {
+    pub fn redis() -> Self {
+        Store::Redis(RedisPrefix::new())
+    }
+
+    /// The server's flags for this store; `store_flag` is how the server names the choice.
+    pub fn flags<'a>(&'a self, store_flag: &'a str) -> Vec<&'a str> {
+        match self {
+            Store::Memory => vec![store_flag, "memory"],
+            Store::Redis(p) => vec![store_flag, "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
         }
     }
 }

@@ -12,8 +12,8 @@ use jwt_server::{config::Cli, keys::Alg};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
-    free_port,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
+    client, free_port,
 };
 
 pub const BEARER_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
@@ -155,30 +155,16 @@ pub async fn me(c: &reqwest::Client, s: &TestServer, access: &str) -> MeResponse
     serde_json::from_str(&r.body).unwrap()
 }
 
-/// The two refresh-token stores, as flags. The Redis one owns a key prefix that is
-/// deleted when it drops.
-pub enum Store {
-    Memory,
-    Redis(RedisPrefix),
+/// Starting jwt-server on a [`Store`] (`--refresh-store`).
+#[allow(async_fn_in_trait)]
+pub trait OnStore {
+    /// Start an instance on this store with extra flags.
+    async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer;
 }
 
-impl Store {
-    pub fn redis() -> Self {
-        Store::Redis(RedisPrefix::new())
-    }
-
-    pub fn flags(&self) -> Vec<&str> {
-        match self {
-            Store::Memory => vec!["--refresh-store", "memory"],
-            Store::Redis(p) => {
-                vec!["--refresh-store", "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix]
-            }
-        }
-    }
-
-    /// Start an instance on this store with extra flags.
-    pub async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer {
-        let mut flags = self.flags();
+impl OnStore for Store {
+    async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer {
+        let mut flags = self.flags("--refresh-store");
         flags.extend_from_slice(extra);
         TestServer::start(instance, alg, keys, &flags).await
     }

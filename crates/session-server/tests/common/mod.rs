@@ -9,8 +9,8 @@ use clap::Parser as _;
 use reqwest::{StatusCode, header};
 use session_server::config::Cli;
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
-    free_port,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
+    client, free_port,
 };
 
 pub const COOKIE_NAME: &str = "__Host-sid";
@@ -33,6 +33,31 @@ impl Start for TestServer {
         assert!(cli.command.is_none());
         let router = session_server::config::build(&cli.args).await.unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
         TestServer::serve(instance, router, cli.args.common.limits()).await
+    }
+}
+
+/// Starting session-server on a [`Store`] (`--store`).
+#[allow(async_fn_in_trait)]
+pub trait OnStore {
+    /// Start an instance on this store with extra flags.
+    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer;
+
+    /// The `system` label of its metrics.
+    fn system(&self) -> &'static str;
+}
+
+impl OnStore for Store {
+    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer {
+        let mut flags = self.flags("--store");
+        flags.extend_from_slice(extra);
+        TestServer::start(instance, &flags).await
+    }
+
+    fn system(&self) -> &'static str {
+        match self {
+            Store::Memory => "session-memory",
+            Store::Redis(_) => "session-redis",
+        }
     }
 }
 
