@@ -443,24 +443,27 @@ async fn timeouts(store: Store) {
     // window may legitimately go either way and are not judged.
     const SLACK: Duration = Duration::from_millis(150);
 
-    let server = store.start("timeouts-1", &["--idle-timeout", "1s", "--absolute-timeout", "3s"]).await;
+    // Memory: the server's clock is the test's, and time passes when the test advances it.
+    // Redis keeps the deadlines as TTLs on real time, so that variant really waits.
+    let (server, clock) =
+        store.start_for_expiry("timeouts-1", &["--idle-timeout", "1s", "--absolute-timeout", "3s"]).await;
     let http = client();
 
     // The server stamps the session between our send and our receipt of the answer.
-    let active_sent = Instant::now();
+    let active_sent = clock.now();
     let active = login(&http, &server, "user1", None).await;
-    let active_done = Instant::now();
+    let active_done = clock.now();
     let unused = login(&http, &server, "user2", None).await;
-    let unused_done = Instant::now();
+    let unused_done = clock.now();
 
     let mut alive_past_idle = 0;
     let mut unused_checked = false;
     let mut previous_sent = active_sent;
     loop {
-        tokio::time::sleep(POLL).await;
-        let sent = Instant::now();
+        pass(&clock, POLL).await;
+        let sent = clock.now();
         let r = me(&http, &server, &active).await;
-        let done = Instant::now();
+        let done = clock.now();
         assert!(
             done + SLACK < previous_sent + IDLE,
             "{:?} between two uses: the test machine stalled past the idle timeout",

@@ -133,17 +133,20 @@ async fn unknown_users_are_throttled_like_known_ones_redis() {
 // ---------------------------------------------------------------------------------------
 
 async fn the_lock_ends_with_its_window(store: Store) {
-    let server = store.start("t-1", &["--login-max-failures", "2", "--login-failure-window", "1s"]).await;
+    // Memory: the window runs on the test's clock, advanced below; Redis times it with a
+    // TTL on real time, so that variant really waits.
+    let flags = ["--login-max-failures", "2", "--login-failure-window", "1s"];
+    let (server, clock) = store.start_for_expiry("t-1", &flags).await;
     let http = client();
-    let opened = Instant::now();
+    let opened = clock.now();
     assert_rejected(&attempt(&http, &server, "user7", "wrong").await);
     assert_rejected(&attempt(&http, &server, "user7", "wrong").await);
     // Refused attempts during the window do not extend it.
     for _ in 0..3 {
         assert_eq!(assert_throttled(&attempt(&http, &server, "user7", DEMO_PASSWORD).await, 1), 1);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        pass(&clock, Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1150).saturating_sub(opened.elapsed())).await;
+    pass(&clock, Duration::from_millis(1150).saturating_sub(clock.now() - opened)).await;
     login(&http, &server, "user7", None).await;
 }
 

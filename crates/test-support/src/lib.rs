@@ -1,9 +1,10 @@
 //! What the session-server and jwt-server integration tests share (a dev-dependency only):
 //! an in-process server on 127.0.0.1:0 ([`TestServer`]), a Redis key prefix private to
 //! one test and deleted afterwards ([`RedisPrefix`]), a `redis-server` a test may stop,
-//! freeze or restart ([`RedisServer`]), a [`Reply`] read to the end, and the store a
-//! server runs on ([`Store`]). Each server's `tests/common` adds what only it needs (its
-//! command line, cookies or tokens).
+//! freeze or restart ([`RedisServer`]), a [`Reply`] read to the end, the store a server
+//! runs on ([`Store`]) and the clock its expiry tests run on ([`Store::expiry_clock`],
+//! [`pass`]). Each server's `tests/common` adds what only it needs (its command line,
+//! cookies or tokens).
 //!
 //! A test whose real dependency is missing skips only on a developer's machine; under CI
 //! it fails ([`must_skip`] is the one place that decides).
@@ -19,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use auth_core::clock::{Clock, ManualClock};
 use reqwest::{StatusCode, header::HeaderMap};
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -183,6 +185,25 @@ impl Store {
             Store::Memory => vec![store_flag, "memory"],
             Store::Redis(p) => vec![store_flag, "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
         }
+    }
+
+    /// The clock a test of this store's deadlines runs its server on: a manual one for
+    /// memory, whose deadlines the server keeps in this process; the system's for Redis,
+    /// which keeps them as TTLs on real time that no manual clock reaches.
+    pub fn expiry_clock(&self) -> Clock {
+        match self {
+            Store::Memory => ManualClock::new().into(),
+            Store::Redis(_) => Clock::System,
+        }
+    }
+}
+
+/// Let `d` pass on `clock`: a manual clock is advanced at once; on the system clock the test
+/// really sleeps.
+pub async fn pass(clock: &Clock, d: Duration) {
+    match clock {
+        Clock::Manual(m) => m.advance(d),
+        Clock::System => tokio::time::sleep(d).await,
     }
 }
 
