@@ -2,12 +2,13 @@
 //! is how a request is authenticated: a user directory with argon2id password checks
 //! ([`users`], [`password`]), the JSON wire types ([`wire`]), the single error enum that
 //! maps every failure to a status code ([`error`]), Prometheus metrics ([`metrics`]),
-//! the listener with its ready line and graceful shutdown ([`server`]) and the per-account
-//! login brute-force limit ([`throttle`]).
+//! the listener with its ready line and graceful shutdown ([`server`]), the per-account
+//! login brute-force limit ([`throttle`]) and the clock in-memory deadlines read ([`clock`]).
 //!
 //! Start reading at [`server::common_layers`] (what every request passes through) and
 //! [`password::Passwords::verify`] (the login cost).
 
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;

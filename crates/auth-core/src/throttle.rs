@@ -33,6 +33,7 @@ use redis::{Script, aio::ConnectionManager};
 
 use crate::{
     ApiError,
+    clock::Clock,
     store::{StoreError, bounded, redis_connect},
 };
 
@@ -65,7 +66,12 @@ pub enum LoginThrottle {
 impl LoginThrottle {
     /// Must be called inside a tokio runtime (it starts the purge task).
     pub fn memory(config: ThrottleConfig) -> Self {
-        LoginThrottle::Memory(MemoryThrottle::new(config, DEFAULT_MEMORY_CAPACITY))
+        Self::memory_with_clock(config, Clock::System)
+    }
+
+    /// [`Self::memory`] with windows timed by `clock` (tests pass a manual one).
+    pub fn memory_with_clock(config: ThrottleConfig, clock: Clock) -> Self {
+        LoginThrottle::Memory(MemoryThrottle::with_clock(config, DEFAULT_MEMORY_CAPACITY, clock))
     }
 
     pub async fn redis(
@@ -135,6 +141,7 @@ struct Shared {
     hasher: std::collections::hash_map::RandomState,
     per_shard: usize,
     config: ThrottleConfig,
+    clock: Clock,
 }
 
 /// Attempt counters in this process's memory, in shards behind `std::sync::Mutex`es (no
@@ -167,15 +174,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl MemoryThrottle {
     /// Must be called inside a tokio runtime (it starts the purge task).
     pub fn new(config: ThrottleConfig, capacity: usize) -> Self {
+        Self::with_clock(config, capacity, Clock::System)
+    }
+
+    /// [`Self::new`] with windows timed by `clock` (tests pass a manual one). The purge task
+    /// still runs on the runtime's timer; it only reads `clock` to see what has ended.
+    pub fn with_clock(config: ThrottleConfig, capacity: usize, clock: Clock) -> Self {
         let shared = Arc::new(Shared {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             config,
+            clock,
         });
         let period = (config.window / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         crate::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
-            let now = Instant::now();
+            let now = shared.clock.now();
             for shard in shared.shards.iter() {
                 lock(shard).retain(|_, e| e.window_ends > now);
             }
@@ -204,7 +218,7 @@ impl MemoryThrottle {
 
     pub fn attempt(&self, username: &str) -> Result<(), ApiError> {
         let ThrottleConfig { max_failures, window } = self.shared.config;
-        let now = Instant::now();
+        let now = self.shared.clock.now();
         let (shard, key) = self.slot(username);
         let mut map = lock(shard);
         let entry = match map.get_mut(&key) {
@@ -337,9 +351,16 @@ pub fn redis_key(prefix: &str, username: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     fn config(max_failures: u32, window: Duration) -> ThrottleConfig {
         ThrottleConfig { max_failures, window }
+    }
+
+    /// A throttle on a manual clock, and the clock: windows end when the test says so.
+    fn on_manual_clock(config: ThrottleConfig, capacity: usize) -> (MemoryThrottle, ManualClock) {
+        let clock = ManualClock::new();
+        (MemoryThrottle::with_clock(config, capacity, clock.clone().into()), clock)
     }
 
     fn is_throttled(r: &Result<(), ApiError>) -> bool {
@@ -362,14 +383,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_window_is_fixed_and_ends_by_itself() {
-        let t = MemoryThrottle::new(config(1, Duration::from_millis(300)), 1000);
+        let (t, clock) = on_manual_clock(config(1, Duration::from_millis(300)), 1000);
         assert!(t.attempt("alice").is_ok());
         // Refused attempts during the window do not push its end back.
         for _ in 0..5 {
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            clock.advance(Duration::from_millis(40));
             assert!(is_throttled(&t.attempt("alice")));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        clock.advance(Duration::from_millis(150));
         assert!(t.attempt("alice").is_ok(), "300 ms after the first attempt the lock is over");
     }
 
@@ -404,7 +425,7 @@ mod tests {
     #[tokio::test]
     async fn a_shard_full_of_locked_accounts_fails_closed_until_windows_end() {
         // With one attempt allowed, every account seen once is locked.
-        let t = MemoryThrottle::new(config(1, Duration::from_millis(300)), 16);
+        let (t, clock) = on_manual_clock(config(1, Duration::from_millis(300)), 16);
         let results: Vec<_> = (0..500).map(|i| t.attempt(&format!("scan-{i}"))).collect();
         assert!(t.len() <= 16);
         let refused = results.iter().filter(|r| is_throttled(r)).count();
@@ -414,17 +435,22 @@ mod tests {
                 assert_eq!(*retry_after, Duration::from_secs(1));
             }
         }
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        clock.advance(Duration::from_millis(350));
         assert!(t.attempt("newcomer").is_ok(), "ended windows free their places");
     }
 
     #[tokio::test]
     async fn ended_windows_are_purged_without_a_read() {
-        let t = MemoryThrottle::new(config(5, Duration::from_millis(100)), 1000);
+        let (t, clock) = on_manual_clock(config(5, Duration::from_millis(100)), 1000);
         for i in 0..50 {
             assert!(t.attempt(&format!("u{i}")).is_ok());
         }
         assert_eq!(t.len(), 50);
+        clock.advance(Duration::from_millis(400));
+        // The windows ended on the clock at once; the sleep waits only for the purge task,
+        // which ticks (every 100 ms here) on the runtime's real timer. Paused runtime time
+        // would need tokio's test-util, which a workspace-wide `cargo bench` would then
+        // compile into the code it measures.
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(t.is_empty(), "{} left", t.len());
     }

@@ -4,6 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use auth_core::{
+    clock::Clock,
     config::{CommonArgs, RedisArgs, parse_duration},
     metrics::Metrics,
     throttle::LoginThrottle,
@@ -117,6 +118,12 @@ pub struct Args {
 
 /// Build the router for `args`: keys loaded, users hashed, refresh store connected.
 pub async fn build(args: &Args) -> anyhow::Result<Router> {
+    build_with_clock(args, Clock::System).await
+}
+
+/// [`build`] with the memory login throttle's windows read from `clock`, so tests can
+/// advance it. Tokens and refresh tokens keep the system's time; Redis keeps its own.
+pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Router> {
     let keys = keys::load(args.alg, &args.key_dir)?;
     let tokens = TokenService::new(
         keys,
@@ -136,7 +143,7 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
     Ok(match args.refresh_store {
         RefreshStoreKind::Memory => {
             let refresh = MemoryRefreshStore::new(args.refresh_ttl);
-            let throttle = LoginThrottle::memory(args.common.login_throttle());
+            let throttle = LoginThrottle::memory_with_clock(args.common.login_throttle(), clock);
             app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
         RefreshStoreKind::Redis => {

@@ -206,8 +206,7 @@ const FAIL_FAST: Duration = Duration::from_millis(1000);
 
 #[tokio::test]
 async fn redis_outage_fails_closed_and_recovers_without_restart() {
-    if !RedisServer::available() {
-        println!("SKIPPED redis_outage_fails_closed_and_recovers_without_restart: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     // Declared before the prefix, so the prefix is cleaned while this server still runs.
@@ -274,10 +273,7 @@ async fn redis_outage_fails_closed_and_recovers_without_restart() {
 
 #[tokio::test]
 async fn redis_that_stops_answering_fails_closed_within_the_store_timeout() {
-    if !RedisServer::available() {
-        println!(
-            "SKIPPED redis_that_stops_answering_fails_closed_within_the_store_timeout: redis-server is not on PATH"
-        );
+    if RedisServer::skip_test() {
         return;
     }
     let redis_server = RedisServer::start(free_port());

@@ -90,7 +90,7 @@ async fn login<S: SessionStore>(
         timed(&state.metrics, StoreOp::Delete, state.store.delete(&old)).await?;
     }
     let id = SessionId::generate();
-    let session = Session { user: user.name.clone(), role: user.role, created_ms: auth_core::unix_millis() };
+    let session = Session { user: user.name.clone(), role: user.role, created_ms: state.store.now_ms() };
     timed(&state.metrics, StoreOp::Put, state.store.put(&id, &session)).await?;
 
     let body = LoginResponse { user: user.name.to_string(), role: user.role };

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use auth_core::{
+    clock::Clock,
     config::{CommonArgs, RedisArgs, parse_duration},
     metrics::Metrics,
     throttle::LoginThrottle,
@@ -65,14 +66,21 @@ pub struct Args {
 
 /// Build the router for `args`: users hashed, store connected.
 pub async fn build(args: &Args) -> anyhow::Result<Router> {
+    build_with_clock(args, Clock::System).await
+}
+
+/// [`build`] with the in-memory deadlines (`--store memory`'s session timeouts and login
+/// throttle) read from `clock`, so tests can advance it. Redis keeps its own time.
+pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Router> {
     let (users, passwords) = args.common.users()?;
     let timeouts = Timeouts { idle: args.idle_timeout, absolute: args.absolute_timeout };
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
     Ok(match args.store {
         StoreKind::Memory => {
             let metrics = Arc::new(Metrics::new("session-memory", &instance, ROUTES));
-            let throttle = LoginThrottle::memory(args.common.login_throttle());
-            app(AppState { store: MemoryStore::new(timeouts), users, passwords, instance, metrics }, throttle)
+            let throttle = LoginThrottle::memory_with_clock(args.common.login_throttle(), clock.clone());
+            let store = MemoryStore::with_clock(timeouts, clock);
+            app(AppState { store, users, passwords, instance, metrics }, throttle)
         }
         StoreKind::Redis => {
             let config = RedisConfig {

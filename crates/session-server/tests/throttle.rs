@@ -19,27 +19,6 @@ use auth_core::{
 };
 use common::*;
 
-/// The session store under test; the Redis one owns a key prefix deleted on drop.
-enum Store {
-    Memory,
-    Redis(RedisPrefix),
-}
-
-impl Store {
-    fn redis() -> Self {
-        Store::Redis(RedisPrefix::new())
-    }
-
-    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer {
-        let mut flags = match self {
-            Store::Memory => vec!["--store", "memory"],
-            Store::Redis(p) => vec!["--store", "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
-        };
-        flags.extend_from_slice(extra);
-        TestServer::start(instance, &flags).await
-    }
-}
-
 async fn attempt(http: &reqwest::Client, server: &TestServer, user: &str, password: &str) -> Reply {
     post_json(http, &server.at("/login"), &credentials(user, password), None).await
 }
@@ -154,17 +133,20 @@ async fn unknown_users_are_throttled_like_known_ones_redis() {
 // ---------------------------------------------------------------------------------------
 
 async fn the_lock_ends_with_its_window(store: Store) {
-    let server = store.start("t-1", &["--login-max-failures", "2", "--login-failure-window", "1s"]).await;
+    // Memory: the window runs on the test's clock, advanced below; Redis times it with a
+    // TTL on real time, so that variant really waits.
+    let flags = ["--login-max-failures", "2", "--login-failure-window", "1s"];
+    let (server, clock) = store.start_for_expiry("t-1", &flags).await;
     let http = client();
-    let opened = Instant::now();
+    let opened = clock.now();
     assert_rejected(&attempt(&http, &server, "user7", "wrong").await);
     assert_rejected(&attempt(&http, &server, "user7", "wrong").await);
     // Refused attempts during the window do not extend it.
     for _ in 0..3 {
         assert_eq!(assert_throttled(&attempt(&http, &server, "user7", DEMO_PASSWORD).await, 1), 1);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        pass(&clock, Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1150).saturating_sub(opened.elapsed())).await;
+    pass(&clock, Duration::from_millis(1150).saturating_sub(clock.now() - opened)).await;
     login(&http, &server, "user7", None).await;
 }
 
@@ -279,8 +261,7 @@ async fn with_memory_each_instance_counts_on_its_own() {
 
 #[tokio::test]
 async fn the_redis_counter_fails_closed_and_recovers() {
-    if !RedisServer::available() {
-        eprintln!("skipped: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let port = free_port();
@@ -317,8 +298,7 @@ async fn the_redis_counter_fails_closed_and_recovers() {
 
 #[tokio::test]
 async fn login_answers_503_while_redis_is_down_and_recovers() {
-    if !RedisServer::available() {
-        eprintln!("skipped: redis-server is not on PATH");
+    if RedisServer::skip_test() {
         return;
     }
     let port = free_port();

@@ -1,8 +1,13 @@
 //! What the session-server and jwt-server integration tests share (a dev-dependency only):
 //! an in-process server on 127.0.0.1:0 ([`TestServer`]), a Redis key prefix private to
 //! one test and deleted afterwards ([`RedisPrefix`]), a `redis-server` a test may stop,
-//! freeze or restart ([`RedisServer`]), and a [`Reply`] read to the end. Each server's
-//! `tests/common` adds what only it needs (its command line, cookies or tokens).
+//! freeze or restart ([`RedisServer`]), a [`Reply`] read to the end, the store a server
+//! runs on ([`Store`]) and the clock its expiry tests run on ([`Store::expiry_clock`],
+//! [`pass`]). Each server's `tests/common` adds what only it needs (its command line,
+//! cookies or tokens).
+//!
+//! A test whose real dependency is missing skips only on a developer's machine; under CI
+//! it fails ([`must_skip`] is the one place that decides).
 //!
 //! Failing here is failing the test, so the helpers panic with a message instead of
 //! returning errors.
@@ -15,6 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use auth_core::clock::{Clock, ManualClock};
 use reqwest::{StatusCode, header::HeaderMap};
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -161,9 +167,81 @@ impl Drop for RedisPrefix {
     }
 }
 
+/// Where a server under test keeps its sessions or refresh tokens (and so its login
+/// throttle): its own memory, or the shared Redis under a key prefix deleted on drop.
+pub enum Store {
+    Memory,
+    Redis(RedisPrefix),
+}
+
+impl Store {
+    pub fn redis() -> Self {
+        Store::Redis(RedisPrefix::new())
+    }
+
+    /// The server's flags for this store; `store_flag` is how the server names the choice.
+    pub fn flags<'a>(&'a self, store_flag: &'a str) -> Vec<&'a str> {
+        match self {
+            Store::Memory => vec![store_flag, "memory"],
+            Store::Redis(p) => vec![store_flag, "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
+        }
+    }
+
+    /// The clock a test of this store's deadlines runs its server on: a manual one for
+    /// memory, whose deadlines the server keeps in this process; the system's for Redis,
+    /// which keeps them as TTLs on real time that no manual clock reaches.
+    pub fn expiry_clock(&self) -> Clock {
+        match self {
+            Store::Memory => ManualClock::new().into(),
+            Store::Redis(_) => Clock::System,
+        }
+    }
+}
+
+/// Let `d` pass on `clock`: a manual clock is advanced at once; on the system clock the test
+/// really sleeps.
+pub async fn pass(clock: &Clock, d: Duration) {
+    match clock {
+        Clock::Manual(m) => m.advance(d),
+        Clock::System => tokio::time::sleep(d).await,
+    }
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether a test whose real dependency `binary` is `available` or not must skip: prints
+/// `SKIPPED` and returns `true` only outside CI (see [`must_skip`]).
+#[must_use = "the test must return when this is true"]
+#[track_caller]
+pub fn skip_without(binary: &str, available: bool) -> bool {
+    // CI sets CI=true; an empty value counts as unset, as in a shell.
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let skip = must_skip(binary, ci, available);
+    if skip {
+        let test = std::thread::current().name().unwrap_or("this test").to_owned();
+        eprintln!("SKIPPED {test}: {binary} is not on PATH (with CI set this fails)");
+    }
+    skip
+}
+
+/// The one decision behind every skip, apart from the environment so it can be tested: run
+/// when `binary` is available; otherwise skip on a developer's machine, but under CI (`ci`)
+/// panic, because a test that passes without running its real dependency would let CI go
+/// green on a machine where nothing was checked.
+#[track_caller]
+pub fn must_skip(binary: &str, ci: bool, available: bool) -> bool {
+    if available {
+        return false;
+    }
+    assert!(
+        !ci,
+        "{binary} is not on PATH and CI is set: this test needs a real {binary} and must not pass as skipped \
+         (install {binary}; .ci/run does)"
+    );
+    true
 }
 
 /// A `redis-server` owned by one test, killed on drop (on every path, panics included).
@@ -173,15 +251,24 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Whether `redis-server` can be run at all (tests that need one skip, with a
-    /// message, when not).
-    pub fn available() -> bool {
+    /// Whether `redis-server` can be run at all. Private: tests ask [`Self::skip_test`], so
+    /// what a missing binary means under CI is decided in one place.
+    fn available() -> bool {
         Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+
+    /// For a test that starts its own `redis-server`: `true` when it must stop here and pass
+    /// as skipped (the binary is missing on a developer's machine); under CI a missing
+    /// binary fails the test instead (see [`skip_without`]).
+    #[must_use = "the test must return when this is true"]
+    #[track_caller]
+    pub fn skip_test() -> bool {
+        skip_without("redis-server", Self::available())
     }
 
     /// Start `redis-server` on `port` without persistence and wait until it accepts PING.
@@ -328,5 +415,27 @@ impl Reply {
         assert_eq!(self.status, status.into_status(), "{self:?}");
         assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
         assert_eq!(self.json(), serde_json::json!({ "error": code }), "{self:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::must_skip;
+
+    #[test]
+    fn a_test_runs_whenever_its_dependency_is_available() {
+        assert!(!must_skip("redis-server", false, true));
+        assert!(!must_skip("redis-server", true, true));
+    }
+
+    #[test]
+    fn outside_ci_a_missing_dependency_skips() {
+        assert!(must_skip("redis-server", false, false));
+    }
+
+    #[test]
+    #[should_panic(expected = "redis-server is not on PATH and CI is set")]
+    fn under_ci_a_missing_dependency_fails() {
+        let _ = must_skip("redis-server", true, false);
     }
 }

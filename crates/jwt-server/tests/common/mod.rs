@@ -6,14 +6,15 @@
 
 use std::path::Path;
 
+use auth_core::clock::Clock;
 use auth_core::wire::{MeResponse, TokenResponse};
 use clap::Parser as _;
 use jwt_server::{config::Cli, keys::Alg};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
-    free_port,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
+    client, free_port, pass,
 };
 
 pub const BEARER_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
@@ -47,10 +48,17 @@ pub trait Start {
     /// Start an instance with `--demo-users 20`, the given algorithm and key directory and
     /// extra flags, parsed exactly as the binary parses its command line.
     async fn start(instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer;
+
+    /// [`Start::start`] with the memory login throttle on `clock`.
+    async fn start_with_clock(instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str], clock: Clock) -> TestServer;
 }
 
 impl Start for TestServer {
     async fn start(instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer {
+        Self::start_with_clock(instance, alg, keys, extra, Clock::System).await
+    }
+
+    async fn start_with_clock(instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str], clock: Clock) -> TestServer {
         let alg = alg.to_string();
         let key_dir = keys.arg();
         let mut argv = vec![
@@ -69,7 +77,9 @@ impl Start for TestServer {
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         assert!(cli.command.is_none());
-        let router = jwt_server::config::build(&cli.args).await.unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
+        let router = jwt_server::config::build_with_clock(&cli.args, clock)
+            .await
+            .unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
         TestServer::serve(instance, router, cli.args.common.limits()).await
     }
 }
@@ -155,33 +165,32 @@ pub async fn me(c: &reqwest::Client, s: &TestServer, access: &str) -> MeResponse
     serde_json::from_str(&r.body).unwrap()
 }
 
-/// The two refresh-token stores, as flags. The Redis one owns a key prefix that is
-/// deleted when it drops.
-pub enum Store {
-    Memory,
-    Redis(RedisPrefix),
+/// Starting jwt-server on a [`Store`] (`--refresh-store`, which the login throttle follows).
+#[allow(async_fn_in_trait)]
+pub trait OnStore {
+    /// Start an instance on this store with extra flags.
+    async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer;
+
+    /// [`OnStore::start`] with the memory login throttle on [`Store::expiry_clock`], which
+    /// is returned so the test lets time pass with [`pass`].
+    async fn start_for_expiry(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> (TestServer, Clock);
 }
 
-impl Store {
-    pub fn redis() -> Self {
-        Store::Redis(RedisPrefix::new())
+impl OnStore for Store {
+    async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer {
+        start_on(self, instance, alg, keys, extra, Clock::System).await
     }
 
-    pub fn flags(&self) -> Vec<&str> {
-        match self {
-            Store::Memory => vec!["--refresh-store", "memory"],
-            Store::Redis(p) => {
-                vec!["--refresh-store", "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix]
-            }
-        }
+    async fn start_for_expiry(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> (TestServer, Clock) {
+        let clock = self.expiry_clock();
+        (start_on(self, instance, alg, keys, extra, clock.clone()).await, clock)
     }
+}
 
-    /// Start an instance on this store with extra flags.
-    pub async fn start(&self, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str]) -> TestServer {
-        let mut flags = self.flags();
-        flags.extend_from_slice(extra);
-        TestServer::start(instance, alg, keys, &flags).await
-    }
+async fn start_on(store: &Store, instance: &str, alg: Alg, keys: &KeyDir, extra: &[&str], clock: Clock) -> TestServer {
+    let mut flags = store.flags("--refresh-store");
+    flags.extend_from_slice(extra);
+    TestServer::start_with_clock(instance, alg, keys, &flags, clock).await
 }
 
 /// The claims of a token, read without verifying it (the server's answer is what the tests

@@ -4,12 +4,17 @@
 //! requests rarely wait on each other. A std mutex (not tokio's) is right here because no
 //! `.await` happens while a shard is locked. A background task purges expired entries; it
 //! holds only a `Weak` reference and ends when the last store handle is dropped.
+//!
+//! Deadlines are read from an [`auth_core::clock::Clock`]: the system clock in the server,
+//! a manual one in tests, so expiry is tested without sleeping.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
+
+use auth_core::clock::Clock;
 
 use super::{Session, SessionStore, StoreError, Timeouts};
 use crate::id::SessionId;
@@ -25,6 +30,7 @@ struct Entry {
 struct Shared {
     shards: Box<[Mutex<HashMap<SessionId, Entry>>]>,
     timeouts: Timeouts,
+    clock: Clock,
 }
 
 #[derive(Clone)]
@@ -41,11 +47,18 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// Must be called inside a tokio runtime (it starts the purge task).
     pub fn new(timeouts: Timeouts) -> Self {
-        let shared = Arc::new(Shared { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), timeouts });
+        Self::with_clock(timeouts, Clock::System)
+    }
+
+    /// [`Self::new`] with deadlines read from `clock` (tests pass a manual one). The purge
+    /// task still runs on the runtime's timer; it only reads `clock` to see what has expired.
+    pub fn with_clock(timeouts: Timeouts, clock: Clock) -> Self {
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
+        let shared = Arc::new(Shared { shards, timeouts, clock });
         let period =
             (timeouts.idle.min(timeouts.absolute) / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
-            let now = auth_core::unix_millis();
+            let now = shared.clock.unix_millis();
             for shard in shared.shards.iter() {
                 lock(shard).retain(|_, e| e.expires_ms > now);
             }
@@ -78,8 +91,12 @@ impl SessionStore for MemoryStore {
         "memory"
     }
 
+    fn now_ms(&self) -> u64 {
+        self.shared.clock.unix_millis()
+    }
+
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let now = auth_core::unix_millis();
+        let now = self.shared.clock.unix_millis();
         let t = self.shared.timeouts;
         let mut shard = lock(self.shard(id));
         let Some(entry) = shard.get_mut(id) else { return Ok(None) };
@@ -107,33 +124,42 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_core::Role;
+    use auth_core::{Role, clock::ManualClock};
 
     fn session(created_ms: u64) -> Session {
         Session { user: Arc::from("user1"), role: Role::User, created_ms }
     }
 
+    /// A store on a manual clock, and the clock: sessions expire when the test says so.
+    fn on_manual_clock(timeouts: Timeouts) -> (MemoryStore, ManualClock) {
+        let clock = ManualClock::new();
+        (MemoryStore::with_clock(timeouts, clock.clone().into()), clock)
+    }
+
     #[tokio::test]
     async fn get_slides_idle_deadline_but_not_past_absolute() {
         let t = Timeouts { idle: Duration::from_millis(300), absolute: Duration::from_millis(700) };
-        let store = MemoryStore::new(t);
+        let (store, clock) = on_manual_clock(t);
         let id = SessionId::generate();
-        store.put(&id, &session(auth_core::unix_millis())).await.unwrap();
+        store.put(&id, &session(store.now_ms())).await.unwrap();
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            clock.advance(Duration::from_millis(150));
             assert!(store.get(&id).await.unwrap().is_some(), "used within idle: alive");
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.advance(Duration::from_millis(300));
         assert!(store.get(&id).await.unwrap().is_none(), "past absolute: gone");
     }
 
     #[tokio::test]
     async fn idle_sessions_expire_and_are_purged() {
         let t = Timeouts { idle: Duration::from_millis(100), absolute: Duration::from_secs(60) };
-        let store = MemoryStore::new(t);
+        let (store, clock) = on_manual_clock(t);
         let id = SessionId::generate();
-        store.put(&id, &session(auth_core::unix_millis())).await.unwrap();
+        store.put(&id, &session(store.now_ms())).await.unwrap();
         assert_eq!(store.len(), 1);
+        clock.advance(Duration::from_millis(400));
+        // Expired on the clock at once; the sleep waits only for the purge task, which ticks
+        // (every 100 ms here) on the runtime's real timer (see the throttle's purge test).
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(store.len(), 0, "purge task removed the idle entry without a read");
         assert!(store.get(&id).await.unwrap().is_none());

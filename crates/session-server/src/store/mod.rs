@@ -45,6 +45,12 @@ pub trait SessionStore: Clone + Send + Sync + 'static {
     /// Store kind as it appears in metrics and results (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 
+    /// Unix ms now by the clock this store's deadlines are checked against; a new session
+    /// is stamped with it, so its absolute timeout counts on that same clock.
+    fn now_ms(&self) -> u64 {
+        auth_core::unix_millis()
+    }
+
     /// Read a session and slide its idle deadline, in one round trip. `None` when unknown
     /// or expired.
     fn get(&self, id: &SessionId) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;

@@ -5,12 +5,13 @@
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+use auth_core::clock::Clock;
 use clap::Parser as _;
 use reqwest::{StatusCode, header};
 use session_server::config::Cli;
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, TOO_MANY, TestServer, client,
-    free_port,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
+    client, free_port, pass,
 };
 
 pub const COOKIE_NAME: &str = "__Host-sid";
@@ -22,18 +23,66 @@ pub trait Start {
     /// Start an instance with `--demo-users 20` and the given extra flags, exactly as the
     /// binary would parse them.
     async fn start(instance: &str, extra: &[&str]) -> TestServer;
+
+    /// [`Start::start`] with the in-memory deadlines (session timeouts, login throttle) on
+    /// `clock`.
+    async fn start_with_clock(instance: &str, extra: &[&str], clock: Clock) -> TestServer;
 }
 
 impl Start for TestServer {
     async fn start(instance: &str, extra: &[&str]) -> TestServer {
+        Self::start_with_clock(instance, extra, Clock::System).await
+    }
+
+    async fn start_with_clock(instance: &str, extra: &[&str], clock: Clock) -> TestServer {
         let mut argv =
             vec!["session-server", "--listen", "127.0.0.1:0", "--instance-id", instance, "--demo-users", "20"];
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
         assert!(cli.command.is_none());
-        let router = session_server::config::build(&cli.args).await.unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
+        let router = session_server::config::build_with_clock(&cli.args, clock)
+            .await
+            .unwrap_or_else(|e| panic!("build {argv:?}: {e:#}"));
         TestServer::serve(instance, router, cli.args.common.limits()).await
     }
+}
+
+/// Starting session-server on a [`Store`] (`--store`).
+#[allow(async_fn_in_trait)]
+pub trait OnStore {
+    /// Start an instance on this store with extra flags.
+    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer;
+
+    /// [`OnStore::start`] with the in-memory deadlines (session timeouts, login throttle) on
+    /// [`Store::expiry_clock`], which is returned so the test lets time pass with [`pass`].
+    async fn start_for_expiry(&self, instance: &str, extra: &[&str]) -> (TestServer, Clock);
+
+    /// The `system` label of its metrics.
+    fn system(&self) -> &'static str;
+}
+
+impl OnStore for Store {
+    async fn start(&self, instance: &str, extra: &[&str]) -> TestServer {
+        start_on(self, instance, extra, Clock::System).await
+    }
+
+    async fn start_for_expiry(&self, instance: &str, extra: &[&str]) -> (TestServer, Clock) {
+        let clock = self.expiry_clock();
+        (start_on(self, instance, extra, clock.clone()).await, clock)
+    }
+
+    fn system(&self) -> &'static str {
+        match self {
+            Store::Memory => "session-memory",
+            Store::Redis(_) => "session-redis",
+        }
+    }
+}
+
+async fn start_on(store: &Store, instance: &str, extra: &[&str], clock: Clock) -> TestServer {
+    let mut flags = store.flags("--store");
+    flags.extend_from_slice(extra);
+    TestServer::start_with_clock(instance, &flags, clock).await
 }
 
 /// Parse a login `Set-Cookie`, checking it is exactly the documented shape; returns the ID.
