@@ -19,7 +19,7 @@ fn render(dir: &std::path::Path) -> anyhow::Result<()> {
 /// An experiment written beside a sweep's results.json belongs in that run's report:
 /// render it again. A directory without a sweep has no report to update.
 fn rerender(dir: &std::path::Path) {
-    if dir.join("results.json").is_file()
+    if dir.join(record::sweep::FILE).is_file()
         && let Err(e) = render(dir)
     {
         eprintln!("authbench: {e:#}");
@@ -47,7 +47,7 @@ async fn main() -> ExitCode {
                     results.fits = report::fits(&results);
                     match results.write(&out) {
                         Ok(()) => {
-                            println!("results: {}", out.join("results.json").display());
+                            println!("results: {}", out.join(record::sweep::FILE).display());
                             render(&out)
                         }
                         Err(e) => Err(e),
@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     if let Ok(partial) = record::Results::read(&out) {
                         print!("{}", record::summary_table(&partial));
-                        println!("partial results: {}", out.join("results.json").display());
+                        println!("partial results: {}", out.join(record::sweep::FILE).display());
                     }
                     Err(e)
                 }

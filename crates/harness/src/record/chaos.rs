@@ -1,10 +1,10 @@
 //! `chaos.json`: what each system did when a part failed under steady load.
 
-use std::{path::Path, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunHeader, read_json, write_json_atomically};
+use super::RunHeader;
 use crate::{
     drive::histogram::LatencySummary,
     plan::{Lb, System},
@@ -165,12 +165,4 @@ pub struct ChaosResults {
 
 pub const FILE: &str = "chaos.json";
 
-impl ChaosResults {
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        write_json_atomically(dir, FILE, self)
-    }
-
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        read_json(dir, FILE)
-    }
-}
+result_file!(ChaosResults, FILE);

@@ -15,6 +15,23 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+/// `write` (atomically: temp file + rename, so an interrupted run never leaves half a file)
+/// and `read` for a result file's type, by the file's name in a run directory.
+macro_rules! result_file {
+    ($t:ty, $name:expr) => {
+        impl $t {
+            /// Write the file into `dir` atomically.
+            pub fn write(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+                $crate::record::write_json_atomically(dir, $name, self)
+            }
+
+            pub fn read(dir: &std::path::Path) -> anyhow::Result<Self> {
+                $crate::record::read_json(dir, $name)
+            }
+        }
+    };
+}
+
 pub mod chaos;
 pub mod point;
 pub mod revocation;

@@ -1,10 +1,10 @@
 //! `revocation.json`: how long a logged-out credential kept working, per system.
 
-use std::{path::Path, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{RunHeader, read_json, write_json_atomically};
+use super::RunHeader;
 use crate::plan::System;
 
 /// Everything `authbench revocation` needs, after flag parsing.
@@ -87,13 +87,4 @@ pub struct RevocationResults {
 
 pub const FILE: &str = "revocation.json";
 
-impl RevocationResults {
-    /// Write `revocation.json` atomically.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        write_json_atomically(dir, FILE, self)
-    }
-
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        read_json(dir, FILE)
-    }
-}
+result_file!(RevocationResults, FILE);

@@ -1,11 +1,11 @@
 //! `results.json`: one sweep — its typed configuration, the machine and caps, every point
 //! with its search steps, and the scalability fits.
 
-use std::{collections::BTreeMap, path::Path, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Machine, read_json, unknown, write_json_atomically};
+use super::{Machine, unknown};
 use crate::{
     drive::histogram::LatencySummary,
     plan::{Lb, System},
@@ -225,17 +225,10 @@ pub struct Results {
     pub problems: Vec<String>,
 }
 
-impl Results {
-    /// Write `results.json` atomically (temp file + rename), so an interrupted run never
-    /// leaves a half-written file.
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        write_json_atomically(dir, "results.json", self)
-    }
+/// The sweep's file in a run directory.
+pub const FILE: &str = "results.json";
 
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        read_json(dir, "results.json")
-    }
-}
+result_file!(Results, FILE);
 
 /// The end-of-run table.
 pub fn summary_table(results: &Results) -> String {

@@ -25,7 +25,7 @@ use crate::record::Results;
 /// Render the report for the run in `dir` (which holds a sweep's `results.json`, and
 /// may hold `revocation.json` and `chaos.json`); returns the paths written, `report.md` first.
 pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let sweep = dir.join("results.json");
+    let sweep = dir.join(crate::record::sweep::FILE);
     if !sweep.is_file() {
         let others: Vec<&str> = [crate::record::revocation::FILE, crate::record::chaos::FILE]
             .into_iter()
@@ -85,7 +85,7 @@ pub fn render_with(
     anyhow::ensure!(
         !results.points.is_empty(),
         "{} has no measured points to report on",
-        dir.join("results.json").display()
+        dir.join(crate::record::sweep::FILE).display()
     );
     let mut analysis = analysis::Analysis::new(results);
     analysis.revocation = revocation;
