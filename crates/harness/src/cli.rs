@@ -71,6 +71,27 @@ pub enum Command {
     /// Failure experiments under steady load: the store hangs, the store restarts empty,
     /// an instance dies. Records a per-second timeline of answers and the recovery time.
     Chaos(ChaosArgs),
+    /// Set two sweeps side by side (normalised by their calibration when both have one),
+    /// print the comparison and write it to compare.md; with --fail-above, a regression gate.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run's directory (holding results.json).
+    pub a: PathBuf,
+
+    /// The later run's directory.
+    pub b: PathBuf,
+
+    /// Exit non-zero when any system's throughput fell, or its CPU per request rose, by more
+    /// than this many percent (on normalised figures when both runs are calibrated).
+    #[arg(long, value_parser = positive)]
+    pub fail_above: Option<f64>,
+
+    /// Where to write the comparison (default: compare.md in B's directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -543,3 +543,66 @@ fn the_html_shows_no_markdown_markup() {
         assert!(html.contains(&format!("(see <a href=\"#{id}\"><em>{name}</em></a>)")), "{name} is not a link");
     }
 }
+
+/// `authbench compare` as a regression gate: the committed reference run against itself
+/// changes nothing; against a copy with 20 % less throughput, `--fail-above 10` fails.
+#[test]
+fn compare_passes_a_run_against_itself_and_fails_a_slower_copy() {
+    let bin = env!("CARGO_BIN_EXE_authbench");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results/2026-11-27-default");
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    std::fs::copy(reference.join("results.json"), a.path().join("results.json")).unwrap();
+    let mut slower = Results::read(&reference).unwrap();
+    for p in &mut slower.points {
+        p.achieved_rps *= 0.8;
+    }
+    slower.write(b.path()).unwrap();
+
+    let same = Command::new(bin).arg("compare").arg(a.path()).arg(a.path()).args(["--fail-above", "10"]).output();
+    let same = same.unwrap();
+    let stdout = String::from_utf8_lossy(&same.stdout);
+    assert!(same.status.success(), "{}{stdout}", String::from_utf8_lossy(&same.stderr));
+    assert!(stdout.contains("raw figures") && stdout.contains("no system got worse"), "{stdout}");
+    assert!(a.path().join("compare.md").is_file());
+
+    let out = Command::new(bin).arg("compare").arg(a.path()).arg(b.path()).args(["--fail-above", "10"]).output();
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("worse by more than 10%") && stderr.contains("throughput ×0.80"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| jwt-hs256 | round-robin |"));
+    // Without the gate the same comparison is only a report.
+    assert!(Command::new(bin).arg("compare").arg(a.path()).arg(b.path()).output().unwrap().status.success());
+
+    for (args, needle) in [
+        (vec!["compare", "/no/such/run", "/no/such/run"], "cannot read"),
+        (vec!["compare", "/tmp", "/tmp", "--fail-above=-5"], "greater than zero"),
+        (vec!["compare", "/tmp", "/tmp", "--fail-above", "ten"], "not a number"),
+        (vec!["compare", "/tmp"], "<B>"),
+    ] {
+        let out = Command::new(bin).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// A calibrated run says how fast its machine was; an older run without a calibration
+/// says nothing about it.
+#[test]
+fn the_limits_give_the_calibration_when_the_run_has_one() {
+    use harness::record::calibration::{Calibration, Probe};
+    let (_dir, md) = rendered();
+    assert!(!md.contains("**Calibration**"));
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    let probe = |at_s, cpu_loop_us| Probe { at_s, cpu_loop_us, loopback_rtt_us: 31.0, store_ping_us: Some(52.0) };
+    r.calibration = Some(Calibration { probes: vec![probe(0.0, 4000.0), probe(60.0, 4400.0), probe(120.0, 4200.0)] });
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let line = md.lines().find(|l| l.contains("**Calibration**")).expect("a calibration bullet");
+    assert!(line.contains("medians of 3 probes") && line.contains("4200 µs, drift 10%"), "{line}");
+    assert!(line.contains("loopback round trip 31 µs") && line.contains("Redis PING 52 µs"), "{line}");
+}

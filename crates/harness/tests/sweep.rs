@@ -100,6 +100,17 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
     assert!(results["machine"]["memory_bytes"].as_u64().unwrap() > 0);
     assert_eq!(results["config"]["rate"], 120.0);
     assert!(results["problems"].as_array().unwrap().is_empty(), "{}", results["problems"]);
+    // Calibration: a probe before the first step, after every step, and at the end; the
+    // store (a private redis-server, for session-redis) is pinged in every probe.
+    let probes = results["calibration"]["probes"].as_array().unwrap();
+    let steps = 6; // 3 systems × N = 1, 2
+    assert_eq!(probes.len(), steps + 2, "{probes:#?}");
+    for p in probes {
+        assert!(p["cpu_loop_us"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["loopback_rtt_us"].as_f64().unwrap() > 0.0, "{p}");
+        assert!(p["store_ping_us"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert!(probes.windows(2).all(|w| w[0]["at_s"].as_f64() <= w[1]["at_s"].as_f64()), "in run order");
 
     // Capped exactly when this machine lets us create CPU cgroups, and every point agrees.
     let capped = cgroups_writable();

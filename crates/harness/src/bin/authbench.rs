@@ -26,6 +26,29 @@ fn rerender(dir: &std::path::Path) {
     }
 }
 
+/// `authbench compare`: print and write the comparison, then apply the gate.
+fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
+    let a = record::Results::read(&args.a)?;
+    let b = record::Results::read(&args.b)?;
+    let c = report::compare::compare(&a, &b);
+    let md = report::compare::markdown(&c, &a, &b);
+    print!("{md}");
+    let out = args.out.clone().unwrap_or_else(|| args.b.join("compare.md"));
+    std::fs::write(&out, &md).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    println!("comparison: {}", out.display());
+    if let Some(pct) = args.fail_above {
+        let worse = report::compare::worse(&c, pct);
+        anyhow::ensure!(
+            worse.is_empty(),
+            "worse by more than {pct}% ({}): {}",
+            report::compare::basis_text(&c),
+            worse.join("; ")
+        );
+        println!("no system got worse by more than {pct}% ({})", report::compare::basis_text(&c));
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -90,6 +113,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Compare(args) => compare(&args),
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {

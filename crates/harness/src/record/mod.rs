@@ -32,6 +32,7 @@ macro_rules! result_file {
     };
 }
 
+pub mod calibration;
 pub mod chaos;
 pub mod point;
 pub mod revocation;

@@ -9,6 +9,7 @@ use super::{Machine, unknown};
 use crate::{
     drive::histogram::LatencySummary,
     plan::{Lb, System},
+    record::calibration::Calibration,
     record::verdict::{Flag, PointMode, SearchEnd, StepOutcome, WorkloadKind},
 };
 
@@ -223,6 +224,10 @@ pub struct Results {
     pub fits: Vec<Fit>,
     /// Run-level problems (an instance died, the run was interrupted).
     pub problems: Vec<String>,
+    /// How fast the machine was during the run (absent from runs made before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// The sweep's file in a run directory.

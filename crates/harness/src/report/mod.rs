@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod charts;
+pub mod compare;
 pub mod content;
 pub mod doc;
 pub mod html;

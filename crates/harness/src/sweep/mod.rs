@@ -16,12 +16,13 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 
 use crate::{
+    calibrate,
     cgroup::CgroupRoot,
     deploy::{self, Binaries, Deployment, Store},
     drive::engine::{Mode, Outcome, Workload},
@@ -32,6 +33,7 @@ use crate::{
     record::{
         Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
         WorkloadKind,
+        calibration::Calibration,
         point::{self, Rig, Window},
     },
     workload::{self, MixedWorkload, ReadWorkload},
@@ -62,6 +64,7 @@ struct Run {
     prefix: String,
     /// Highest sticky rate found per N for session-memory (used to load round-robin).
     sticky_max: HashMap<usize, f64>,
+    started: Instant,
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
@@ -120,6 +123,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         points: Vec::new(),
         fits: Vec::new(),
         problems: Vec::new(),
+        calibration: Some(Calibration::default()),
     };
     let mut run = Run {
         prefix: format!("authbench:{id}:"),
@@ -134,9 +138,12 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         status,
         display,
         sticky_max: HashMap::new(),
+        started: Instant::now(),
     };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref());
+    run.calibrate().await;
     let outcome = experiment::run(&mut run, &steps, &shutdown).await;
+    run.calibrate().await;
     if let Err(e) = &outcome {
         run.results.problems.push(format!("{e:#}"));
     }
@@ -234,6 +241,7 @@ impl Steps for Run {
         {
             let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
         }
+        self.calibrate().await;
         self.results.write(&self.config.out)
     }
 
@@ -254,6 +262,14 @@ fn observed(o: &Outcome, offered_rps: f64, utilization: Option<f64>) -> Observed
 }
 
 impl Run {
+    /// One calibration probe, between measurements (the instances are stopped).
+    async fn calibrate(&mut self) {
+        self.status.phase("calibrating".into(), Duration::ZERO, None);
+        let store = self.store.as_ref().map(|s| s.url.clone());
+        let probe = calibrate::probe(self.started.elapsed().as_secs_f64(), store.as_deref()).await;
+        self.results.calibration.get_or_insert_with(Calibration::default).probes.push(probe);
+    }
+
     fn server_args(&self, system: System, k: usize) -> Vec<String> {
         let setup = deploy::ServerSetup {
             users: self.config.users.max(10),

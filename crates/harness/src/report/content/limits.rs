@@ -2,7 +2,10 @@
 //! measured) and every point in one table.
 
 use super::*;
-use crate::record::{Flag, PointMode, StepOutcome, WorkloadKind};
+use crate::record::{
+    Flag, PointMode, StepOutcome, WorkloadKind,
+    calibration::{Calibration, Probe},
+};
 
 pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
@@ -103,6 +106,9 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         pct(machine_max),
         r.machine.cores
     ));
+    if let Some(cal) = r.calibration.as_ref().filter(|c| !c.probes.is_empty()) {
+        items.push(calibration(cal));
+    }
     if !r.points.iter().any(|p| p.external) {
         items.push(
             "**One machine, loopback.** Instances, Redis and the generator share the machine and talk over loopback: no network latency \
@@ -214,4 +220,22 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
         "llrlrrlrrrrrrrrrll",
         rows,
     );
+}
+
+/// The machine's speed during the run, and how much it drifted.
+fn calibration(c: &Calibration) -> String {
+    let drift = |f: &dyn Fn(&Probe) -> Option<f64>| c.drift(f).map_or(String::new(), |d| format!(", drift {}", pct(d)));
+    let cpu = c.cpu_loop_us().map_or("—".into(), |v| format!("{v:.0} µs"));
+    let rtt = c.loopback_rtt_us().map_or("—".into(), |v| format!("{v:.0} µs"));
+    let ping = c
+        .store_ping_us()
+        .map_or(String::new(), |v| format!(", a Redis PING {v:.0} µs{}", drift(&|p: &Probe| p.store_ping_us)));
+    format!(
+        "**Calibration** (medians of {} probes between the measurements): a fixed CPU loop took {cpu}{}, a loopback \
+         round trip {rtt}{}{ping}. Figures from another machine compare with these only through \
+         `authbench compare`, which scales by them.",
+        c.probes.len(),
+        drift(&|p: &Probe| Some(p.cpu_loop_us)),
+        drift(&|p: &Probe| Some(p.loopback_rtt_us)),
+    )
 }

@@ -1,0 +1,256 @@
+//! `authbench compare RUN_A RUN_B`: two runs side by side, per system and per point, in
+//! raw figures and — when both runs carry a calibration — normalised to run A's machine,
+//! so a slower VM is not read as a slower system. With `--fail-above PCT` it is a
+//! regression gate: any system whose throughput fell, or whose CPU per request rose, by
+//! more than PCT fails it.
+//!
+//! Normalisation: f = B's CPU-loop time ÷ A's (f = 2: B's machine computes at half the
+//! speed). B's throughput counts ×f, its CPU per request ÷f. A system's change is the
+//! median over the points both runs measured: throughput over the points both searched and
+//! held (capacity), CPU per request over every point with a figure in both.
+
+use std::fmt::Write as _;
+
+use crate::{
+    plan::{Lb, System},
+    record::{Point, PointMode, Results},
+    report::analysis::median,
+};
+
+/// What the figures of run B are expressed in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Basis {
+    /// As measured: at least one run has no calibration (made before runs recorded one).
+    Raw,
+    /// Scaled to run A's machine by the CPU-loop probes of both runs; `factor` is B's loop
+    /// time ÷ A's.
+    CpuLoop { factor: f64 },
+}
+
+impl Basis {
+    fn factor(self) -> f64 {
+        match self {
+            Basis::Raw => 1.0,
+            Basis::CpuLoop { factor } => factor,
+        }
+    }
+}
+
+/// One point both runs measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointPair {
+    pub system: System,
+    pub lb: Lb,
+    pub instances: usize,
+    /// Held throughput (req/s) of searched points that held in both runs; B's normalised.
+    pub throughput: Option<(f64, f64)>,
+    /// Instance CPU per request (µs) in both runs; B's normalised.
+    pub cpu_us: Option<(f64, f64)>,
+}
+
+/// A system's change from A to B: medians of the per-point ratios B ÷ A.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemChange {
+    pub system: System,
+    pub lb: Lb,
+    pub points: usize,
+    pub throughput: Option<f64>,
+    pub cpu_per_request: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub basis: Basis,
+    pub points: Vec<PointPair>,
+    pub systems: Vec<SystemChange>,
+}
+
+/// Set run `b` beside run `a`.
+pub fn compare(a: &Results, b: &Results) -> Comparison {
+    let loops =
+        (a.calibration.as_ref().and_then(|c| c.cpu_loop_us()), b.calibration.as_ref().and_then(|c| c.cpu_loop_us()));
+    let basis = match loops {
+        (Some(la), Some(lb)) if la > 0.0 && lb > 0.0 => Basis::CpuLoop { factor: lb / la },
+        _ => Basis::Raw,
+    };
+    let f = basis.factor();
+    let key = |p: &Point| (p.system, p.lb, p.instances);
+    let capacity = |p: &Point| (p.mode == PointMode::FindMax && p.held).then_some(p.achieved_rps);
+    let cpu = |p: &Point| Some(p.cpu.per_request_us).filter(|c| c.is_finite() && *c > 0.0);
+    let mut points: Vec<PointPair> = a
+        .points
+        .iter()
+        .filter_map(|pa| {
+            let pb = b.points.iter().find(|pb| key(pb) == key(pa))?;
+            Some(PointPair {
+                system: pa.system,
+                lb: pa.lb,
+                instances: pa.instances,
+                throughput: capacity(pa).zip(capacity(pb).map(|x| x * f)),
+                cpu_us: cpu(pa).zip(cpu(pb).map(|d| d / f)),
+            })
+        })
+        .collect();
+    points.sort_by_key(|p| (p.system, p.lb, p.instances));
+    let mut systems: Vec<SystemChange> = Vec::new();
+    for p in &points {
+        if systems.last().is_some_and(|s| (s.system, s.lb) == (p.system, p.lb)) {
+            continue;
+        }
+        let line: Vec<&PointPair> = points.iter().filter(|q| (q.system, q.lb) == (p.system, p.lb)).collect();
+        let ratio = |pair: Option<(f64, f64)>| pair.filter(|(x, _)| *x > 0.0).map(|(x, y)| y / x);
+        systems.push(SystemChange {
+            system: p.system,
+            lb: p.lb,
+            points: line.len(),
+            throughput: median(line.iter().filter_map(|q| ratio(q.throughput)).collect()),
+            cpu_per_request: median(line.iter().filter_map(|q| ratio(q.cpu_us)).collect()),
+        });
+    }
+    Comparison { basis, points, systems }
+}
+
+/// The systems that got worse by more than `pct` percent, in words (empty: the gate passes).
+pub fn worse(c: &Comparison, pct: f64) -> Vec<String> {
+    let limit = pct / 100.0;
+    let mut out = Vec::new();
+    for s in &c.systems {
+        if let Some(x) = s.throughput.filter(|x| *x < 1.0 - limit) {
+            out.push(format!("{} ({}) throughput ×{x:.2}", s.system, s.lb));
+        }
+        if let Some(d) = s.cpu_per_request.filter(|d| *d > 1.0 + limit) {
+            out.push(format!("{} ({}) CPU per request ×{d:.2}", s.system, s.lb));
+        }
+    }
+    out
+}
+
+/// What the figures are, in one sentence.
+pub fn basis_text(c: &Comparison) -> String {
+    match c.basis {
+        Basis::Raw => "raw figures: at least one run has no calibration, so a difference between the machines cannot \
+                       be told from a difference between the systems"
+            .into(),
+        Basis::CpuLoop { factor } => format!(
+            "normalised to run A's machine by the CPU-loop probe: B's machine took ×{factor:.2} A's time, so B's \
+             throughput counts ×{factor:.2} and its CPU per request ÷{factor:.2}"
+        ),
+    }
+}
+
+/// `compare.md`.
+pub fn markdown(c: &Comparison, a: &Results, b: &Results) -> String {
+    let mut s = String::from("# authbench compare\n\n");
+    for (name, r) in [("A", a), ("B", b)] {
+        let cal = r.calibration.as_ref();
+        let _ = writeln!(
+            s,
+            "- **{name}**: run `{}` ({}), {}, {} cores, kernel {}; calibration: {}",
+            r.run_id,
+            r.started_at,
+            r.machine.cpu_model,
+            r.machine.cores,
+            r.machine.kernel,
+            cal.and_then(|c| c.cpu_loop_us()).map_or("none".into(), |l| {
+                let rtt =
+                    cal.and_then(|c| c.loopback_rtt_us()).map_or(String::new(), |r| format!(", loopback {r:.0} µs"));
+                let ping =
+                    cal.and_then(|c| c.store_ping_us()).map_or(String::new(), |p| format!(", Redis PING {p:.0} µs"));
+                format!("CPU loop {:.0} µs{rtt}{ping}", l)
+            }),
+        );
+    }
+    let _ = writeln!(s, "\nFigures of B are {}.\n", basis_text(c));
+    s.push_str("## Per system (median over the points both runs measured, B ÷ A)\n\n");
+    s.push_str("| system | lb | points | throughput | CPU per request |\n|---|---|---:|---:|---:|\n");
+    for x in &c.systems {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            x.system,
+            x.lb,
+            x.points,
+            x.throughput.map_or("—".into(), |r| format!("×{r:.2}")),
+            x.cpu_per_request.map_or("—".into(), |r| format!("×{r:.2}")),
+        );
+    }
+    s.push_str("\n## Per point\n\n");
+    s.push_str("| system | lb | N | A req/s | B req/s | B ÷ A | A µs/req | B µs/req | B ÷ A |\n");
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let pair = |p: Option<(f64, f64)>, digits: usize| match p {
+        Some((x, y)) => [format!("{x:.digits$}"), format!("{y:.digits$}"), format!("×{:.2}", y / x)],
+        None => ["—".into(), "—".into(), "—".into()],
+    };
+    for p in &c.points {
+        let [ta, tb, tr] = pair(p.throughput, 0);
+        let [ca, cb, cr] = pair(p.cpu_us, 1);
+        let _ = writeln!(s, "| {} | {} | {} | {ta} | {tb} | {tr} | {ca} | {cb} | {cr} |", p.system, p.lb, p.instances);
+    }
+    s.push_str(
+        "\nThroughput is compared only where both runs searched the point and it held (capacity); a run's noise \
+         between repeats is ±10–15 % on this kind of machine, so read smaller changes as noise.\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::calibration::{Calibration, Probe};
+
+    fn run(rps: f64, cpu: f64, cpu_loop: Option<f64>) -> Results {
+        let text = include_str!("../../tests/fixtures/full-sweep/results.json");
+        let mut r: Results = serde_json::from_str(text).unwrap();
+        for p in &mut r.points {
+            p.achieved_rps *= rps;
+            p.cpu.per_request_us *= cpu;
+        }
+        r.calibration = cpu_loop.map(|l| Calibration {
+            probes: vec![Probe { at_s: 0.0, cpu_loop_us: l, loopback_rtt_us: 20.0, store_ping_us: None }],
+        });
+        r
+    }
+
+    #[test]
+    fn a_run_against_itself_changes_nothing() {
+        let a = run(1.0, 1.0, Some(4000.0));
+        let c = compare(&a, &a);
+        assert_eq!(c.basis, Basis::CpuLoop { factor: 1.0 });
+        assert!(!c.systems.is_empty());
+        assert!(c.systems.iter().all(|s| s.throughput.is_none_or(|x| x == 1.0)), "{:?}", c.systems);
+        assert!(c.systems.iter().all(|s| s.cpu_per_request.is_none_or(|x| x == 1.0)));
+        assert!(worse(&c, 0.0).is_empty());
+    }
+
+    #[test]
+    fn a_slower_system_fails_the_gate_and_a_slower_machine_does_not() {
+        let a = run(1.0, 1.0, None);
+        let slower = compare(&a, &run(0.8, 1.0, None));
+        assert_eq!(slower.basis, Basis::Raw, "uncalibrated runs compare raw");
+        let w = worse(&slower, 10.0);
+        assert!(w.iter().any(|s| s.contains("jwt-hs256 (round-robin) throughput ×0.80")), "{w:?}");
+        assert!(worse(&slower, 25.0).is_empty());
+        // Half the speed on a machine that takes twice as long for the same loop: no change.
+        let a = run(1.0, 1.0, Some(4000.0));
+        let c = compare(&a, &run(0.5, 2.0, Some(8000.0)));
+        assert_eq!(c.basis, Basis::CpuLoop { factor: 2.0 });
+        assert!(worse(&c, 1.0).is_empty(), "{:?}", worse(&c, 1.0));
+        // The same slowdown seen raw is a regression in both throughput and CPU.
+        let raw = compare(&run(1.0, 1.0, None), &run(0.5, 2.0, None));
+        let w = worse(&raw, 10.0);
+        assert!(w.iter().any(|s| s.contains("CPU per request ×2.00")), "{w:?}");
+    }
+
+    #[test]
+    fn throughput_is_compared_only_where_both_searched_and_held() {
+        let a = run(1.0, 1.0, None);
+        let c = compare(&a, &a);
+        let rr =
+            c.points.iter().find(|p| p.system == System::SESSION_MEMORY && p.lb == Lb::RoundRobin && p.instances == 2);
+        let rr = rr.unwrap();
+        assert_eq!(rr.throughput, None, "a fixed-rate point has no capacity");
+        assert!(rr.cpu_us.is_some());
+        let md = markdown(&c, &a, &a);
+        assert!(md.contains("raw figures") && md.contains("| jwt-hs256 | round-robin |"), "{md}");
+    }
+}
