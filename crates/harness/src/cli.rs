@@ -241,9 +241,10 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// Systems to measure (comma-separated).
+    /// Systems to measure (comma-separated). `control` is the server stack answering /me
+    /// without authenticating: the rig's own line, measured beside the systems by default.
     #[arg(long, env = "AUTHBENCH_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
-          default_value = "session-memory,session-redis,jwt-hs256,jwt-rs256,jwt-es256,jwt-eddsa")]
+          default_value = "session-memory,session-redis,jwt-hs256,jwt-rs256,jwt-es256,jwt-eddsa,control")]
     pub systems: Vec<System>,
 
     /// Instance counts to scale through (comma-separated). Default 1,2,4,8 (1,2 with --quick).

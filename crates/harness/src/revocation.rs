@@ -64,6 +64,10 @@ pub async fn revocation(
     anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
     anyhow::ensure!((1..=64).contains(&config.instances), "--instances must be between 1 and 64");
     anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
+    anyhow::ensure!(
+        !config.systems.iter().any(|s| s.is_control()),
+        "--systems: control reads no credential, so there is nothing to revoke"
+    );
     let binaries = deploy::find_binaries(config.bin_dir.as_deref())?;
     let (id, work) = experiment::start("revocation-", &config.out)?;
     let (log_dir, key_dir) = (&work.logs, &work.keys);

@@ -606,3 +606,38 @@ fn the_limits_give_the_calibration_when_the_run_has_one() {
     assert!(line.contains("medians of 3 probes") && line.contains("4200 µs, drift 10%"), "{line}");
     assert!(line.contains("loopback round trip 31 µs") && line.contains("Redis PING 52 µs"), "{line}");
 }
+
+/// A run with the control line: the control gets its own section and a grey line in the
+/// throughput chart, its fit is recorded, and it never becomes a contender (no column of
+/// the source table, no cost of its own in the verdicts).
+#[test]
+fn the_control_line_is_the_rigs_yardstick_not_a_contender() {
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    let control: Vec<_> = r
+        .points
+        .iter()
+        .filter(|p| p.system == System::JWT_HS256)
+        .map(|p| {
+            let mut c = p.clone();
+            c.system = System::CONTROL;
+            c.achieved_rps *= 1.5;
+            c.cpu.per_request_us -= 15.0;
+            c
+        })
+        .collect();
+    assert!(control.len() >= 4);
+    r.points.extend(control);
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("## The control line: what the rig costs"), "{md}");
+    // jwt-hs256 costs exactly 15 µs more than this control at every N.
+    let hs = md.lines().find(|l| l.starts_with("| jwt-hs256 | 15 (×")).expect("the auth-cost row");
+    assert_eq!(hs.matches("| 15 (×").count(), 4, "{hs}");
+    let source = md.lines().find(|l| l.starts_with("| aspect | measure |")).unwrap();
+    assert!(!source.contains("control"), "{source}");
+    let svg = std::fs::read_to_string(dir.path().join("throughput.svg")).unwrap();
+    assert!(svg.contains("control (the rig alone)"));
+    assert!(report::fits(&r).iter().any(|f| f.system == System::CONTROL));
+}

@@ -110,3 +110,15 @@ fn a_window_longer_than_the_deadline_is_counted_as_not_revoked() {
     }
     assert!(s["probes"].as_u64().unwrap() > 2, "probing went on until the deadline");
 }
+
+/// The control line reads no credential: there is nothing to revoke, and nothing starts.
+#[test]
+fn the_control_line_is_refused_with_a_reason() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let o = run(&["revocation", "--systems", "jwt-hs256,control", "--out", out.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("control reads no credential"), "{stderr}");
+    assert!(!out.path().join("revocation.json").exists(), "nothing measured");
+}

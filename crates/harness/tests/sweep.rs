@@ -63,7 +63,7 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
     let o = run(&[
         "sweep",
         "--systems",
-        "session-memory,session-redis,jwt-hs256",
+        "session-memory,session-redis,jwt-hs256,control",
         "--instances",
         "1,2",
         "--rate",
@@ -103,7 +103,7 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
     // Calibration: a probe before the first step, after every step, and at the end; the
     // store (a private redis-server, for session-redis) is pinged in every probe.
     let probes = results["calibration"]["probes"].as_array().unwrap();
-    let steps = 6; // 3 systems × N = 1, 2
+    let steps = 8; // 4 systems × N = 1, 2
     assert_eq!(probes.len(), steps + 2, "{probes:#?}");
     for p in probes {
         assert!(p["cpu_loop_us"].as_f64().unwrap() > 0.0, "{p}");
@@ -120,8 +120,8 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
         assert_eq!(results["caps"]["instance_cpu"], 0.3);
     }
     let points = results["points"].as_array().unwrap();
-    // 3 systems x N=1,2, plus session-memory N=2 under both policies.
-    assert_eq!(points.len(), 7, "{points:#?}");
+    // 4 systems x N=1,2, plus session-memory N=2 under both policies.
+    assert_eq!(points.len(), 9, "{points:#?}");
     for p in points {
         assert_eq!(p["capped"], capped);
         for k in ["p50", "p90", "p99", "p999", "max", "mean"] {
@@ -143,6 +143,9 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
         ("jwt-hs256", 2, "round-robin"),
         ("session-memory", 1, "round-robin"),
         ("session-memory", 2, "sticky"),
+        // The control answers every instance, whoever's cookie it gets.
+        ("control", 1, "round-robin"),
+        ("control", 2, "round-robin"),
     ] {
         let p = point(&results, system, n, lb);
         assert_eq!(total_errors(p), 0, "{system} N={n} {lb}: {}", p["errors"]);
@@ -165,6 +168,12 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
         assert!(store["bytes_per_session"].as_f64().unwrap() > 0.0);
     }
     assert!(point(&results, "jwt-hs256", 2, "round-robin")["store"].is_null());
+    assert!(point(&results, "control", 2, "round-robin")["store"].is_null());
+
+    // The report sets the systems against the control line.
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## The control line: what the rig costs"), "{report}");
+    assert!(report.contains("beyond the control's"), "{report}");
 
     // Nothing left behind: no server processes, no cgroups.
     assert_eq!(server_pids(), before, "orphaned server processes");

@@ -38,14 +38,26 @@ pub struct AppState<S> {
     pub metrics: Arc<Metrics>,
 }
 
+/// The user `--control`'s `/me` answers for, whoever asks.
+#[derive(Clone, Debug)]
+pub struct ControlUser {
+    pub user: Arc<str>,
+    pub role: Role,
+}
+
 /// The whole HTTP surface of one session-server instance. The failed-login limit is
 /// attached to `/login` alone, so the state every other request clones stays as small as
-/// it was (the `/me` hot path does not change).
-pub fn app<S: SessionStore>(state: AppState<S>, throttle: LoginThrottle) -> Router {
+/// it was (the `/me` hot path does not change). With `control`, `/me` is the control
+/// route instead (see [`control_me`]).
+pub fn app<S: SessionStore>(state: AppState<S>, throttle: LoginThrottle, control: Option<ControlUser>) -> Router {
     let metrics = state.metrics.clone();
+    let me_route = match control {
+        Some(user) => get(control_me::<S>).layer(Extension(user)),
+        None => get(me::<S>),
+    };
     let router = Router::new()
         .route("/login", post(login::<S>).layer(Extension(throttle)))
-        .route("/me", get(me))
+        .route("/me", me_route)
         .route("/admin", get(admin))
         .route("/logout", post(logout::<S>))
         .with_state(state);
@@ -103,6 +115,17 @@ async fn me<S: SessionStore>(State(state): State<AppState<S>>, user: SessionUser
         role: user.session.role,
         instance: state.instance.to_string(),
     })
+}
+
+/// authbench's control line: the same stack, route and response as `/me`, for a fixed
+/// user, with no credential read or checked. Measured beside every system, it shows what
+/// the rig (caps, co-location, the generator, HTTP) costs on its own, so what a system
+/// costs beyond it is its authentication. Served only with `--control`.
+async fn control_me<S: SessionStore>(
+    State(state): State<AppState<S>>,
+    Extension(control): Extension<ControlUser>,
+) -> axum::Json<MeResponse> {
+    axum::Json(MeResponse { user: control.user.to_string(), role: control.role, instance: state.instance.to_string() })
 }
 
 async fn admin<S: SessionStore>(

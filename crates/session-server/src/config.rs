@@ -12,7 +12,7 @@ use auth_core::{
 use axum::Router;
 
 use crate::{
-    app::{AppState, ROUTES, app},
+    app::{AppState, ControlUser, ROUTES, app},
     store::{
         Timeouts,
         memory::MemoryStore,
@@ -62,6 +62,12 @@ pub struct Args {
     /// A session ends this long after login, however active.
     #[arg(long, env = "AUTHBENCH_ABSOLUTE_TIMEOUT", default_value = "8h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
+
+    /// authbench's control line: GET /me answers for user0 without reading or checking any
+    /// credential, so a benchmark can measure the server stack without authentication.
+    /// Never for a real deployment: every request is user0.
+    #[arg(long, env = "AUTHBENCH_CONTROL")]
+    pub control: bool,
 }
 
 /// Build the router for `args`: users hashed, store connected.
@@ -75,12 +81,20 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
     let (users, passwords) = args.common.users()?;
     let timeouts = Timeouts { idle: args.idle_timeout, absolute: args.absolute_timeout };
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
+    let control = if args.control {
+        let user = users.get("user0").context("--control answers for user0: start it with --demo-users 1 or more")?;
+        Some(ControlUser { user: user.name.clone(), role: user.role })
+    } else {
+        None
+    };
+    // The control reports itself as what it is, whatever its store.
+    let system = |name: &'static str| if control.is_some() { "control" } else { name };
     Ok(match args.store {
         StoreKind::Memory => {
-            let metrics = Arc::new(Metrics::new("session-memory", &instance, ROUTES));
+            let metrics = Arc::new(Metrics::new(system("session-memory"), &instance, ROUTES));
             let throttle = LoginThrottle::memory_with_clock(args.common.login_throttle(), clock.clone());
             let store = MemoryStore::with_clock(timeouts, clock);
-            app(AppState { store, users, passwords, instance, metrics }, throttle)
+            app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
         StoreKind::Redis => {
             let config = RedisConfig {
@@ -97,8 +111,8 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
                 .login_throttle(args.common.login_throttle())
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
-            let metrics = Arc::new(Metrics::new("session-redis", &instance, ROUTES));
-            app(AppState { store, users, passwords, instance, metrics }, throttle)
+            let metrics = Arc::new(Metrics::new(system("session-redis"), &instance, ROUTES));
+            app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
     })
 }

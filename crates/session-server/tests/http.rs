@@ -654,3 +654,32 @@ async fn redis_stall_fails_closed_and_answers_resume_in_order() {
         break;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// --control: authbench's control line
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn control_answers_me_for_user0_without_reading_the_credential() {
+    let server = TestServer::start("ctl-1", &["--control"]).await;
+    let http = client();
+    // No cookie, a malformed one, an unknown one, a real one: the same answer.
+    expect_me(&get(&http, &server.at("/me"), None).await, "user0", "admin", "ctl-1");
+    expect_me(&get(&http, &server.at("/me"), Some("__Host-sid=garbage")).await, "user0", "admin", "ctl-1");
+    expect_me(&get(&http, &server.at("/me"), Some(&cookie(&unknown_id()))).await, "user0", "admin", "ctl-1");
+    let id = login(&http, &server, "user3", None).await;
+    let reply = me(&http, &server, &id).await;
+    expect_me(&reply, "user0", "admin", "ctl-1");
+    assert_eq!(reply.header("cache-control"), Some("no-store"), "the same stack as /me");
+    // Only /me is the control: everything else still authenticates.
+    get(&http, &server.at("/admin"), None).await.assert_error(401, "unauthenticated");
+    get(&http, &server.at("/admin"), Some(&cookie(&id))).await.assert_error(403, "forbidden");
+    let metrics = get(&http, &server.at("/metrics"), None).await;
+    assert!(metrics.body.contains("authbench_info{system=\"control\",instance=\"ctl-1\"} 1"), "{}", metrics.body);
+    server.stop().await;
+
+    // Without the flag /me needs a session.
+    let server = TestServer::start("ctl-2", &[]).await;
+    get(&http, &server.at("/me"), None).await.assert_error(401, "unauthenticated");
+    server.stop().await;
+}

@@ -125,6 +125,9 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
             if system.needs_redis() {
                 store(&mut args);
             }
+            if system.is_control() {
+                args.push("--control".into());
+            }
         }
         Server::Jwt => {
             let alg = system.jwt_alg().unwrap_or("HS256");

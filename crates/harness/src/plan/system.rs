@@ -9,7 +9,7 @@
 //! a string of its own:
 //!
 //! ```text
-//! system   = family [ "+" revocation ]
+//! system   = "control" | family [ "+" revocation ]
 //! family   = "session-" store | "jwt-" alg
 //! store    = "memory" | "redis"
 //! alg      = "hs256" | "rs256" | "es256" | "eddsa"
@@ -27,6 +27,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Which server authenticates, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
+    /// The control line: `session-server --control`, whose `/me` answers without reading
+    /// or checking the credential — the rig and the server stack, no authentication.
+    Control,
     /// `session-server`: an opaque id in a cookie, state on the server side.
     Session,
     /// `jwt-server`: a signed access token that carries the state.
@@ -171,6 +174,15 @@ impl System {
         }
     }
 
+    /// The control line, measured beside the systems (see [`Family::Control`]).
+    pub const CONTROL: System = System {
+        family: Family::Control,
+        store: StoreKind::None,
+        verifier: Verifier::Builtin,
+        revocation: Revocation::None,
+        shards: 1,
+        balancer: Balancer::Client,
+    };
     pub const SESSION_MEMORY: System = System::session(StoreKind::Memory);
     pub const SESSION_REDIS: System = System::session(StoreKind::Redis);
     pub const JWT_HS256: System = System::jwt(Alg::Hs256, Revocation::None);
@@ -184,8 +196,9 @@ impl System {
     /// current through Redis pub/sub.
     pub const JWT_HS256_DENYLIST_CACHED: System = System::jwt(Alg::Hs256, Revocation::DenylistCached);
 
-    /// Every system that can be run, in the order results and the report list them.
-    pub const ALL: [System; 8] = [
+    /// Every system that can be run, in the order results and the report list them (the
+    /// control last: it is not a contender).
+    pub const ALL: [System; 9] = [
         System::SESSION_MEMORY,
         System::SESSION_REDIS,
         System::JWT_HS256,
@@ -194,6 +207,7 @@ impl System {
         System::JWT_EDDSA,
         System::JWT_HS256_DENYLIST,
         System::JWT_HS256_DENYLIST_CACHED,
+        System::CONTROL,
     ];
 
     /// The canonical string form (see the module's grammar).
@@ -203,7 +217,7 @@ impl System {
 
     pub fn server(self) -> Server {
         match self.family {
-            Family::Session => Server::Session,
+            Family::Session | Family::Control => Server::Session,
             Family::Jwt(_) => Server::Jwt,
         }
     }
@@ -217,7 +231,7 @@ impl System {
     /// for `none`, so an `AUTHBENCH_REVOCATION` in the environment cannot change a system.
     pub fn revocation(self) -> Option<&'static str> {
         match self.family {
-            Family::Session => None,
+            Family::Session | Family::Control => None,
             Family::Jwt(_) => Some(self.revocation.flag()),
         }
     }
@@ -226,13 +240,18 @@ impl System {
     pub fn jwt_alg(self) -> Option<&'static str> {
         match self.family {
             Family::Jwt(alg) => Some(alg.flag()),
-            Family::Session => None,
+            Family::Session | Family::Control => None,
         }
     }
 
     /// Per-instance state: requests only work on the instance that holds the session.
     pub fn instance_local_state(self) -> bool {
         self.store == StoreKind::Memory
+    }
+
+    /// The control line rather than a system under test.
+    pub fn is_control(self) -> bool {
+        self.family == Family::Control
     }
 
     /// Position in [`System::ALL`]: the order of tables, legends and charts.
@@ -242,6 +261,9 @@ impl System {
 
     /// Parse the grammar alone, without asking whether the system can be built.
     fn parse(s: &str) -> Option<System> {
+        if s == "control" {
+            return Some(System::CONTROL);
+        }
         let (family, modifier) = match s.split_once('+') {
             Some((f, m)) => (f, Some(m)),
             None => (s, None),
@@ -265,10 +287,11 @@ impl System {
 impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut id = match self.family {
+            Family::Control => "control".to_owned(),
             Family::Session => format!("session-{}", self.store.id()),
             Family::Jwt(alg) => format!("jwt-{}", alg.id()),
         };
-        if self.family != Family::Session && self.revocation != Revocation::None {
+        if matches!(self.family, Family::Jwt(_)) && self.revocation != Revocation::None {
             id.push('+');
             id.push_str(self.revocation.flag());
         }
@@ -341,7 +364,8 @@ mod tests {
                 "jwt-es256",
                 "jwt-eddsa",
                 "jwt-hs256+denylist",
-                "jwt-hs256+denylist-cached"
+                "jwt-hs256+denylist-cached",
+                "control"
             ]
         );
         assert_eq!(format!("[{:<16}]", System::JWT_HS256), "[jwt-hs256       ]", "pads like a str");
@@ -349,7 +373,15 @@ mod tests {
 
     #[test]
     fn the_grammar_refuses_what_cannot_be_built() {
-        for bad in ["session-redis+denylist", "jwt-rs256+cache", "session-", "jwt-hs256+", "session-none", ""] {
+        for bad in [
+            "session-redis+denylist",
+            "jwt-rs256+cache",
+            "session-",
+            "jwt-hs256+",
+            "session-none",
+            "",
+            "control+denylist",
+        ] {
             assert!(bad.parse::<System>().is_err(), "{bad}");
         }
         // Parsed by the grammar but not built: a denylist needs HS256 in this project.
@@ -382,5 +414,9 @@ mod tests {
         assert!(!System::SESSION_REDIS.instance_local_state());
         assert_eq!(System::JWT_EDDSA.jwt_alg(), Some("EdDSA"));
         assert_eq!(System::ALL[5], System::JWT_EDDSA, "the new systems come after jwt-eddsa");
+        assert_eq!(System::CONTROL.server(), Server::Session);
+        assert!(System::CONTROL.is_control() && !System::SESSION_MEMORY.is_control());
+        assert!(!System::CONTROL.needs_redis() && !System::CONTROL.instance_local_state());
+        assert_eq!((System::CONTROL.jwt_alg(), System::CONTROL.revocation()), (None, None));
     }
 }

@@ -215,6 +215,9 @@ pub struct Analysis<'a> {
     pub rejecting: Vec<Series<'a>>,
     pub costs: Vec<Cost>,
     pub checks: Vec<ModelCheck>,
+    /// The control line (`control`: the stack without authentication), kept out of
+    /// `series` and `costs`: it is the rig's yardstick, not a contender.
+    pub control: Option<Series<'a>>,
     /// `revocation.json` beside the sweep, when there is one.
     pub revocation: Option<&'a crate::record::revocation::RevocationResults>,
     /// `chaos.json` beside the sweep, when there is one.
@@ -224,8 +227,13 @@ pub struct Analysis<'a> {
 impl<'a> Analysis<'a> {
     pub fn new(results: &'a Results) -> Self {
         let mut by: BTreeMap<(System, Lb), Vec<&Point>> = BTreeMap::new();
+        let mut control: Vec<&Point> = Vec::new();
         for p in &results.points {
-            by.entry((p.system, p.lb)).or_default().push(p);
+            if p.system.is_control() {
+                control.push(p);
+            } else {
+                by.entry((p.system, p.lb)).or_default().push(p);
+            }
         }
         let mut lbs_of: BTreeMap<System, usize> = BTreeMap::new();
         for (system, _) in by.keys() {
@@ -293,7 +301,21 @@ impl<'a> Analysis<'a> {
                 costs.push(cost);
             }
         }
-        Self { results, series, rejecting, costs, checks, revocation: None, chaos: None }
+        let control = (!control.is_empty()).then(|| {
+            control.sort_by_key(|p| p.instances);
+            let held: Vec<(f64, f64)> =
+                control.iter().filter(|p| p.held).map(|p| (p.instances as f64, p.achieved_rps)).collect();
+            Series {
+                system: System::CONTROL,
+                lb: control[0].lb,
+                show_lb: false,
+                rejects_by_design: false,
+                excluded: control.iter().filter(|p| !p.held).map(|p| (p.instances, why_not_held(p))).collect(),
+                fit: usl::fit(&held).map_err(|e| e.to_string()),
+                points: control,
+            }
+        });
+        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None }
     }
 
     pub fn cost(&self, system: System) -> Option<&Cost> {

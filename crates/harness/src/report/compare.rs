@@ -4,8 +4,11 @@
 //! regression gate: any system whose throughput fell, or whose CPU per request rose, by
 //! more than PCT fails it.
 //!
-//! Normalisation: f = B's CPU-loop time ÷ A's (f = 2: B's machine computes at half the
-//! speed). B's throughput counts ×f, its CPU per request ÷f. A system's change is the
+//! Normalisation: f = B's cost of the same fixed work ÷ A's (f = 2: B's machine does it at
+//! half the speed). B's throughput counts ×f, its CPU per request ÷f. The fixed work is the
+//! control line's CPU per request at N = 1 when both runs measured the control (the same
+//! server stack, so it carries the syscall and network cost a request pays), else the
+//! calibration's CPU loop. A system's change is the
 //! median over the points both runs measured: throughput over the points both searched and
 //! held (capacity), CPU per request over every point with a figure in both.
 
@@ -25,13 +28,15 @@ pub enum Basis {
     /// Scaled to run A's machine by the CPU-loop probes of both runs; `factor` is B's loop
     /// time ÷ A's.
     CpuLoop { factor: f64 },
+    /// Scaled by the control line's CPU per request at N = 1; `factor` is B's ÷ A's.
+    Control { factor: f64 },
 }
 
 impl Basis {
     fn factor(self) -> f64 {
         match self {
             Basis::Raw => 1.0,
-            Basis::CpuLoop { factor } => factor,
+            Basis::CpuLoop { factor } | Basis::Control { factor } => factor,
         }
     }
 }
@@ -69,8 +74,9 @@ pub struct Comparison {
 pub fn compare(a: &Results, b: &Results) -> Comparison {
     let loops =
         (a.calibration.as_ref().and_then(|c| c.cpu_loop_us()), b.calibration.as_ref().and_then(|c| c.cpu_loop_us()));
-    let basis = match loops {
-        (Some(la), Some(lb)) if la > 0.0 && lb > 0.0 => Basis::CpuLoop { factor: lb / la },
+    let basis = match (control_us(a), control_us(b), loops) {
+        (Some(ca), Some(cb), _) => Basis::Control { factor: cb / ca },
+        (_, _, (Some(la), Some(lb))) if la > 0.0 && lb > 0.0 => Basis::CpuLoop { factor: lb / la },
         _ => Basis::Raw,
     };
     let f = basis.factor();
@@ -110,6 +116,16 @@ pub fn compare(a: &Results, b: &Results) -> Comparison {
     Comparison { basis, points, systems }
 }
 
+/// The control line's instance CPU per request at N = 1, µs: the run's cost of the server
+/// stack without authentication.
+pub fn control_us(r: &Results) -> Option<f64> {
+    r.points
+        .iter()
+        .find(|p| p.system.is_control() && p.instances == 1)
+        .map(|p| p.cpu.per_request_us)
+        .filter(|us| us.is_finite() && *us > 0.0)
+}
+
 /// The systems that got worse by more than `pct` percent, in words (empty: the gate passes).
 pub fn worse(c: &Comparison, pct: f64) -> Vec<String> {
     let limit = pct / 100.0;
@@ -135,6 +151,11 @@ pub fn basis_text(c: &Comparison) -> String {
             "normalised to run A's machine by the CPU-loop probe: B's machine took ×{factor:.2} A's time, so B's \
              throughput counts ×{factor:.2} and its CPU per request ÷{factor:.2}"
         ),
+        Basis::Control { factor } => format!(
+            "normalised to run A's machine by the control line (the server stack without authentication, N = 1): \
+             it cost ×{factor:.2} as much CPU per request in B, so B's throughput counts ×{factor:.2} and its CPU \
+             per request ÷{factor:.2}"
+        ),
     }
 }
 
@@ -158,6 +179,11 @@ pub fn markdown(c: &Comparison, a: &Results, b: &Results) -> String {
                     cal.and_then(|c| c.store_ping_us()).map_or(String::new(), |p| format!(", Redis PING {p:.0} µs"));
                 format!("CPU loop {:.0} µs{rtt}{ping}", l)
             }),
+        );
+        let _ = writeln!(
+            s,
+            "  control line at N = 1: {}",
+            control_us(r).map_or("not measured".into(), |c| format!("{c:.1} µs of instance CPU per request")),
         );
     }
     let _ = writeln!(s, "\nFigures of B are {}.\n", basis_text(c));
@@ -239,6 +265,29 @@ mod tests {
         let raw = compare(&run(1.0, 1.0, None), &run(0.5, 2.0, None));
         let w = worse(&raw, 10.0);
         assert!(w.iter().any(|s| s.contains("CPU per request ×2.00")), "{w:?}");
+    }
+
+    #[test]
+    fn the_control_line_is_the_yardstick_when_both_runs_have_it() {
+        let with_control = |r: &mut Results, us: f64| {
+            let mut c = r.points.iter().find(|p| p.instances == 1).unwrap().clone();
+            c.system = System::CONTROL;
+            c.cpu.per_request_us = us;
+            r.points.push(c);
+        };
+        let mut a = run(1.0, 1.0, Some(4000.0));
+        with_control(&mut a, 20.0);
+        // B: a machine whose syscalls cost 3x while its CPU loop is as fast.
+        let mut b = run(1.0 / 3.0, 3.0, Some(4000.0));
+        with_control(&mut b, 60.0);
+        let c = compare(&a, &b);
+        assert_eq!(c.basis, Basis::Control { factor: 3.0 });
+        assert!(worse(&c, 1.0).is_empty(), "{:?}", worse(&c, 1.0));
+        // Only one run has the control: the CPU loop it is, and it sees the 3x as a regression.
+        let c = compare(&run(1.0, 1.0, Some(4000.0)), &b);
+        assert_eq!(c.basis, Basis::CpuLoop { factor: 1.0 });
+        assert!(!worse(&c, 10.0).is_empty());
+        assert!(markdown(&c, &a, &b).contains("control line at N = 1: 60.0 µs"));
     }
 
     #[test]

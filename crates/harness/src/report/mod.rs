@@ -52,9 +52,11 @@ pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// The USL fits of every scaling line that has enough held points, for `results.json`.
 pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
-    analysis::Analysis::new(results)
-        .series
+    let a = analysis::Analysis::new(results);
+    // The control's fit too: a system's κ means something only beside the rig's own.
+    a.series
         .iter()
+        .chain(a.control.as_ref())
         .filter_map(|s| {
             let f = s.fit.as_ref().ok()?;
             Some(crate::record::Fit {

@@ -35,8 +35,8 @@ pub struct Chart {
 /// A fixed colour per system, the same in every chart.
 pub fn color(system: System) -> RGBColor {
     // In the order of `System::ALL`: session-memory, session-redis, jwt-hs256, -rs256,
-    // -es256, -eddsa, +denylist, +denylist-cached.
-    const PALETTE: [RGBColor; 8] = [
+    // -es256, -eddsa, +denylist, +denylist-cached, control (grey: the rig, not a contender).
+    const PALETTE: [RGBColor; 9] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
@@ -45,6 +45,7 @@ pub fn color(system: System) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
     ];
     System::ALL.iter().position(|s| *s == system).and_then(|i| PALETTE.get(i)).copied().unwrap_or(RGBColor(99, 99, 99))
 }
@@ -171,10 +172,15 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
 /// Chart 1: held throughput vs N per system, with each system's ideal N·X(1).
 fn throughput(a: &Analysis<'_>) -> anyhow::Result<String> {
     let max_n = a.largest_n().unwrap_or(1) as f64;
-    let ymax = top(a.series.iter().flat_map(|s| {
-        let x1 = s.at(1).map_or(0.0, |p| p.achieved_rps);
-        s.points.iter().map(|p| p.achieved_rps).chain(std::iter::once(x1 * max_n))
-    }));
+    let control = a.control.iter().flat_map(|c| c.points.iter().map(|p| p.achieved_rps));
+    let ymax = top(a
+        .series
+        .iter()
+        .flat_map(|s| {
+            let x1 = s.at(1).map_or(0.0, |p| p.achieved_rps);
+            s.points.iter().map(|p| p.achieved_rps).chain(std::iter::once(x1 * max_n))
+        })
+        .chain(control));
     svg(|root| {
         let (plot, side) = root.split_horizontally(SIZE.0 - LEGEND_W);
         let mut legend = Vec::new();
@@ -202,6 +208,14 @@ fn throughput(a: &Analysis<'_>) -> anyhow::Result<String> {
                 let ideal = [(1.0, one.achieved_rps), (max_n, max_n * one.achieved_rps)];
                 chart.draw_series(DashedLineSeries::new(ideal, 6, 5, c.mix(0.6).stroke_width(1)))?;
             }
+        }
+        if let Some(k) = &a.control {
+            // The rig's own line: what the same stack holds without authenticating.
+            let c = color(k.system);
+            let pts: Vec<(f64, f64)> = k.points.iter().map(|p| (p.instances as f64, p.achieved_rps)).collect();
+            chart.draw_series(LineSeries::new(pts, c.stroke_width(3)))?;
+            chart.draw_series(k.points.iter().map(|p| marker(p.instances as f64, p.achieved_rps, p.held, c)))?;
+            legend.push(("control (the rig alone)".into(), c, Key::Line));
         }
         let grey = RGBColor(120, 120, 120);
         legend.push(("ideal: N × X(1)".into(), grey, Key::Dashed));

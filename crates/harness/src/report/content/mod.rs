@@ -19,6 +19,7 @@ use crate::{
     },
 };
 
+mod control;
 mod details;
 mod experiments;
 mod limits;
@@ -125,6 +126,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::saturation(a, &mut d);
     details::store(a, &mut d, &has);
     details::cpu(a, &mut d, &has);
+    control::section(a, &mut d);
     details::sync(a, &mut d, &has);
     details::latency(a, &mut d, &has);
     experiments::section(a, &mut d, &has);
@@ -483,7 +485,7 @@ fn rig_note(a: &Analysis<'_>) -> String {
 
 /// The systems present in this run, in the canonical order.
 fn systems(a: &Analysis<'_>) -> Vec<System> {
-    System::ALL.into_iter().filter(|s| a.results.points.iter().any(|p| p.system == *s)).collect()
+    System::ALL.into_iter().filter(|s| !s.is_control() && a.results.points.iter().any(|p| p.system == *s)).collect()
 }
 
 fn superlinear(a: &Analysis<'_>) -> Vec<String> {
