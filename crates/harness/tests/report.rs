@@ -603,7 +603,7 @@ fn the_limits_give_the_calibration_when_the_run_has_one() {
     report::render(dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     let line = md.lines().find(|l| l.contains("**Calibration**")).expect("a calibration bullet");
-    assert!(line.contains("medians of 3 probes") && line.contains("4200 µs, drift 10%"), "{line}");
+    assert!(line.contains("medians of 3 probes") && line.contains("4200 µs (4000–4400)"), "{line}");
     assert!(line.contains("loopback round trip 31 µs") && line.contains("Redis PING 52 µs"), "{line}");
 }
 

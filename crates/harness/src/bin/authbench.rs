@@ -1,5 +1,14 @@
 use std::process::ExitCode;
 
+/// Print to stdout. A reader that went away (`authbench compare A B | head`) is no reason
+/// to panic: everything is in its files already.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 use clap::Parser as _;
 use harness::{
     chaos,
@@ -11,7 +20,7 @@ fn render(dir: &std::path::Path) -> anyhow::Result<()> {
     let files =
         report::render(dir).map_err(|e| e.context(format!("rendering the report in {} failed", dir.display())))?;
     if let Some(md) = files.first() {
-        println!("report: {} (+ report.html and {} charts)", md.display(), files.len().saturating_sub(2));
+        say!("report: {} (+ report.html and {} charts)\n", md.display(), files.len().saturating_sub(2));
     }
     Ok(())
 }
@@ -32,10 +41,10 @@ fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
     let b = record::Results::read(&args.b)?;
     let c = report::compare::compare(&a, &b);
     let md = report::compare::markdown(&c, &a, &b);
-    print!("{md}");
+    say!("{md}");
     let out = args.out.clone().unwrap_or_else(|| args.b.join("compare.md"));
     std::fs::write(&out, &md).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    println!("comparison: {}", out.display());
+    say!("comparison: {}\n", out.display());
     if let Some(pct) = args.fail_above {
         let worse = report::compare::worse(&c, pct);
         anyhow::ensure!(
@@ -44,7 +53,7 @@ fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
             report::compare::basis_text(&c),
             worse.join("; ")
         );
-        println!("no system got worse by more than {pct}% ({})", report::compare::basis_text(&c));
+        say!("no system got worse by more than {pct}% ({})\n", report::compare::basis_text(&c));
     }
     Ok(())
 }
@@ -64,13 +73,13 @@ async fn main() -> ExitCode {
             let out = config.out.clone();
             match sweep::sweep(config, stop_rx.clone()).await {
                 Ok(mut results) => {
-                    print!("{}", record::summary_table(&results));
+                    say!("{}", record::summary_table(&results));
                     // The fits belong in results.json (docs/results.md); the report recomputes them
                     // from the points, so rendering stays a function of the points alone.
                     results.fits = report::fits(&results);
                     match results.write(&out) {
                         Ok(()) => {
-                            println!("results: {}", out.join(record::sweep::FILE).display());
+                            say!("results: {}\n", out.join(record::sweep::FILE).display());
                             render(&out)
                         }
                         Err(e) => Err(e),
@@ -78,8 +87,8 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     if let Ok(partial) = record::Results::read(&out) {
-                        print!("{}", record::summary_table(&partial));
-                        println!("partial results: {}", out.join(record::sweep::FILE).display());
+                        say!("{}", record::summary_table(&partial));
+                        say!("partial results: {}\n", out.join(record::sweep::FILE).display());
                     }
                     Err(e)
                 }
@@ -97,8 +106,8 @@ async fn main() -> ExitCode {
             let config = args.into_config();
             let out = config.out.clone();
             revocation::revocation(config, stop_rx.clone()).await.map(|results| {
-                print!("{}", revocation::summary_table(&results));
-                println!("results: {}", out.join(record::revocation::FILE).display());
+                say!("{}", revocation::summary_table(&results));
+                say!("results: {}\n", out.join(record::revocation::FILE).display());
                 rerender(&out);
             })
         }
@@ -106,8 +115,8 @@ async fn main() -> ExitCode {
             Ok(config) => {
                 let out = config.out.clone();
                 chaos::chaos(config, stop_rx.clone()).await.map(|results| {
-                    print!("{}", chaos::summary_table(&results));
-                    println!("results: {}", out.join(record::chaos::FILE).display());
+                    say!("{}", chaos::summary_table(&results));
+                    say!("results: {}\n", out.join(record::chaos::FILE).display());
                     rerender(&out);
                 })
             }
@@ -119,9 +128,9 @@ async fn main() -> ExitCode {
             match args.into_config() {
                 Ok(config) => load::run(config).await.and_then(|report| {
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
+                        say!("{}\n", serde_json::to_string_pretty(&report)?);
                     } else {
-                        print!("{}", load::text(&report));
+                        say!("{}", load::text(&report));
                     }
                     Ok(())
                 }),

@@ -39,12 +39,13 @@ impl Calibration {
         Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
     }
 
-    /// How far one probe figure moved during the run: max ÷ min − 1 (`None` with fewer
-    /// than two probes).
-    pub fn drift(&self, figure: impl Fn(&Probe) -> Option<f64>) -> Option<f64> {
-        let v: Vec<f64> = self.probes.iter().filter_map(figure).filter(|x| *x > 0.0).collect();
-        let (lo, hi) = v.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-        (v.len() >= 2).then(|| hi / lo - 1.0)
+    /// The lowest and highest value of one probe figure during the run: how far the
+    /// machine moved under the measurements (`None` without a value).
+    pub fn range(&self, figure: impl Fn(&Probe) -> Option<f64>) -> Option<(f64, f64)> {
+        let v: Vec<f64> = self.probes.iter().filter_map(figure).filter(|x| x.is_finite()).collect();
+        let lo = v.iter().copied().reduce(f64::min)?;
+        let hi = v.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
     }
 
     pub fn cpu_loop_us(&self) -> Option<f64> {
@@ -69,13 +70,13 @@ mod tests {
     }
 
     #[test]
-    fn medians_and_drift_over_the_probes() {
+    fn medians_and_ranges_over_the_probes() {
         let c = Calibration { probes: vec![probe(100.0, None), probe(120.0, Some(40.0)), probe(110.0, Some(50.0))] };
         assert_eq!(c.cpu_loop_us(), Some(110.0));
         assert_eq!(c.store_ping_us(), Some(45.0), "only the probes that had a store");
-        assert!((c.drift(|p| Some(p.cpu_loop_us)).unwrap() - 0.2).abs() < 1e-12);
-        let one = Calibration { probes: vec![probe(100.0, None)] };
-        assert_eq!(one.drift(|p| Some(p.cpu_loop_us)), None);
+        assert_eq!(c.range(|p| Some(p.cpu_loop_us)), Some((100.0, 120.0)));
+        assert_eq!(c.range(|p| p.store_ping_us), Some((40.0, 50.0)));
+        assert_eq!(Calibration::default().range(|p| Some(p.cpu_loop_us)), None);
         assert_eq!(Calibration::default().cpu_loop_us(), None);
     }
 }

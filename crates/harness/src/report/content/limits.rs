@@ -224,18 +224,20 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
 
 /// The machine's speed during the run, and how much it drifted.
 fn calibration(c: &Calibration) -> String {
-    let drift = |f: &dyn Fn(&Probe) -> Option<f64>| c.drift(f).map_or(String::new(), |d| format!(", drift {}", pct(d)));
+    let range = |f: &dyn Fn(&Probe) -> Option<f64>| {
+        c.range(f).filter(|(lo, hi)| hi > lo).map_or(String::new(), |(lo, hi)| format!(" ({lo:.0}–{hi:.0})"))
+    };
     let cpu = c.cpu_loop_us().map_or("—".into(), |v| format!("{v:.0} µs"));
     let rtt = c.loopback_rtt_us().map_or("—".into(), |v| format!("{v:.0} µs"));
     let ping = c
         .store_ping_us()
-        .map_or(String::new(), |v| format!(", a Redis PING {v:.0} µs{}", drift(&|p: &Probe| p.store_ping_us)));
+        .map_or(String::new(), |v| format!(", a Redis PING {v:.0} µs{}", range(&|p: &Probe| p.store_ping_us)));
     format!(
-        "**Calibration** (medians of {} probes between the measurements): a fixed CPU loop took {cpu}{}, a loopback \
-         round trip {rtt}{}{ping}. Figures from another machine compare with these only through \
-         `authbench compare`, which scales by them.",
+        "**Calibration** (medians of {} probes between the measurements, lowest–highest in brackets): a fixed CPU \
+         loop took {cpu}{}, a loopback round trip {rtt}{}{ping}. Figures from another machine compare with these only \
+         through `authbench compare`, which scales by them.",
         c.probes.len(),
-        drift(&|p: &Probe| Some(p.cpu_loop_us)),
-        drift(&|p: &Probe| Some(p.loopback_rtt_us)),
+        range(&|p: &Probe| Some(p.cpu_loop_us)),
+        range(&|p: &Probe| Some(p.loopback_rtt_us)),
     )
 }
