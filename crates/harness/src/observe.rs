@@ -100,6 +100,18 @@ pub fn machine_busy_seconds() -> Option<f64> {
     busy_ticks(&stat).map(|ticks| ticks as f64 / clk_tck())
 }
 
+/// CPU seconds the hypervisor took from this machine's vCPUs since boot (`steal` on the
+/// `cpu` line of `/proc/stat`): time a measurement window lost without any process here
+/// using it.
+pub fn steal_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    steal_ticks(&stat).map(|ticks| ticks as f64 / clk_tck())
+}
+
+fn steal_ticks(stat: &str) -> Option<u64> {
+    stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().nth(7)?.parse().ok()
+}
+
 /// Busy ticks on the `cpu` line of `/proc/stat`.
 fn busy_ticks(stat: &str) -> Option<u64> {
     let fields: Vec<u64> =
@@ -122,6 +134,8 @@ pub struct Sample {
     pub rss: Vec<u64>,
     /// Busy CPU seconds of the whole machine (external deployments only).
     pub machine_busy: Option<f64>,
+    /// CPU seconds stolen from the machine by the hypervisor since boot.
+    pub steal: Option<f64>,
 }
 
 /// Instance CPU seconds between two samples.
@@ -258,6 +272,8 @@ mod tests {
         let stat = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
         assert_eq!(super::busy_ticks(stat), Some(161), "user+nice+system+irq+softirq+steal");
         assert_eq!(super::busy_ticks("intr 1 2 3"), None);
+        assert_eq!(super::steal_ticks(stat), Some(3), "the eighth number");
+        assert!(super::steal_seconds().is_some());
         assert!(super::machine_busy_seconds().is_some_and(|s| s > 0.0));
     }
 

@@ -641,3 +641,21 @@ fn the_control_line_is_the_rigs_yardstick_not_a_contender() {
     assert!(svg.contains("control (the rig alone)"));
     assert!(report::fits(&r).iter().any(|f| f.system == System::CONTROL));
 }
+
+/// Stolen CPU is the neighbour's, and the limits say how much of it there was.
+#[test]
+fn the_limits_give_the_cpu_steal_when_the_run_recorded_it() {
+    let (_dir, md) = rendered();
+    assert!(!md.contains("**CPU steal.**"), "older runs recorded none");
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    for (k, p) in r.points.iter_mut().enumerate() {
+        // 5 s windows on 2 cores: 10 CPU seconds; 1 % steal, and 5 % once.
+        p.cpu.steal_s = Some(if k == 3 { 0.5 } else { 0.1 });
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let line = md.lines().find(|l| l.contains("**CPU steal.**")).expect("a steal bullet");
+    assert!(line.contains("up to 5% of the machine's CPU") && line.contains("(median 1%)"), "{line}");
+}

@@ -130,6 +130,7 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
         assert!(p["requests"].as_u64().unwrap() >= 100, "{p}");
         assert!(p["cpu"]["instances_total_s"].as_f64().unwrap() > 0.0, "instance CPU observed: {p}");
         assert!(p["cpu"]["generator_s"].as_f64().unwrap() >= 0.0);
+        assert!(p["cpu"]["steal_s"].as_f64().unwrap() >= 0.0, "the hypervisor's share is recorded: {p}");
         assert_eq!(p["rss_bytes"].as_array().unwrap().len() as u64, p["instances"].as_u64().unwrap());
         assert!(!p["histogram"].as_str().unwrap().is_empty(), "raw histogram kept");
         assert_eq!(p["offered_rps"], 120.0);

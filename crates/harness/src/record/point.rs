@@ -128,6 +128,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
             generator_utilization,
             instance_utilization: instances_total_s / (secs * instance_capacity),
             machine_s,
+            steal_s: a.steal.zip(b.steal).map(|(x, y)| (y - x).max(0.0)),
         },
         rss_bytes: b.rss.clone(),
         store,

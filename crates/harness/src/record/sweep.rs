@@ -107,6 +107,10 @@ pub struct Cpu {
     /// loopback deployment still shares this machine with the generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_s: Option<f64>,
+    /// CPU seconds the hypervisor stole from the whole machine during the window
+    /// (`/proc/stat`): a noisy neighbour, not the system (absent from older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

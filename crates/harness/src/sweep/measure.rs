@@ -92,6 +92,7 @@ impl Run {
             throttled,
             rss,
             machine_busy,
+            steal: observe::steal_seconds(),
         }
     }
 

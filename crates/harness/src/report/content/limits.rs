@@ -109,6 +109,20 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     if let Some(cal) = r.calibration.as_ref().filter(|c| !c.probes.is_empty()) {
         items.push(calibration(cal));
     }
+    let steal: Vec<f64> = r
+        .points
+        .iter()
+        .filter_map(|p| Some(p.cpu.steal_s? / (p.duration_s * r.machine.cores.max(1) as f64)))
+        .filter(|s| s.is_finite())
+        .collect();
+    if let Some(worst) = steal.iter().copied().reduce(f64::max) {
+        items.push(format!(
+            "**CPU steal.** The hypervisor took up to {} of the machine's CPU during a measured window (median {}): time \
+             the systems lost to a neighbour, not to their own work.",
+            pct(worst),
+            analysis::median(steal.clone()).map_or("—".into(), pct),
+        ));
+    }
     if !r.points.iter().any(|p| p.external) {
         items.push(
             "**One machine, loopback.** Instances, Redis and the generator share the machine and talk over loopback: no network latency \
