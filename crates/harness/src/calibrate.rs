@@ -62,8 +62,21 @@ fn thread_cpu_ns() -> Option<u64> {
 fn loopback_rtt_us() -> Option<f64> {
     let listener = TcpListener::bind("127.0.0.1:0").ok()?;
     let addr = listener.local_addr().ok()?;
+    // Accept with a deadline, so a client that never connects cannot leave the thread
+    // waiting forever.
+    listener.set_nonblocking(true).ok()?;
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = listener.accept()?;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut s = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        s.set_nonblocking(false)?;
         s.set_nodelay(true)?;
         let mut b = [0u8; 1];
         while s.read(&mut b)? == 1 {
