@@ -44,8 +44,6 @@ pub mod search;
 
 use search::{Next, Observed, Search};
 
-pub use crate::experiment::run_id;
-
 // Field order is drop order: the store (and its cgroup) must go before the run's cgroup
 // directory, which can only be removed once it is empty.
 struct Run {
