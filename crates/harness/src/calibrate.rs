@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::record::calibration::Probe;
+use crate::{
+    observe,
+    record::{calibration::Probe, median},
+};
 
 /// Iterations of the CPU loop: a few milliseconds in a release build.
 const LOOP_ITERATIONS: u64 = 4_000_000;
@@ -44,18 +47,12 @@ fn spin(iterations: u64) -> u64 {
 /// Thread CPU time of one run of the loop, µs (wall time when the thread's CPU time
 /// cannot be read). CPU time, not wall time: a preempted or stolen slice does not count.
 fn cpu_loop_us() -> f64 {
-    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let (cpu0, wall0) = (observe::thread_cpu_ns(), Instant::now());
     black_box(spin(black_box(LOOP_ITERATIONS)));
-    match (cpu0, thread_cpu_ns()) {
+    match (cpu0, observe::thread_cpu_ns()) {
         (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e3,
         _ => wall0.elapsed().as_secs_f64() * 1e6,
     }
-}
-
-/// This thread's CPU time so far, ns (`/proc/thread-self/schedstat`).
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Median one-byte round trip to an echoing thread over loopback TCP, µs.
@@ -112,14 +109,6 @@ async fn store_ping_us(url: &str) -> Option<f64> {
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     median(times)
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
 }
 
 #[cfg(test)]

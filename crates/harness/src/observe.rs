@@ -69,8 +69,7 @@ impl ThreadCpu {
         if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for entry in dir.flatten() {
                 let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
-                let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else { continue };
-                if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+                if let Some(ns) = schedstat_ns(&entry.path().join("schedstat")) {
                     map.insert(tid, ns);
                 }
             }
@@ -88,37 +87,46 @@ impl ThreadCpu {
     }
 }
 
+/// CPU nanoseconds run so far, from a `schedstat` file (its first number).
+fn schedstat_ns(path: &std::path::Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// The calling thread's CPU time so far, ns (`/proc/thread-self/schedstat`).
+pub fn thread_cpu_ns() -> Option<u64> {
+    schedstat_ns(std::path::Path::new("/proc/thread-self/schedstat"))
+}
+
 pub fn self_cpu_seconds() -> f64 {
     cpu_seconds("self").unwrap_or(0.0)
 }
 
-/// Busy CPU seconds of the whole machine since boot (`/proc/stat`: all but idle and
-/// iowait). A loopback deployment shares this machine, so this is what tells a saturated
-/// machine from a saturated system when the instances' own CPU is out of sight.
-pub fn machine_busy_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    busy_ticks(&stat).map(|ticks| ticks as f64 / clk_tck())
+/// The whole machine's CPU since boot, in seconds, from the `cpu` line of `/proc/stat`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MachineCpu {
+    /// Busy: all but idle and iowait. A loopback deployment shares this machine, so this
+    /// is what tells a saturated machine from a saturated system when the instances' own
+    /// CPU is out of sight.
+    pub busy_s: f64,
+    /// Taken by the hypervisor from this machine's vCPUs (`steal`): time a measurement
+    /// window lost without any process here using it.
+    pub steal_s: f64,
 }
 
-/// CPU seconds the hypervisor took from this machine's vCPUs since boot (`steal` on the
-/// `cpu` line of `/proc/stat`): time a measurement window lost without any process here
-/// using it.
-pub fn steal_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    steal_ticks(&stat).map(|ticks| ticks as f64 / clk_tck())
+impl MachineCpu {
+    pub fn read() -> Option<Self> {
+        let (busy, steal) = machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
+        Some(Self { busy_s: busy as f64 / clk_tck(), steal_s: steal as f64 / clk_tck() })
+    }
 }
 
-fn steal_ticks(stat: &str) -> Option<u64> {
-    stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().nth(7)?.parse().ok()
-}
-
-/// Busy ticks on the `cpu` line of `/proc/stat`.
-fn busy_ticks(stat: &str) -> Option<u64> {
+/// (busy, steal) ticks on the `cpu` line of `/proc/stat`.
+fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
     let fields: Vec<u64> =
         stat.lines().next()?.strip_prefix("cpu ")?.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     let total: u64 = fields.iter().take(8).sum();
     let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
-    Some(total.saturating_sub(idle))
+    Some((total.saturating_sub(idle), *fields.get(7)?))
 }
 
 /// What was sampled at one edge of a measurement window.
@@ -270,11 +278,10 @@ mod tests {
     #[test]
     fn machine_busy_time_is_everything_but_idle_and_iowait() {
         let stat = "cpu  100 5 50 1000 20 1 2 3 0 0\ncpu0 50 2 25 500 10 0 1 1 0 0\n";
-        assert_eq!(super::busy_ticks(stat), Some(161), "user+nice+system+irq+softirq+steal");
-        assert_eq!(super::busy_ticks("intr 1 2 3"), None);
-        assert_eq!(super::steal_ticks(stat), Some(3), "the eighth number");
-        assert!(super::steal_seconds().is_some());
-        assert!(super::machine_busy_seconds().is_some_and(|s| s > 0.0));
+        // Busy: user+nice+system+irq+softirq+steal; steal: the eighth number.
+        assert_eq!(super::machine_ticks(stat), Some((161, 3)));
+        assert_eq!(super::machine_ticks("intr 1 2 3"), None);
+        assert!(super::MachineCpu::read().is_some_and(|m| m.busy_s > 0.0 && m.steal_s >= 0.0));
     }
 
     use super::*;

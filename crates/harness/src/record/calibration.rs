@@ -30,13 +30,7 @@ pub struct Probe {
 impl Calibration {
     /// The median of one probe figure over the run (`None` when no probe has it).
     pub fn median(&self, figure: impl Fn(&Probe) -> Option<f64>) -> Option<f64> {
-        let mut v: Vec<f64> = self.probes.iter().filter_map(figure).filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
+        super::median(self.probes.iter().filter_map(figure).collect())
     }
 
     /// The lowest and highest value of one probe figure during the run: how far the

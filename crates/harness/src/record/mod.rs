@@ -15,6 +15,18 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+/// The median of the finite values in `v` (mean of the middle two when even); `None` when
+/// there is none. Medians, not means, because one odd point or probe must not move a figure.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
+}
+
 /// `write` (atomically: temp file + rename, so an interrupted run never leaves half a file)
 /// and `read` for a result file's type, by the file's name in a run directory.
 macro_rules! result_file {

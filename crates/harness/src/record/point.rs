@@ -38,10 +38,12 @@ pub struct Rig<'a> {
     pub cores: f64,
 }
 
-/// Generator CPU above this share of what it was left is flagged `generator`.
-const GENERATOR_LIMIT: f64 = 0.8;
-/// Machine CPU above this share is flagged `machine-saturated`.
-const MACHINE_LIMIT: f64 = 0.9;
+/// Generator CPU above this share of what it was left is flagged `generator`: the generator
+/// may have been the bottleneck.
+pub const GENERATOR_LIMIT: f64 = 0.8;
+/// Machine CPU at this share is flagged `machine-saturated` (and the report names the
+/// machine as the limit).
+pub const MACHINE_LIMIT: f64 = 0.9;
 
 /// The point `w` describes; `held`, `search` and the search's end are the caller's.
 pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {

@@ -17,8 +17,10 @@ use crate::{
 pub const SATURATED: f64 = 0.85;
 /// Below this, the resource had clear room left.
 pub const BUSY: f64 = 0.6;
-/// The generator must stay below this share of its cores, or it measures itself, not the system.
-pub const GENERATOR_LIMIT: f64 = 0.8;
+/// The generator must stay below this share of its cores, or it measures itself, not the
+/// system; the machine below this share of all cores. One value each, for the sweep's flags
+/// and the report's attribution.
+pub use crate::record::point::{GENERATOR_LIMIT, MACHINE_LIMIT};
 
 /// One line of measurements: a system behind one balancer policy, over instance counts.
 #[derive(Debug)]
@@ -117,7 +119,7 @@ pub fn attribute(results: &Results, p: &Point) -> Attribution {
         Limit::Rejected
     } else if generator > GENERATOR_LIMIT || p.flags.contains(&Flag::Generator) {
         Limit::Saturated(Resource::Generator, generator)
-    } else if machine >= 0.9 || p.flags.contains(&Flag::MachineSaturated) {
+    } else if machine >= MACHINE_LIMIT || p.flags.contains(&Flag::MachineSaturated) {
         Limit::Saturated(Resource::Machine, machine)
     } else {
         let (r, u) = match store {
@@ -151,16 +153,7 @@ pub fn why_not_held(p: &Point) -> String {
         .unwrap_or_else(|| "did not hold".into())
 }
 
-/// Median of per-request CPU over a series (robust to one odd point).
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 })
-}
+pub use crate::record::median;
 
 /// Measured CPU cost per request of one system.
 #[derive(Clone, Debug, PartialEq)]

@@ -83,7 +83,8 @@ impl Run {
             deployment.instances.iter().map(|p| p.cgroup.as_ref().and_then(|g| g.throttled())).sum::<Option<u64>>()
         };
         let rss = deployment.instances.iter().map(|p| observe::rss_bytes(&p.pid.to_string()).unwrap_or(0)).collect();
-        let machine_busy = if self.config.external() { observe::machine_busy_seconds() } else { None };
+        let machine = observe::MachineCpu::read();
+        let machine_busy = if self.config.external() { machine.map(|m| m.busy_s) } else { None };
         Sample {
             instance_cpu,
             generator_cpu: observe::self_cpu_seconds(),
@@ -92,7 +93,7 @@ impl Run {
             throttled,
             rss,
             machine_busy,
-            steal: observe::steal_seconds(),
+            steal: machine.map(|m| m.steal_s),
         }
     }
 

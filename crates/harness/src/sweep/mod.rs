@@ -441,7 +441,8 @@ impl Run {
             store_cpu: self.config.store_cpu,
             private_store: self.store.as_ref().is_some_and(Store::private),
             targets: &self.config.targets,
-            cores: std::thread::available_parallelism().map_or(1, |c| c.get()) as f64,
+            // Detected once, at the start of the run (`Machine::detect`).
+            cores: self.results.machine.cores as f64,
         }
     }
 

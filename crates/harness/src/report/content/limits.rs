@@ -120,7 +120,7 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
             "**CPU steal.** The hypervisor took up to {} of the machine's CPU during a measured window (median {}): time \
              the systems lost to a neighbour, not to their own work.",
             pct(worst),
-            analysis::median(steal.clone()).map_or("—".into(), pct),
+            analysis::median(steal).map_or("—".into(), pct),
         ));
     }
     if !r.points.iter().any(|p| p.external) {
