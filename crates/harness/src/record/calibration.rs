@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The probes of one run: at its start, after every step, at its end — so drift during a
+/// The probes of one run: at its start and after every step — so drift during a
 /// long run shows as a spread, not as a change in the systems.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Calibration {

@@ -139,9 +139,9 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         started: Instant::now(),
     };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref());
+    // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
     let outcome = experiment::run(&mut run, &steps, &shutdown).await;
-    run.calibrate().await;
     if let Err(e) = &outcome {
         run.results.problems.push(format!("{e:#}"));
     }
