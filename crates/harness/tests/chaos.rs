@@ -8,10 +8,10 @@ mod common;
 use common::{run, serial};
 use serde_json::Value;
 
-/// `duration`: the run after a 1 s warm-up; the fault starts 2 s in (store down for 1 s).
+/// `duration`: the run after a 1 s warm-up; the fault starts 2 s in and lasts `outage`.
 /// A store restart needs room after the fault: every user must notice at its next request
 /// and log in again (argon2id) before the last full second, which must be calm.
-fn chaos(out: &std::path::Path, systems: &str, experiments: &str, duration: &str) -> Value {
+fn chaos(out: &std::path::Path, systems: &str, experiments: &str, duration: &str, outage: &str) -> Value {
     let o = run(&[
         "chaos",
         "--systems",
@@ -29,7 +29,7 @@ fn chaos(out: &std::path::Path, systems: &str, experiments: &str, duration: &str
         "--fault-at",
         "2s",
         "--outage",
-        "1s",
+        outage,
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -57,7 +57,7 @@ fn total(run: &Value, key: &str) -> u64 {
 fn a_store_restart_logs_every_session_out_and_an_instance_loss_only_its_own_users() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let r = chaos(dir.path(), "session-memory,session-redis,jwt-hs256", "store-restart,instance-loss", "8s");
+    let r = chaos(dir.path(), "session-memory,session-redis,jwt-hs256", "store-restart,instance-loss", "8s", "1s");
     assert_eq!(r["kind"], "chaos");
     assert_eq!(r["capped"], false);
     assert_eq!(r["runs"].as_array().unwrap().len(), 6);
@@ -109,7 +109,11 @@ fn a_store_restart_logs_every_session_out_and_an_instance_loss_only_its_own_user
 fn a_hung_store_fails_closed_and_recovers_when_it_resumes() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let r = chaos(dir.path(), "session-redis,jwt-hs256+denylist-cached", "store-freeze", "5s");
+    // The freeze outlasts the cached denylist's ping interval plus the store timeout
+    // (1 s + 500 ms), so its ping is sure to go unanswered. A shorter freeze can pass
+    // unnoticed there, which is safe: nothing can be published while Redis is stopped, and
+    // its pub/sub connection delivers what was queued once it resumes.
+    let r = chaos(dir.path(), "session-redis,jwt-hs256+denylist-cached", "store-freeze", "7s", "2s");
     for system in ["session-redis", "jwt-hs256+denylist-cached"] {
         let run = find(&r, "store-freeze", system);
         assert!(total(run, "unavailable") > 0, "{system} fails closed with 503: {run:#}");
