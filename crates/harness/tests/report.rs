@@ -659,3 +659,55 @@ fn the_limits_give_the_cpu_steal_when_the_run_recorded_it() {
     let line = md.lines().find(|l| l.contains("**CPU steal.**")).expect("a steal bullet");
     assert!(line.contains("up to 5% of the machine's CPU") && line.contains("(median 1%)"), "{line}");
 }
+
+#[test]
+fn capacity_and_latency_are_reported_apart_from_schema_2_on() {
+    let (_dir, old) = rendered();
+    assert!(old.contains("max throughput = highest rate with p99 ≤ 5 ms"), "a schema-1 run keeps its own definition");
+    assert!(!old.contains("Latency at 70% of capacity"));
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    for p in r.points.iter_mut().filter(|p| p.held && p.mode == harness::record::PointMode::FindMax) {
+        let mut l = harness::record::LatencyRun {
+            share: 0.7,
+            offered_rps: (p.achieved_rps * 0.7).round(),
+            achieved_rps: (p.achieved_rps * 0.7).round(),
+            requests: 10_000,
+            duration_s: 5.0,
+            error_ratio: 0.0,
+            latency_us: p.latency_us,
+            throttled_periods: Some(50),
+            periods: Some(500),
+            instance_utilization: 0.6,
+            slo_met: true,
+            histogram: p.histogram.clone(),
+        };
+        l.latency_us.p99 = 1234;
+        if p.system == System::JWT_RS256 && p.instances == 8 {
+            l.latency_us.p99 = 7_500;
+            l.slo_met = false;
+        }
+        p.latency = Some(l);
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(
+        md.contains("capacity = the highest measured rate with ≥ 95% of the offered rate achieved and errors ≤ 1%"),
+        "run line"
+    );
+    assert!(md.contains("## Latency at 70% of capacity"), "the latency section");
+    let section = md.split("## Latency at 70% of capacity").nth(1).unwrap().split("\n## ").next().unwrap();
+    let cells = row(section, &["jwt-rs256"]);
+    assert_eq!(cells.last().unwrap(), "7.50 ✗", "a missed objective is marked in the N table: {cells:?}");
+    assert_eq!(cells[1..3], ["—", "1.23"], "N=1 did not hold (no latency run), N=2 met: {cells:?}");
+    let full = md.lines().find(|l| l.starts_with("| jwt-rs256 |") && l.contains("missed")).expect("the N=8 detail row");
+    assert!(full.contains("| 10% |"), "throttled share 50 of 500 periods: {full}");
+    assert!(!md.contains("missed the p99 objective in their final run"), "✗ no longer means the objective");
+    // The JSON round-trips with the latency runs.
+    let back = Results::read(dir.path()).unwrap();
+    let latency = |r: &Results| r.points.iter().map(|p| p.latency.clone()).collect::<Vec<_>>();
+    assert!(latency(&back) == latency(&r), "latency runs round-trip");
+    assert_eq!(back.schema_version, 2);
+}

@@ -89,7 +89,7 @@ fn fixed_rate_sweep_writes_results_that_tell_the_truth() {
     assert!(stdout.contains("system") && stdout.contains("achieved"), "summary table printed: {stdout}");
 
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["schema_version"], 2, "capacity and latency apart");
     for key in ["run_id", "started_at", "finished_at"] {
         assert!(results[key].is_string(), "{key} missing");
     }
@@ -335,4 +335,68 @@ fn denylist_systems_run_when_asked() {
     let per_request = |id| point(&results, id, 2, "round-robin")["store"]["commands_per_request"].as_f64().unwrap();
     assert!((0.9..=1.2).contains(&per_request("jwt-hs256+denylist")), "{}", per_request("jwt-hs256+denylist"));
     assert!(per_request("jwt-hs256+denylist-cached") < 0.5, "{}", per_request("jwt-hs256+denylist-cached"));
+}
+
+/// Find-max measures capacity on throughput and errors alone, then latency apart, at 70 %
+/// of the rate that held, and judges the p99 objective there.
+#[test]
+fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "jwt-hs256",
+        "--instances",
+        "1",
+        "--search-steps",
+        "2",
+        "--step-duration",
+        "500ms",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "200",
+        "--users",
+        "4",
+        "--instance-cpu",
+        "0.2",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "sweep failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("p99@70%"), "the summary shows the latency run: {stdout}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let p = point(&results, "jwt-hs256", 1, "round-robin");
+    assert_eq!(p["mode"], "find-max");
+    let search = p["search"].as_array().unwrap();
+    assert!(!search.is_empty() && search.len() <= 3, "two tries and at most one final retry: {search:#?}");
+    for step in search {
+        let why = step["why"].as_str().unwrap();
+        assert!(!why.contains("SLO") && !why.contains("tried again"), "latency is no reason to stop: {why}");
+    }
+    let offered = p["offered_rps"].as_f64().unwrap();
+    // The first try runs at a third of a closed-loop probe and the final run (retried once at
+    // 90 %) at the best rate that held: a point that holds nothing here is a broken rig.
+    assert_eq!(p["held"], true, "{p:#}");
+    {
+        let l = &p["latency"];
+        assert_eq!(l["share"], 0.7);
+        let rate = l["offered_rps"].as_f64().unwrap();
+        assert!((rate - 0.7 * offered).abs() < 1e-6 * offered, "latency at 70% of {offered}: {rate}");
+        let p99 = l["latency_us"]["p99"].as_u64().unwrap();
+        assert_eq!(l["slo_met"], p99 <= 5_000, "the objective is judged on this run: {l}");
+        assert!(l["requests"].as_u64().unwrap() >= 200, "{l}");
+        assert!(!l["histogram"].as_str().unwrap().is_empty());
+        if cgroups_writable() {
+            assert!(l["periods"].as_u64().unwrap() > 0 && l["throttled_periods"].is_u64(), "{l}");
+        }
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("capacity = the highest measured rate"), "the run line says what capacity is");
 }

@@ -51,10 +51,20 @@ pub mod revocation;
 pub mod sweep;
 pub mod verdict;
 
-pub use sweep::{Caps, Cpu, Errors, Fit, Point, Results, SearchStep, Skipped, StoreStats, SweepConfig, summary_table};
+pub use sweep::{
+    Caps, Cpu, Errors, Fit, LatencyRun, Point, Results, SearchStep, Skipped, StoreStats, SweepConfig, summary_table,
+};
 pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of `results.json` (a sweep).
+/// 1: a point held when errors ≤ 1 %, achieved ≥ 95 % of offered, p99 within the objective
+/// and the instances below 95 % of their CPU cap.
+/// 2: capacity and latency apart: a point holds on throughput and errors alone, and a
+/// searched point carries a latency run at 70 % of its capacity, judged on p99.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The version of the experiment files (`revocation.json`, `chaos.json`).
+pub const EXPERIMENT_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Machine {
@@ -152,7 +162,7 @@ pub struct RunHeader<C> {
 impl<C> RunHeader<C> {
     pub fn new(kind: ExperimentKind, run_id: &str, config: C) -> Self {
         Self {
-            schema_version: SCHEMA_VERSION,
+            schema_version: EXPERIMENT_SCHEMA_VERSION,
             kind,
             run_id: run_id.into(),
             started_at: now_rfc3339(),

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{Cpu, Errors, Flag, Point, PointMode, SearchStep, StepOutcome, StoreStats, Verdict, WorkloadKind};
+use super::{
+    Cpu, Errors, Flag, LatencyRun, Point, PointMode, SearchStep, StepOutcome, StoreStats, Verdict, WorkloadKind,
+};
 use crate::{
     drive::engine::Outcome,
     observe::{self, Sample},
@@ -141,11 +143,34 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         flags,
         search: Vec::new(),
         search_end: None,
+        latency: None,
         throttled_periods: match (a.throttled, b.throttled) {
             (Some(x), Some(y)) => Some(y.saturating_sub(x)),
             _ => None,
         },
         histogram: o.latency.to_base64(),
+    }
+}
+
+/// The latency run measured in `w` at `share` of a point's capacity, judged against the p99
+/// objective `slo`; `period` is the CFS period (to count the periods in the window).
+pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, share: f64, slo: Duration, period: Duration) -> LatencyRun {
+    let p = build(w, rig);
+    let periods = (rig.capped && !period.is_zero())
+        .then(|| (w.duration.as_secs_f64() / period.as_secs_f64()).round() as u64 * w.instances as u64);
+    LatencyRun {
+        share,
+        offered_rps: p.offered_rps.unwrap_or(p.achieved_rps),
+        achieved_rps: p.achieved_rps,
+        requests: p.requests,
+        duration_s: p.duration_s,
+        error_ratio: p.error_ratio,
+        slo_met: p.latency_us.p99 <= slo.as_micros() as u64,
+        latency_us: p.latency_us,
+        throttled_periods: p.throttled_periods,
+        periods,
+        instance_utilization: p.cpu.instance_utilization,
+        histogram: p.histogram,
     }
 }
 
@@ -200,6 +225,25 @@ mod tests {
         assert_eq!(p.flags, [Flag::External, Flag::MachineSaturated]);
         assert!(p.cpu.instances_total_s.is_nan(), "an external deployment's CPU is unknown, not 0");
         assert_eq!(p.cpu.machine_s, Some(1.9));
+    }
+
+    #[test]
+    fn a_latency_run_is_judged_on_p99_and_counts_the_periods() {
+        let mut o = Outcome { completed: 1000, requests: 1000, offered_rps: Some(700.0), ..Outcome::default() };
+        for _ in 0..1000 {
+            o.latency.record_us(4000);
+        }
+        let idle = Sample::default();
+        let slo = Duration::from_millis(5);
+        let period = Duration::from_millis(10);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), 0.7, slo, period);
+        assert!(run.slo_met, "p99 4 ms within 5 ms");
+        assert_eq!(run.offered_rps, 700.0);
+        assert_eq!(run.periods, Some(200), "1 s of 10 ms periods on each of 2 instances");
+        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), 0.7, Duration::from_millis(3), period);
+        assert!(!run.slo_met, "p99 4 ms beyond 3 ms");
+        let run = latency_run(&window(&o, &idle, &idle), &rig(false, false), 0.7, slo, period);
+        assert_eq!(run.periods, None, "uncapped: no periods");
     }
 
     #[test]

@@ -163,7 +163,8 @@ pub struct Point {
     /// The URLs the load went to, for external points.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
-    /// Did this point meet the SLO, throughput and error criteria?
+    /// Did this point hold its rate? From schema 2 on: achieved ≥ 95 % of offered and
+    /// errors ≤ 1 % (capacity); in schema 1 the p99 objective was part of it too.
     pub held: bool,
     /// Conditions the point's numbers must be read with (the rig's limits, a final run
     /// that missed).
@@ -177,6 +178,40 @@ pub struct Point {
     pub throttled_periods: Option<u64>,
     /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
     pub histogram: String,
+    /// Latency measured apart from capacity, at [`LatencyRun::SHARE`] of the rate this
+    /// point held (searched points that held, schema 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyRun>,
+}
+
+/// The latency run of a searched point: open loop at a fixed share of its capacity, where
+/// a queue does not dominate, judged against the p99 objective.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LatencyRun {
+    /// The share of the point's capacity offered ([`LatencyRun::SHARE`]).
+    pub share: f64,
+    pub offered_rps: f64,
+    pub achieved_rps: f64,
+    pub requests: u64,
+    pub duration_s: f64,
+    pub error_ratio: f64,
+    pub latency_us: LatencySummary,
+    /// Times the instances' cgroups were throttled during the window (`null` uncapped).
+    pub throttled_periods: Option<u64>,
+    /// CFS periods in the window, all instances together (`null` uncapped).
+    pub periods: Option<u64>,
+    /// Instance CPU as a share of the instances' combined cap.
+    #[serde(with = "unknown")]
+    pub instance_utilization: f64,
+    /// p99 within the objective.
+    pub slo_met: bool,
+    /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
+    pub histogram: String,
+}
+
+impl LatencyRun {
+    /// Latency is measured at this share of capacity.
+    pub const SHARE: f64 = 0.7;
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -234,6 +269,14 @@ pub struct Results {
     pub calibration: Option<Calibration>,
 }
 
+impl Results {
+    /// Capacity and latency were measured apart (schema 2 on): `held` is throughput and
+    /// errors only, and latency comes from each point's [`LatencyRun`].
+    pub fn latency_apart(&self) -> bool {
+        self.schema_version >= 2
+    }
+}
+
 /// The sweep's file in a run directory.
 pub const FILE: &str = "results.json";
 
@@ -243,12 +286,24 @@ result_file!(Results, FILE);
 pub fn summary_table(results: &Results) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<25} {:>3} {:<11} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>7} {:>6}  {}\n",
-        "system", "N", "lb", "offered", "achieved", "p50ms", "p99ms", "err%", "cpu/req", "store", "held", "flags"
+        "{:<25} {:>3} {:<11} {:>9} {:>9} {:>7} {:>7} {:>9} {:>7} {:>8} {:>7} {:>6}  {}\n",
+        "system",
+        "N",
+        "lb",
+        "offered",
+        "achieved",
+        "p50ms",
+        "p99ms",
+        "p99@70%",
+        "err%",
+        "cpu/req",
+        "store",
+        "held",
+        "flags"
     ));
     for p in &results.points {
         out.push_str(&format!(
-            "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>8} {:>7} {:>6}  {}\n",
+            "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>9} {:>7.2} {:>8} {:>7} {:>6}  {}\n",
             p.system.id(),
             p.instances,
             p.lb.id(),
@@ -256,6 +311,7 @@ pub fn summary_table(results: &Results) -> String {
             p.achieved_rps,
             p.latency_us.p50 as f64 / 1000.0,
             p.latency_us.p99 as f64 / 1000.0,
+            p.latency.as_ref().map_or("-".into(), |l| format!("{:.2}", l.latency_us.p99 as f64 / 1000.0)),
             p.error_ratio * 100.0,
             if p.cpu.per_request_us.is_finite() { format!("{:.0}µ", p.cpu.per_request_us) } else { "-".into() },
             p.store.as_ref().map_or("-".into(), |s| format!("{:.0}/s", s.ops_per_sec)),

@@ -31,8 +31,8 @@ use crate::{
     plan::{self, Lb, Step, System},
     progress::{DisplayGuard, Status},
     record::{
-        Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
-        WorkloadKind,
+        Caps, Flag, LatencyRun, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome,
+        SweepConfig, WorkloadKind,
         calibration::Calibration,
         point::{self, Rig, Window},
     },
@@ -249,14 +249,8 @@ impl Steps for Run {
 }
 
 /// What the verdict needs from a measured window.
-fn observed(o: &Outcome, offered_rps: f64, utilization: Option<f64>) -> Observed {
-    Observed {
-        offered_rps,
-        achieved_rps: o.achieved_rps,
-        error_ratio: o.error_ratio(),
-        p99_us: o.latency.summary().p99,
-        utilization,
-    }
+fn observed(o: &Outcome, offered_rps: f64) -> Observed {
+    Observed { offered_rps, achieved_rps: o.achieved_rps, error_ratio: o.error_ratio() }
 }
 
 impl Run {
@@ -303,8 +297,12 @@ impl Run {
                 bail!("instance died during {} N={} {lb}: {why}", step.system, step.instances);
             }
             let flags: Vec<String> = point.flags.iter().map(Flag::to_string).collect();
+            let latency = point.latency.as_ref().map_or(String::new(), |l| {
+                let verdict = if l.slo_met { "met" } else { "missed" };
+                format!("  @{:.0}%: p99 {:.2} ms (objective {verdict})", l.share * 100.0, l.latency_us.p99 as f64 / 1e3)
+            });
             let line = format!(
-                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{}",
+                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{latency}{}",
                 point.system,
                 point.instances,
                 lb.id(),
@@ -395,8 +393,7 @@ impl Run {
             let (outcome, a, b) =
                 self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
             self.settle(deployment).await;
-            let seen = observed(&outcome, rate, self.utilization(&a, &b, duration));
-            let verdict = search::judge(&seen, self.config.slo_p99);
+            let verdict = search::judge(&observed(&outcome, rate));
             runs += 1;
             match search::final_retry(mode == PointMode::FindMax, verdict, runs) {
                 Some(miss) => {
@@ -424,6 +421,9 @@ impl Run {
         point.held = verdict.held() && !expected_to_fail;
         point.search = search;
         point.search_end = end;
+        if mode == PointMode::FindMax && point.held {
+            point.latency = Some(self.latency_run(step, lb, deployment, &work, rate).await?);
+        }
         if let Some(store) = point.store.as_mut() {
             store.bytes_per_session = bytes_per_session;
         }
@@ -431,6 +431,37 @@ impl Run {
             point.flags.push(Flag::FinalRunMissed(miss));
         }
         Ok(point)
+    }
+
+    /// Latency apart from capacity: an open-loop run at [`search::LATENCY_SHARE`] of the
+    /// rate that held, as long as the final run, judged against the p99 objective.
+    async fn latency_run<W: Workload>(
+        &self,
+        step: &Step,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        capacity: f64,
+    ) -> anyhow::Result<LatencyRun> {
+        let rate = capacity * search::LATENCY_SHARE;
+        let duration = self.point_duration(rate);
+        let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", search::LATENCY_SHARE * 100.0);
+        self.status.phase(label, self.config.warmup + duration, None);
+        let (outcome, a, b) = self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        self.settle(deployment).await;
+        let window = Window {
+            system: step.system,
+            instances: step.instances,
+            lb,
+            workload: self.config.workload,
+            mode: PointMode::FixedRate,
+            duration,
+            outcome: &outcome,
+            start: &a,
+            end: &b,
+        };
+        let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
+        Ok(point::latency_run(&window, &self.rig(), search::LATENCY_SHARE, self.config.slo_p99, period))
     }
 
     fn rig(&self) -> Rig<'_> {
@@ -479,17 +510,16 @@ impl Run {
         let mut next = search.first();
         let end = loop {
             let rate = match next {
-                Next::Try(rate) | Next::Again(rate) => rate,
+                Next::Try(rate) => rate,
                 Next::Stop(end) => break end,
             };
-            let again = if matches!(next, Next::Again(_)) { ", again" } else { "" };
-            let label = format!("find-max {}/{budget} @ {rate:.0} rps ({lb}){again}", search.tries() + 1);
+            let label = format!("find-max {}/{budget} @ {rate:.0} rps ({lb})", search.tries() + 1);
             self.status.phase(label, self.config.step_duration, None);
             let (window, warmup) = (self.config.step_duration, self.config.step_warmup());
             let (o, a, b) = self.measure(deployment, work, Mode::Open { rate }, warmup, window).await?;
             self.settle(deployment).await;
             let utilization = self.utilization(&a, &b, window);
-            let verdict = search::judge(&observed(&o, rate, utilization), self.config.slo_p99);
+            let verdict = search::judge(&observed(&o, rate));
             let (recorded, then) = search.observe(verdict, utilization);
             steps.push(point::search_step(&o, rate, recorded));
             next = then;

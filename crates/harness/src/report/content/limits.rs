@@ -23,7 +23,14 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
             period_ms * (1.0 - r.caps.instance_cpu),
             slo_ms(a).map_or("?".into(), |s| format!("{s}"))
         );
-        if !ones.is_empty() {
+        if !ones.is_empty() && r.latency_apart() {
+            t.push_str(&format!(
+                " That is why latency is measured apart from capacity (at 70% of it): a pause of that size is in the tail at any load, \
+                 and would otherwise end the search below what the CPU gives. The N=1 capacity runs used {}–{} of their instance CPU.",
+                pct(lo),
+                pct(hi)
+            ));
+        } else if !ones.is_empty() {
             t.push_str(&format!(
                 " That is why small N is latency-bound rather than CPU-bound: the N=1 points ran at only {}–{} instance CPU.",
                 pct(lo),
@@ -53,6 +60,9 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
              are an artefact, and the last-step gain (which does not use N=1) is the safer scaling number.",
             and_list(&sl)
         ));
+        if r.latency_apart() {
+            items.push(format!("**Why, per system.** {}", superlinear_why(a).join(" ")));
+        }
     }
     let not_held: Vec<String> = r
         .points
@@ -194,6 +204,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
                 },
                 ms(p.latency_us.p50),
                 ms(p.latency_us.p99),
+                p.latency.as_ref().map_or("—".into(), |l| ms(l.latency_us.p99)),
                 format!("{:.2}%", p.error_ratio * 100.0),
                 whole(p.cpu.per_request_us),
                 p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.0}")),
@@ -201,7 +212,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
                 at.store.map_or("—".into(), pct),
                 pct(at.generator),
                 pct(at.machine),
-                limit_text(&at.limit),
+                limit_text(a, &at.limit),
                 if p.flags.is_empty() {
                     "—".into()
                 } else {
@@ -221,6 +232,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
             "held",
             "p50 ms",
             "p99 ms",
+            "p99 @70% ms",
             "errors",
             "inst µs/req",
             "store µs/req",
@@ -231,9 +243,50 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
             "limited by",
             "flags",
         ],
-        "llrlrrlrrrrrrrrrll",
+        "llrlrrlrrrrrrrrrrll",
         rows,
     );
+}
+
+/// For each system with X(2)/X(1) > 2.1, what its N=1 and N=2 capacity runs show.
+fn superlinear_why(a: &Analysis<'_>) -> Vec<String> {
+    a.series
+        .iter()
+        .filter_map(|s| {
+            let (one, two) = (s.at(1)?, s.at(2)?);
+            if two.achieved_rps <= 2.1 * one.achieved_rps {
+                return None;
+            }
+            let (u1, u2) = (one.cpu.instance_utilization, two.cpu.instance_utilization);
+            let (c1, c2) = (one.cpu.per_request_us, two.cpu.per_request_us);
+            let why = if u1.is_finite() && u1 < SATURATED {
+                let above = one
+                    .search
+                    .iter()
+                    .filter(|t| !t.held && t.offered_rps > one.offered_rps.unwrap_or(0.0))
+                    .min_by(|x, y| x.offered_rps.total_cmp(&y.offered_rps))
+                    .map_or(String::new(), |t| format!(" (the try above it: {})", t.why));
+                format!(
+                    "N=1 stopped holding at {} of its CPU cap: its limit was not CPU but a stall or queue in the rig{above}",
+                    pct(u1)
+                )
+            } else if c1.is_finite() && c2.is_finite() && c1 > 1.1 * c2 {
+                "each request cost more CPU at N=1 than at N=2: one instance carried every connection".into()
+            } else {
+                "both used their CPU alike; the difference is within one run's noise".into()
+            };
+            Some(format!(
+                "{}: N=1 {} req/s at {} CPU and {} µs/request, N=2 {} req/s at {} and {} µs/request — {why}.",
+                s.label(),
+                whole(one.achieved_rps),
+                pct(u1),
+                whole(c1),
+                whole(two.achieved_rps),
+                pct(u2),
+                whole(c2)
+            ))
+        })
+        .collect()
 }
 
 /// The machine's speed during the run, and how much it drifted.

@@ -66,11 +66,32 @@ fn held_mark(p: &Point) -> &'static str {
     if p.held { "" } else { NOT_HELD }
 }
 
-fn limit_text(l: &Limit) -> String {
+fn limit_text(a: &Analysis<'_>, l: &Limit) -> String {
     match l {
         Limit::Rejected => "rejected by design".into(),
         Limit::Saturated(r, u) => format!("{} saturated ({})", r.name(), pct(*u)),
+        Limit::Latency(r, u) if a.results.latency_apart() => {
+            format!("nothing saturated (busiest: {} {})", r.name(), pct(*u))
+        }
         Limit::Latency(r, u) => format!("p99 objective (busiest: {} {})", r.name(), pct(*u)),
+    }
+}
+
+/// What a ✗ means in this run: from schema 2 on a point holds on throughput and errors
+/// alone; before, the p99 objective was part of it.
+fn missed_words(a: &Analysis<'_>) -> &'static str {
+    if a.results.latency_apart() { "did not hold its rate (throughput or errors)" } else { "missed the p99 objective" }
+}
+
+/// How this run defined the highest rate that held.
+fn held_definition(a: &Analysis<'_>) -> String {
+    let slo = slo_ms(a).map_or("?".into(), |s| format!("{s}"));
+    if a.results.latency_apart() {
+        format!(
+            "capacity = the highest measured rate with ≥ 95% of the offered rate achieved and errors ≤ 1%; latency measured apart at              70% of it, against a p99 objective of {slo} ms"
+        )
+    } else {
+        format!("max throughput = highest rate with p99 ≤ {slo} ms")
     }
 }
 
@@ -128,6 +149,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::cpu(a, &mut d, &has);
     control::section(a, &mut d);
     details::sync(a, &mut d, &has);
+    details::latency_apart(a, &mut d);
     details::latency(a, &mut d, &has);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
@@ -164,7 +186,7 @@ fn run_line(a: &Analysis<'_>) -> String {
         m.cpu_model,
         m.cores,
         m.memory_bytes as f64 / (1u64 << 30) as f64,
-        slo_ms(a).map_or(String::new(), |s| format!(" · max throughput = highest rate with p99 ≤ {s} ms")),
+        format_args!(" · {}", held_definition(a)),
     )
 }
 
@@ -195,11 +217,8 @@ fn headline(a: &Analysis<'_>) -> String {
     // A series whose last point missed the objective carries the mark, explained at the end.
     let label = |s: &Series<'_>| format!("{}{}", s.label(), s.largest().map_or("", held_mark));
     let missed = steps.iter().any(|s| s.0.largest().is_some_and(|p| !p.held));
-    let legend = if missed {
-        format!(" ({NOT_HELD}: that system's largest-N run missed the p99 objective)")
-    } else {
-        String::new()
-    };
+    let legend =
+        if missed { format!(" ({NOT_HELD}: that system's largest-N run {})", missed_words(a)) } else { String::new() };
     let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
     let from_to = if same_step {
         format!("From N={} to N={}", steps[0].1.0, steps[0].1.1)
@@ -294,7 +313,7 @@ fn findings(a: &Analysis<'_>) -> Vec<String> {
         out.push(format!(
             "**Max sustained throughput at N={n}**{cap}: {} requests/s{}.",
             list.join(", "),
-            if missed { format!(" ({NOT_HELD} = its final run missed the p99 objective)") } else { String::new() }
+            if missed { format!(" ({NOT_HELD} = its final run {})", missed_words(a)) } else { String::new() }
         ));
     }
     // 2. Session synchronisation.
@@ -476,9 +495,10 @@ fn rig_note(a: &Analysis<'_>) -> String {
         )
     };
     format!(
-        "The rig: {caps}; one run per point. {not_held} of {} measured points missed the p99 objective in their final run (marked {NOT_HELD}, left out of fits); \
+        "The rig: {caps}; one run per point. {not_held} of {} measured points {} in their final run (marked {NOT_HELD}, left out of fits); \
          {} flagged generator/uncapped/machine-saturated. Differences of ~10–15% are within this rig's noise — see *Limits of this run*.",
         r.points.len(),
+        missed_words(a),
         if flagged == 0 { "none was".to_string() } else { format!("{flagged} were") }
     )
 }
