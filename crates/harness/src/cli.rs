@@ -281,11 +281,12 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_RATE", value_parser = positive, conflicts_with = "find_max")]
     pub rate: Option<f64>,
 
-    /// Search for the highest rate that holds the SLO (the default).
+    /// Search for each point's capacity, the highest rate that holds (the default).
     #[arg(long)]
     pub find_max: bool,
 
-    /// Latency objective for find-max: a rate holds when p99 stays at or below it.
+    /// p99 objective, judged on each point's latency run at 70% of its capacity (it does
+    /// not end the search).
     #[arg(long, env = "AUTHBENCH_SLO_P99", default_value = "5ms", value_parser = duration)]
     pub slo_p99: Duration,
 
@@ -296,6 +297,17 @@ pub struct SweepArgs {
     /// Number of find-max tries after the closed-loop probe.
     #[arg(long, env = "AUTHBENCH_SEARCH_STEPS")]
     pub search_steps: Option<usize>,
+
+    /// Measure each point K times: searched once, then its final run (and latency run)
+    /// repeated K−1 more times in later rounds that interleave the systems (A B C A B C …),
+    /// so drift spreads evenly. The report gives the median and the min–max range.
+    #[arg(long, env = "AUTHBENCH_REPEAT", value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub repeat: Option<u32>,
+
+    /// The preset for a reference run: --repeat 5 (unless --repeat is given).
+    #[arg(long, conflicts_with = "quick")]
+    pub reference: bool,
 
     /// CPU cap of each instance, in cores.
     #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", default_value_t = 0.1, value_parser = positive)]
@@ -357,6 +369,10 @@ pub struct SweepArgs {
     pub bin_dir: Option<PathBuf>,
 }
 
+/// Repeats of every point in a `--reference` sweep: the min–max range of 5 covers the
+/// median with 1 − 2^(1−5) ≈ 94 %.
+pub const REFERENCE_REPEAT: u32 = 5;
+
 impl SweepArgs {
     pub fn into_config(self) -> SweepConfig {
         let q = self.quick;
@@ -373,7 +389,7 @@ impl SweepArgs {
             instances,
             lb: self.lb,
             workload: self.workload,
-            duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(5) }),
+            duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(3) }),
             warmup: self.warmup.unwrap_or(if q { Duration::from_millis(300) } else { Duration::from_secs(1) }),
             rate: self.rate,
             slo_p99: self.slo_p99,
@@ -383,6 +399,7 @@ impl SweepArgs {
                 Duration::from_millis(1200)
             }),
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
+            repeat: self.repeat.unwrap_or(if self.reference { REFERENCE_REPEAT } else { 1 }) as usize,
             instance_cpu: self.instance_cpu,
             store_cpu: self.store_cpu,
             cpu_period: self.cpu_period,
@@ -394,7 +411,7 @@ impl SweepArgs {
             demo_password: self.demo_password,
             connections_per_instance: self.connections_per_instance.max(1),
             timeout: self.timeout,
-            min_requests: self.min_requests.unwrap_or(if q { 1_000 } else { 10_000 }),
+            min_requests: self.min_requests.unwrap_or(if q { 1_000 } else { 5_000 }),
             bin_dir: self.bin_dir,
             quick: q,
             targets: self.targets,

@@ -253,7 +253,7 @@ fn fits_in_the_report_are_the_fits_of_the_held_points() {
     assert_eq!(r[6], format!("{:.3}", f.r2));
     // Pinned values for this fixture.
     let sm = row(&md, &["session-memory (sticky)", "1, 2, 4, 8"]);
-    assert_eq!(&sm[3..8], ["0.0134", "0", "3744", "0.999", "none (κ≈0)"]);
+    assert_eq!(&sm[3..9], ["0.0134", "0", "3744", "0.999", "0–3.50e-3", "none (κ≈0)"]);
     // Too few held points: refused, with the reason and the excluded points named.
     let rs = row(&md, &["jwt-rs256", "2, 8"]);
     assert_eq!(rs[2], "N=1: p99 8.15 ms > SLO 5.00 ms; N=4: p99 6.18 ms > SLO 5.00 ms");
@@ -710,4 +710,78 @@ fn capacity_and_latency_are_reported_apart_from_schema_2_on() {
     let latency = |r: &Results| r.points.iter().map(|p| p.latency.clone()).collect::<Vec<_>>();
     assert!(latency(&back) == latency(&r), "latency runs round-trip");
     assert_eq!(back.schema_version, 2);
+}
+
+#[test]
+fn repeats_give_the_median_the_range_and_what_is_within_the_noise() {
+    let (_dir, once) = rendered();
+    assert!(!once.contains("## Repeats"), "one round: no repeats section");
+    assert!(once.contains("One run per point, no repetitions"));
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    r.config.repeat = 3;
+    for p in r.points.iter_mut().filter(|p| p.repeatable()) {
+        let base = p.cpu.per_request_us;
+        for (round, factor) in [(2, 1.1), (3, 0.95)] {
+            // HS256 and RS256 far apart; EdDSA's rounds overlap RS256's.
+            p.repeats.push(harness::record::Repeat {
+                round,
+                offered_rps: p.offered_rps.unwrap(),
+                achieved_rps: p.achieved_rps,
+                duration_s: 5.0,
+                error_ratio: 0.0,
+                held: round == 2,
+                cpu_per_request_us: base * factor,
+                steal_s: Some(0.0),
+                latency_p99_us: None,
+                slo_met: None,
+            });
+        }
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("## Repeats: 3 rounds per point"), "the section");
+    assert!(md.contains("probability 75%"), "coverage of 3 rounds");
+    let section = md.split("## Repeats").nth(1).unwrap().split("\n## ").next().unwrap();
+    let hs = row(section, &["jwt-hs256", "8"]);
+    assert_eq!(hs[2], "2/3", "round 1 held, round 2 held, round 3 did not: {hs:?}");
+    assert!(hs[5].contains('(') && hs[5].contains('–'), "CPU median with its range: {hs:?}");
+    let cpu = section.lines().find(|l| l.starts_with("- **CPU per request**")).expect("a CPU verdict");
+    assert!(cpu.contains("within the noise") || cpu.contains("apart"), "{cpu}");
+    assert!(md.contains("3 interleaved rounds per point"), "the rig line says so");
+}
+
+/// A line that shares nothing gets a USL peak only when its κ interval lies above the
+/// control's; a line that shares a store keeps its peak.
+#[test]
+fn a_shared_nothing_line_gets_no_peak_unless_its_kappa_lies_above_the_controls() {
+    use harness::report::analysis::Peak;
+    // The committed reference run: its RS256 and ES256 lines bend, it has no control line.
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results/2026-11-27-default");
+    let results = Results::read(&reference).unwrap();
+    let a = Analysis::new(&results);
+    let es = a.series_of(System::JWT_ES256).unwrap();
+    assert!(es.fit.as_ref().unwrap().peak().is_some(), "the fixture's ES256 line bends");
+    assert!(matches!(a.peak(es), Some(Peak::NoControl(_))), "no control line: {:?}", a.peak(es));
+    let redis = a.series_of(System::SESSION_REDIS).unwrap();
+    assert!(matches!(a.peak(redis), Some(Peak::At(_))), "a shared store may make a peak: {:?}", a.peak(redis));
+    // A control that bends just like ES256: ES256's curvature is the rig's.
+    let mut with_control = results.clone();
+    let copies: Vec<_> = results
+        .points
+        .iter()
+        .filter(|p| p.system == System::JWT_ES256)
+        .map(|p| harness::record::Point { system: System::CONTROL, ..p.clone() })
+        .collect();
+    with_control.points.extend(copies);
+    let a = Analysis::new(&with_control);
+    let es = a.series_of(System::JWT_ES256).unwrap();
+    assert!(matches!(a.peak(es), Some(Peak::Rig(_))), "{:?}", a.peak(es));
+    let dir = tempfile::tempdir().unwrap();
+    results.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("not claimed (no control line)"), "the report says why no peak is given");
 }

@@ -194,6 +194,8 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--instances", ""], "instance"),
         (&["sweep", "--rate=-5"], "greater than zero"),
         (&["sweep", "--workload", "write"], "unknown --workload"),
+        (&["sweep", "--repeat", "0"], "--repeat"),
+        (&["sweep", "--repeat", "many"], "--repeat"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -205,6 +207,12 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
     }
+    // A bad --repeat is a usage error: exit 2, one error line, nothing started.
+    let o = run(&["sweep", "--repeat", "0", "--out", "/nonexistent/never-created"]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    assert!(!Path::new("/nonexistent/never-created").exists());
 }
 
 #[test]
@@ -364,6 +372,8 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
         "4",
         "--instance-cpu",
         "0.2",
+        "--repeat",
+        "2",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -371,6 +381,7 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "sweep failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("p99@70%"), "the summary shows the latency run: {stdout}");
+    assert!(stderr.contains("round 2"), "the second round is shown: {stderr}");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     let p = point(&results, "jwt-hs256", 1, "round-robin");
     assert_eq!(p["mode"], "find-max");
@@ -397,6 +408,18 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
             assert!(l["periods"].as_u64().unwrap() > 0 && l["throttled_periods"].is_u64(), "{l}");
         }
     }
+    // --repeat 2: the final run and the latency run again, at the same rate, in a second round.
+    assert_eq!(results["config"]["repeat"], 2);
+    let repeats = p["repeats"].as_array().unwrap();
+    assert_eq!(repeats.len(), 1, "{p:#}");
+    let r = &repeats[0];
+    assert_eq!(r["round"], 2);
+    assert_eq!(r["offered_rps"].as_f64().unwrap(), offered, "the same rate as round 1");
+    assert!(r["cpu_per_request_us"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["latency_p99_us"].as_u64().unwrap() > 0 && r["slo_met"].is_boolean(), "{r}");
+    // A calibration probe before the run and after every step of both rounds.
+    assert_eq!(results["calibration"]["probes"].as_array().unwrap().len(), 3);
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("capacity = the highest measured rate"), "the run line says what capacity is");
+    assert!(report.contains("## Repeats: 2 rounds per point"), "the repeats section");
 }

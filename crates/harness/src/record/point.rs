@@ -144,6 +144,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         search: Vec::new(),
         search_end: None,
         latency: None,
+        repeats: Vec::new(),
         throttled_periods: match (a.throttled, b.throttled) {
             (Some(x), Some(y)) => Some(y.saturating_sub(x)),
             _ => None,

@@ -32,6 +32,9 @@ pub struct SweepConfig {
     #[serde(with = "super::secs")]
     pub step_duration: Duration,
     pub search_steps: usize,
+    /// Times each point is measured (`--repeat`; 1 in runs made before it existed).
+    #[serde(default = "one")]
+    pub repeat: usize,
     pub instance_cpu: f64,
     pub store_cpu: f64,
     #[serde(with = "super::secs")]
@@ -55,6 +58,10 @@ pub struct SweepConfig {
     /// load balancer. Empty = start the instances ourselves.
     #[serde(default)]
     pub targets: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl SweepConfig {
@@ -182,6 +189,77 @@ pub struct Point {
     /// point held (searched points that held, schema 2 on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyRun>,
+    /// The point measured again in later rounds (`--repeat`), in round order; the point's
+    /// own figures are round 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repeats: Vec<Repeat>,
+}
+
+impl Point {
+    /// Instance-local state behind round-robin with more than one instance: most requests
+    /// reach an instance without the session, by design. Such a point never "holds".
+    pub fn rejects_by_design(&self) -> bool {
+        self.system.instance_local_state() && self.lb == Lb::RoundRobin && self.instances > 1
+    }
+
+    /// Whether later rounds measure this point again: a searched point that held (at its
+    /// capacity), or a point at a rate the user fixed. Not a point that rejects by design.
+    pub fn repeatable(&self) -> bool {
+        !self.rejects_by_design() && (self.held || self.mode == PointMode::FixedRate) && self.offered_rps.is_some()
+    }
+
+    /// Every round's throughput, CPU per request and latency-run p99 (µs), round 1 first.
+    pub fn rounds(&self) -> Vec<RoundFigures> {
+        let first = RoundFigures {
+            achieved_rps: self.achieved_rps,
+            held: self.held,
+            cpu_per_request_us: self.cpu.per_request_us,
+            p99_us: self.latency.as_ref().map(|l| l.latency_us.p99),
+        };
+        std::iter::once(first)
+            .chain(self.repeats.iter().map(|r| RoundFigures {
+                achieved_rps: r.achieved_rps,
+                held: r.held,
+                cpu_per_request_us: r.cpu_per_request_us,
+                p99_us: r.latency_p99_us,
+            }))
+            .collect()
+    }
+}
+
+/// What one round measured of a point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoundFigures {
+    pub achieved_rps: f64,
+    pub held: bool,
+    pub cpu_per_request_us: f64,
+    /// The latency run's p99 (`None` when the point has no latency run).
+    pub p99_us: Option<u64>,
+}
+
+/// One more measurement of a point in a later round: its final run again, at the same
+/// rate, and its latency run again when it has one.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Repeat {
+    /// 2 to `config.repeat`.
+    pub round: usize,
+    pub offered_rps: f64,
+    pub achieved_rps: f64,
+    pub duration_s: f64,
+    pub error_ratio: f64,
+    /// The rate held again (throughput and errors).
+    pub held: bool,
+    /// Instance CPU per completed request, µs (`null` for an external deployment).
+    #[serde(with = "unknown")]
+    pub cpu_per_request_us: f64,
+    /// CPU the hypervisor stole from the machine during the window.
+    pub steal_s: Option<f64>,
+    /// The latency run's p99, µs (absent without a latency run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_us: Option<u64>,
+    /// The latency run's p99 within the objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_met: Option<bool>,
 }
 
 /// The latency run of a searched point: open loop at a fixed share of its capacity, where

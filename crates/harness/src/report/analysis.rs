@@ -34,8 +34,37 @@ pub struct Series<'a> {
     /// Sorted by instance count (stable: run order within one N).
     pub points: Vec<&'a Point>,
     pub fit: Result<UslFit, String>,
+    /// 90 % interval of the fit's κ ([`usl::kappa_interval`]), when there is a fit.
+    pub kappa_interval: Option<(f64, f64)>,
     /// Points left out of the fit, with why.
     pub excluded: Vec<(usize, String)>,
+}
+
+/// What the report may say about where a fitted line peaks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Peak {
+    /// κ ≈ 0: the curve never turns down.
+    None,
+    /// A peak at this N, told apart from the rig's curvature (or in a line that shares a store).
+    At(f64),
+    /// A shared-nothing line whose κ interval does not lie above the control's: the
+    /// curvature is the rig's (co-location), not the system's.
+    Rig(f64),
+    /// A shared-nothing line in a run without a control line: the rig's curvature cannot be
+    /// told apart, so no peak is claimed.
+    NoControl(f64),
+}
+
+impl Peak {
+    /// The text of a "peak N" cell.
+    pub fn cell(self, digits: usize) -> String {
+        match self {
+            Peak::None => "none (κ≈0)".into(),
+            Peak::At(p) => format!("{p:.digits$}"),
+            Peak::Rig(_) => "none beyond the rig's (κ within the control's)".into(),
+            Peak::NoControl(_) => "not claimed (no control line)".into(),
+        }
+    }
 }
 
 impl Series<'_> {
@@ -133,10 +162,20 @@ pub fn attribute(results: &Results, p: &Point) -> Attribution {
     Attribution { instances, store, generator, machine, limit }
 }
 
+/// The USL fit of a line's held points and its κ interval.
+fn fitted(points: &[&Point]) -> (Result<UslFit, String>, Option<(f64, f64)>) {
+    let held: Vec<(f64, f64)> =
+        points.iter().filter(|p| p.held).map(|p| (p.instances as f64, p.achieved_rps)).collect();
+    match usl::fit(&held) {
+        Ok(f) => (Ok(f), Some(usl::kappa_interval(&held, &f))),
+        Err(e) => (Err(e.to_string()), None),
+    }
+}
+
 /// Instance-local state behind round-robin with more than one instance: most requests
 /// reach an instance without the session, by design. Such a point never "holds".
 pub fn rejects_by_design(p: &Point) -> bool {
-    p.system.instance_local_state() && p.lb == Lb::RoundRobin && p.instances > 1
+    p.rejects_by_design()
 }
 
 /// Why a point did not hold, in the sweep's own words when it recorded them.
@@ -251,14 +290,12 @@ impl<'a> Analysis<'a> {
             let show_lb = lbs_of.get(&system).copied().unwrap_or(0) > 1;
             let excluded: Vec<(usize, String)> =
                 points.iter().filter(|p| !p.held).map(|p| (p.instances, why_not_held(p))).collect();
-            let fit = if rejects_by_design {
-                Err("requests are rejected by design; throughput here is not capacity".into())
+            let (fit, kappa_interval) = if rejects_by_design {
+                (Err("requests are rejected by design; throughput here is not capacity".into()), None)
             } else {
-                let held: Vec<(f64, f64)> =
-                    points.iter().filter(|p| p.held).map(|p| (p.instances as f64, p.achieved_rps)).collect();
-                usl::fit(&held).map_err(|e| e.to_string())
+                fitted(&points)
             };
-            let s = Series { system, lb, show_lb, rejects_by_design, points, fit, excluded };
+            let s = Series { system, lb, show_lb, rejects_by_design, points, fit, kappa_interval, excluded };
             if rejects_by_design { rejecting.push(s) } else { series.push(s) }
         }
 
@@ -296,19 +333,37 @@ impl<'a> Analysis<'a> {
         }
         let control = (!control.is_empty()).then(|| {
             control.sort_by_key(|p| p.instances);
-            let held: Vec<(f64, f64)> =
-                control.iter().filter(|p| p.held).map(|p| (p.instances as f64, p.achieved_rps)).collect();
+            let (fit, kappa_interval) = fitted(&control);
             Series {
                 system: System::CONTROL,
                 lb: control[0].lb,
                 show_lb: false,
                 rejects_by_design: false,
                 excluded: control.iter().filter(|p| !p.held).map(|p| (p.instances, why_not_held(p))).collect(),
-                fit: usl::fit(&held).map_err(|e| e.to_string()),
+                fit,
+                kappa_interval,
                 points: control,
             }
         });
         Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None }
+    }
+
+    /// Where a line peaks, if the report may say so. A line that shares nothing between
+    /// instances (no store: session-memory sticky, plain JWT) can only bend because of the
+    /// rig — instances and the generator on one machine — so its peak counts only when its
+    /// κ interval lies wholly above the control's.
+    pub fn peak(&self, s: &Series<'_>) -> Option<Peak> {
+        let f = s.fit.as_ref().ok()?;
+        let Some(at) = f.peak() else { return Some(Peak::None) };
+        if s.system.needs_redis() || s.system.is_control() {
+            return Some(Peak::At(at));
+        }
+        let control = self.control.as_ref().and_then(|c| c.kappa_interval);
+        Some(match (s.kappa_interval, control) {
+            (Some((lo, _)), Some((_, hi))) if lo > hi => Peak::At(at),
+            (_, Some(_)) => Peak::Rig(at),
+            (_, None) => Peak::NoControl(at),
+        })
     }
 
     pub fn cost(&self, system: System) -> Option<&Cost> {

@@ -66,12 +66,52 @@ impl UslFit {
     }
 }
 
+/// Refits in [`kappa_interval`].
+const BOOTSTRAP_ROUNDS: usize = 200;
+
+/// A 90 % interval for κ (5th to 95th percentile) by residual bootstrap: the fitted curve
+/// times the measured/fitted ratios drawn with replacement, refitted [`BOOTSTRAP_ROUNDS`]
+/// times. A fixed-seed generator keeps it a pure function of the points (the report
+/// renders the same bytes). With a handful of points it is a rough interval, but it says
+/// whether a κ is told apart from another one at all.
+pub fn kappa_interval(points: &[(f64, f64)], fit: &UslFit) -> (f64, f64) {
+    let ratios: Vec<f64> = points.iter().map(|&(n, x)| x / fit.predict(n)).filter(|r| r.is_finite()).collect();
+    if ratios.is_empty() {
+        return (fit.kappa, fit.kappa);
+    }
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        // xorshift64*: small, fixed, good enough to draw indices.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize
+    };
+    let mut kappas: Vec<f64> = (0..BOOTSTRAP_ROUNDS)
+        .filter_map(|_| {
+            let drawn: Vec<(f64, f64)> =
+                points.iter().map(|&(n, _)| (n, fit.predict(n) * ratios[next() % ratios.len()])).collect();
+            fit_points(&drawn).ok().map(|f| f.kappa)
+        })
+        .collect();
+    if kappas.is_empty() {
+        return (fit.kappa, fit.kappa);
+    }
+    kappas.sort_by(f64::total_cmp);
+    let at = |q: f64| kappas[((kappas.len() - 1) as f64 * q).round() as usize];
+    (at(0.05), at(0.95))
+}
+
 fn model(lambda: f64, sigma: f64, kappa: f64, n: f64) -> f64 {
     lambda * n / (1.0 + sigma * (n - 1.0) + kappa * n * (n - 1.0))
 }
 
 /// Fit `(instances, throughput)` points.
 pub fn fit(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
+    fit_points(points)
+}
+
+fn fit_points(points: &[(f64, f64)]) -> Result<UslFit, FitError> {
     if let Some(&(n, x)) = points.iter().find(|(n, x)| !(n.is_finite() && *n >= 1.0 && x.is_finite() && *x > 0.0)) {
         return Err(FitError::BadPoint { n, x });
     }
@@ -316,6 +356,25 @@ mod tests {
             }
         }
         assert!(sse <= grid_best * (1.0 + 1e-9), "fit {sse} vs grid {grid_best}: {f:?}");
+    }
+
+    #[test]
+    fn the_kappa_interval_holds_the_fit_and_excludes_zero_only_for_a_real_peak() {
+        let bending: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0, 16.0]
+            .iter()
+            .map(|&n| (n, model(1000.0, 0.02, 0.01, n) * if n == 4.0 { 1.03 } else { 0.99 }))
+            .collect();
+        let f = fit(&bending).unwrap();
+        let (lo, hi) = kappa_interval(&bending, &f);
+        assert!(lo <= f.kappa && f.kappa <= hi, "{lo} ≤ {} ≤ {hi}", f.kappa);
+        assert!(lo > 0.0, "a clear bend keeps κ above zero: {lo}");
+        let linear: Vec<(f64, f64)> =
+            [1.0, 2.0, 4.0, 8.0].iter().map(|&n| (n, 1000.0 * n * if n == 2.0 { 1.05 } else { 0.98 })).collect();
+        let f = fit(&linear).unwrap();
+        let (lo, _) = kappa_interval(&linear, &f);
+        assert_eq!(lo, 0.0, "noise around a straight line cannot exclude κ = 0");
+        let f = fit(&bending).unwrap();
+        assert_eq!(kappa_interval(&bending, &f), kappa_interval(&bending, &f), "a pure function of the points");
     }
 
     #[test]

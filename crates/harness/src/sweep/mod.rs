@@ -63,6 +63,8 @@ struct Run {
     /// Highest sticky rate found per N for session-memory (used to load round-robin).
     sticky_max: HashMap<usize, f64>,
     started: Instant,
+    /// 1 while searching; 2 to `config.repeat` while the points are measured again.
+    round: usize,
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
@@ -137,11 +139,22 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         display,
         sticky_max: HashMap::new(),
         started: Instant::now(),
+        round: 1,
     };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref());
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
-    let outcome = experiment::run(&mut run, &steps, &shutdown).await;
+    let mut outcome = experiment::run(&mut run, &steps, &shutdown).await;
+    // Later rounds: every step with a point to measure again, in the same order each
+    // round (A B C A B C …), so drift over the run spreads evenly over the systems.
+    for round in 2..=run.config.repeat {
+        if outcome.is_err() {
+            break;
+        }
+        run.round = round;
+        let again: Vec<Step> = steps.iter().filter(|s| run.repeatable(s)).cloned().collect();
+        outcome = experiment::run(&mut run, &again, &shutdown).await;
+    }
     if let Err(e) = &outcome {
         run.results.problems.push(format!("{e:#}"));
     }
@@ -226,11 +239,16 @@ impl Steps for Run {
     type Step = Step;
 
     fn announce(&mut self, i: usize, total: usize, step: &Step) {
-        self.status.step(format!("[{}/{total}] {} N={}", i + 1, step.system, step.instances));
+        let round = if self.config.repeat > 1 {
+            format!("round {}/{} ", self.round, self.config.repeat)
+        } else {
+            String::new()
+        };
+        self.status.step(format!("{round}[{}/{total}] {} N={}", i + 1, step.system, step.instances));
     }
 
     async fn run(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
-        self.step(step, deployment).await
+        if self.round > 1 { self.repeat_step(step, deployment).await } else { self.step(step, deployment).await }
     }
 
     async fn after(&mut self) -> anyhow::Result<()> {
@@ -320,7 +338,106 @@ impl Run {
         Ok(())
     }
 
-    async fn point(&mut self, step: &Step, lb: Lb, deployment: &mut Deployment) -> anyhow::Result<Point> {
+    /// The point of `step` under `lb` measured in round 1 (its index in `results.points`).
+    fn round_one(&self, step: &Step, lb: Lb) -> Option<usize> {
+        self.results.points.iter().position(|p| p.system == step.system && p.instances == step.instances && p.lb == lb)
+    }
+
+    /// Whether a later round has anything to measure in `step`.
+    fn repeatable(&self, step: &Step) -> bool {
+        step.lbs.iter().any(|&lb| self.round_one(step, lb).is_some_and(|i| self.results.points[i].repeatable()))
+    }
+
+    /// A later round of one step: deploy again and measure each repeatable point again.
+    async fn repeat_step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        self.status.phase("starting instances".into(), Duration::ZERO, None);
+        self.deploy(step, deployment).await?;
+        for &lb in &step.lbs {
+            let Some(i) = self.round_one(step, lb).filter(|&i| self.results.points[i].repeatable()) else { continue };
+            self.status.step(format!("round {}: {} N={} {lb}", self.round, step.system, step.instances));
+            let creds = self.login(step, lb, deployment).await?.0;
+            let repeat = match self.config.workload {
+                WorkloadKind::Mixed => {
+                    let work = MixedWorkload::new(step.system, &creds, lb, step.instances, &self.config.demo_password)?;
+                    self.repeat_point(step, lb, deployment, work, i).await?
+                }
+                WorkloadKind::Read => {
+                    let work = ReadWorkload::new(&creds, lb, step.instances)?;
+                    self.repeat_point(step, lb, deployment, work, i).await?
+                }
+            };
+            if let Some(why) = deployment.casualty() {
+                bail!("instance died during {} N={} {lb} (round {}): {why}", step.system, step.instances, self.round);
+            }
+            self.display.println(&format!(
+                "{:<25} N={:<2} {:<11} {:>8.0} rps  round {}  {}{}",
+                step.system,
+                step.instances,
+                lb.id(),
+                repeat.achieved_rps,
+                repeat.round,
+                if repeat.held { "held" } else { "not held" },
+                repeat.latency_p99_us.map_or(String::new(), |p| format!("  @70%: p99 {:.2} ms", p as f64 / 1e3)),
+            ));
+            self.results.points[i].repeats.push(repeat);
+            self.results.write(&self.config.out)?;
+        }
+        Ok(())
+    }
+
+    /// Point `i`'s final run again at its rate, and its latency run again when it has one.
+    async fn repeat_point<W: Workload>(
+        &self,
+        step: &Step,
+        lb: Lb,
+        deployment: &Deployment,
+        work: Arc<W>,
+        i: usize,
+    ) -> anyhow::Result<crate::record::Repeat> {
+        let first = &self.results.points[i];
+        let rate = first.offered_rps.context("a repeated point has an offered rate")?;
+        let has_latency = first.latency.is_some();
+        let duration = self.point_duration(rate);
+        self.status.phase(format!("round {} @ {rate:.0} rps", self.round), self.config.warmup + duration, None);
+        let (outcome, a, b) =
+            self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        self.settle(deployment).await;
+        let verdict = search::judge(&observed(&outcome, rate));
+        let window = Window {
+            system: step.system,
+            instances: step.instances,
+            lb,
+            workload: self.config.workload,
+            mode: first.mode,
+            duration,
+            outcome: &outcome,
+            start: &a,
+            end: &b,
+        };
+        let again = point::build(&window, &self.rig());
+        let latency = if has_latency { Some(self.latency_run(step, lb, deployment, &work, rate).await?) } else { None };
+        Ok(crate::record::Repeat {
+            round: self.round,
+            offered_rps: rate,
+            achieved_rps: again.achieved_rps,
+            duration_s: again.duration_s,
+            error_ratio: again.error_ratio,
+            held: verdict.held(),
+            cpu_per_request_us: again.cpu.per_request_us,
+            steal_s: again.cpu.steal_s,
+            latency_p99_us: latency.as_ref().map(|l| l.latency_us.p99),
+            slo_met: latency.map(|l| l.slo_met),
+        })
+    }
+
+    /// Log the demo users in (uncapped: argon2id is not what is measured) and, for a
+    /// store-backed system, what one session costs the store.
+    async fn login(
+        &self,
+        step: &Step,
+        lb: Lb,
+        deployment: &mut Deployment,
+    ) -> anyhow::Result<(Vec<workload::Credential>, Option<f64>)> {
         let n = step.instances;
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
         deployment.set_cores(None)?;
@@ -348,6 +465,12 @@ impl Run {
             _ => None,
         };
         deployment.set_cores(Some(self.config.instance_cpu))?;
+        Ok((creds, bytes_per_session))
+    }
+
+    async fn point(&mut self, step: &Step, lb: Lb, deployment: &mut Deployment) -> anyhow::Result<Point> {
+        let n = step.instances;
+        let (creds, bytes_per_session) = self.login(step, lb, deployment).await?;
         match self.config.workload {
             WorkloadKind::Mixed => {
                 let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;

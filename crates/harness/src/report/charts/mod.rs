@@ -150,7 +150,7 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
     if a.series.iter().any(|s| s.fit.is_ok()) {
         out.push(Chart {
             file: "usl.svg",
-            title: "Universal Scalability Law fits, extrapolated to 64 instances".into(),
+            title: format!("Universal Scalability Law fits, a model to N={}", usl_reach(a)),
             svg: usl(a)?,
         });
     }
@@ -514,16 +514,23 @@ fn rejection(a: &Analysis<'_>) -> anyhow::Result<String> {
 }
 
 /// Chart 6: fitted USL curves from 1 to 64 instances, measured points marked.
+/// How far the USL chart and table extrapolate: twice the largest N measured (at least 2).
+pub fn usl_reach(a: &Analysis<'_>) -> usize {
+    2 * a.largest_n().unwrap_or(1).max(1)
+}
+
 fn usl(a: &Analysis<'_>) -> anyhow::Result<String> {
-    const MAX: f64 = 64.0;
+    // A model, drawn no further than twice the largest N measured.
+    let max = usl_reach(a);
     let curves: Vec<(&Series<'_>, Vec<(f64, f64)>)> = a
         .series
         .iter()
         .filter_map(|s| {
             let f = s.fit.as_ref().ok()?;
-            Some((s, (1..=64).map(|n| (n as f64, f.predict(n as f64))).collect()))
+            Some((s, (1..=max).map(|n| (n as f64, f.predict(n as f64))).collect()))
         })
         .collect();
+    let max = max as f64;
     let ys: Vec<f64> = curves
         .iter()
         .flat_map(|c| c.1.iter().map(|p| p.1))
@@ -539,12 +546,14 @@ fn usl(a: &Analysis<'_>) -> anyhow::Result<String> {
         let (plot, side) = root.split_horizontally(SIZE.0 - LEGEND_W);
         let mut legend = Vec::new();
         let mut chart = ChartBuilder::on(&plot)
-            .caption("USL fits extrapolated to 64 instances (dots: measured; hollow: did not hold)", (FONT, 17))
+            .caption(format!("USL fits, a model to N={max} (dots: measured; hollow: did not hold)"), (FONT, 17))
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(64)
             .build_cartesian_2d(
-                (1f64..MAX).log_scale().with_key_points(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+                (1f64..max).log_scale().with_key_points(
+                    [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0].into_iter().filter(|k| *k <= max).collect::<Vec<_>>(),
+                ),
                 (ymin..ymax).log_scale().with_key_points(ykeys),
             )?;
         chart

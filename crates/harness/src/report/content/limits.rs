@@ -92,15 +92,30 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
             }
         }
     }
+    let k = repeats::rounds(a);
+    let runs = if k > 1 {
+        format!(
+            "Each point was measured in {k} interleaved rounds (see *Repeats*): its range holds the median with probability {}; \
+             the capacity itself was searched once.",
+            pct(repeats::coverage(k))
+        )
+    } else {
+        "One run per point, no repetitions, so no confidence intervals.".into()
+    };
     let mut noise = format!(
-        "**Noise.** One run per point, no repetitions, so no confidence intervals. {retried} of {} searched points missed in their final \
-         run at a rate their search had just held, and were retried at 90%.",
+        "**Noise.** {runs} {retried} of {} searched points missed in their final run at a rate their search had just held, and \
+         were retried at 90%.",
         r.points.iter().filter(|p| p.mode == PointMode::FindMax).count()
     );
     if let Some((x, y, at)) = swing {
         noise.push_str(&format!(" Two tries at the same rate moved p99 from {x:.2} to {y:.2} ms ({at})."));
     }
-    noise.push_str(" Read throughput differences below ~10–15% as noise.");
+    noise.push_str(if k > 1 {
+        " Which differences at the largest N are within the noise is said under *Repeats*; read throughput differences below \
+         ~10–15% as noise (capacity was searched once)."
+    } else {
+        " Read throughput differences below ~10–15% as noise."
+    });
     items.push(noise);
     let count = |flag: Flag| r.points.iter().filter(|p| p.flags.contains(&flag)).count();
     let gen_max = r.points.iter().map(|p| p.cpu.generator_utilization).fold(0.0, f64::max);

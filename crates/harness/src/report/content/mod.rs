@@ -23,6 +23,7 @@ mod control;
 mod details;
 mod experiments;
 mod limits;
+mod repeats;
 mod verdicts;
 
 pub use experiments::chart_file as chaos_chart_file;
@@ -151,6 +152,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::sync(a, &mut d, &has);
     details::latency_apart(a, &mut d);
     details::latency(a, &mut d, &has);
+    repeats::section(a, &mut d);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
     limits::limits(a, &mut d);
@@ -495,8 +497,12 @@ fn rig_note(a: &Analysis<'_>) -> String {
         )
     };
     format!(
-        "The rig: {caps}; one run per point. {not_held} of {} measured points {} in their final run (marked {NOT_HELD}, left out of fits); \
+        "The rig: {caps}; {}. {not_held} of {} measured points {} in their final run (marked {NOT_HELD}, left out of fits); \
          {} flagged generator/uncapped/machine-saturated. Differences of ~10–15% are within this rig's noise — see *Limits of this run*.",
+        match repeats::rounds(a) {
+            1 => "one run per point".to_string(),
+            k => format!("{k} interleaved rounds per point (median and range under *Repeats*)"),
+        },
         r.points.len(),
         missed_words(a),
         if flagged == 0 { "none was".to_string() } else { format!("{flagged} were") }

@@ -81,9 +81,8 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     rows.push(row(
         "Scalability",
         "USL peak (instances)",
-        cells(&|s| match a.series_of(s).map(|se| &se.fit) {
-            Some(Ok(f)) => f.peak().map_or("none (κ≈0)".into(), |p| format!("{p:.0}")),
-            Some(Err(_)) => "no fit (see Scaling)".into(),
+        cells(&|s| match a.series_of(s) {
+            Some(se) => a.peak(se).map_or("no fit (see Scaling)".into(), |p| p.cell(0)),
             None => "—".into(),
         }),
     ));
