@@ -38,6 +38,17 @@ fn burst_fraction(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A duration that may be zero (`0`, `0s`); negative or malformed ones are refused.
+fn duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!("{s:?} is negative: a round trip is 0 or more"));
+    }
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
 fn instance_count(s: &str) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
     if !(1..=64).contains(&n) {
@@ -74,6 +85,24 @@ pub enum Command {
     /// Set two sweeps side by side (normalised by their calibration when both have one),
     /// print the comparison and write it to compare.md; with --fail-above, a regression gate.
     Compare(CompareArgs),
+    /// (internal) The delay `sweep --store-rtt` puts between the instances and the store.
+    #[command(hide = true)]
+    DelayProxy(DelayProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DelayProxyArgs {
+    /// Address to accept the instances' store connections on.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+
+    /// The store's address.
+    #[arg(long)]
+    pub upstream: std::net::SocketAddr,
+
+    /// Round trip to add: half on the way there, half on the way back.
+    #[arg(long, value_parser = duration)]
+    pub rtt: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -313,9 +342,11 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", default_value_t = 0.1, value_parser = positive)]
     pub instance_cpu: f64,
 
-    /// CPU cap of the private Redis, in cores.
-    #[arg(long, env = "AUTHBENCH_STORE_CPU", default_value_t = 0.1, value_parser = positive)]
-    pub store_cpu: f64,
+    /// CPU cap of the private Redis, in cores. A comma-separated list makes store capacity
+    /// an axis: every system that uses the store is measured at each value (the first is
+    /// the run's main line), the others once.
+    #[arg(long, env = "AUTHBENCH_STORE_CPU", value_delimiter = ',', default_value = "0.1", value_parser = positive)]
+    pub store_cpu: Vec<f64>,
 
     /// CFS period for the caps; short, so throttling stalls stay short.
     #[arg(long, env = "AUTHBENCH_CPU_PERIOD", default_value = "10ms", value_parser = duration)]
@@ -326,6 +357,11 @@ pub struct SweepArgs {
     /// rest of the CFS period.
     #[arg(long, env = "AUTHBENCH_CPU_BURST", default_value_t = 1.0, value_parser = burst_fraction)]
     pub cpu_burst: f64,
+
+    /// Round trip to put between every instance and the store (e.g. 500us, 0.5ms): a
+    /// proxy process delays each direction by half. 0 = straight to the store.
+    #[arg(long, env = "AUTHBENCH_STORE_RTT", default_value = "0s", value_parser = duration_or_zero)]
+    pub store_rtt: Duration,
 
     /// Run without CPU caps (points are marked capped=false).
     #[arg(long)]
@@ -401,11 +437,13 @@ impl SweepArgs {
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             repeat: self.repeat.unwrap_or(if self.reference { REFERENCE_REPEAT } else { 1 }) as usize,
             instance_cpu: self.instance_cpu,
-            store_cpu: self.store_cpu,
+            store_cpu: self.store_cpu.first().copied().unwrap_or(0.1),
+            store_cpus: if self.store_cpu.len() > 1 { self.store_cpu } else { Vec::new() },
             cpu_period: self.cpu_period,
             cpu_burst: self.cpu_burst,
             cgroups: !self.no_cgroups,
             redis_url: self.redis_url,
+            store_rtt: self.store_rtt,
             out: self.out.unwrap_or_else(|| default_out(&run_id())),
             users: self.users.unwrap_or(if q { 32 } else { 64 }),
             demo_password: self.demo_password,

@@ -144,6 +144,19 @@ pub struct Sample {
     pub machine_busy: Option<f64>,
     /// CPU seconds stolen from the machine by the hypervisor since boot.
     pub steal: Option<f64>,
+    /// CPU seconds of the store-delay proxy (`--store-rtt`), the rig's.
+    pub delay_proxy_cpu: Option<f64>,
+    /// Round trips sampled through the delay and straight to the store during the window
+    /// (end samples of `--store-rtt` runs only).
+    pub rtt: Option<RttSample>,
+}
+
+/// Medians of the round trips sampled during one window (`--store-rtt`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RttSample {
+    pub via_us: f64,
+    pub direct_us: f64,
+    pub samples: usize,
 }
 
 /// Instance CPU seconds between two samples.

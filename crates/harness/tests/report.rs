@@ -680,6 +680,8 @@ fn capacity_and_latency_are_reported_apart_from_schema_2_on() {
             throttled_periods: Some(50),
             periods: Some(500),
             instance_utilization: 0.6,
+            cpu_per_request_us: Some(p.cpu.per_request_us),
+            store_per_request_us: p.cpu.store_per_request_us,
             slo_met: true,
             histogram: p.histogram.clone(),
         };

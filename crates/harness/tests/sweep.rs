@@ -196,6 +196,12 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--workload", "write"], "unknown --workload"),
         (&["sweep", "--repeat", "0"], "--repeat"),
         (&["sweep", "--repeat", "many"], "--repeat"),
+        (&["sweep", "--store-rtt=-1ms"], "negative"),
+        (&["sweep", "--store-rtt", "soon"], "--store-rtt"),
+        (&["sweep", "--store-cpu", ""], "--store-cpu"),
+        (&["sweep", "--store-cpu", "0.1,0.1"], "twice"),
+        (&["sweep", "--store-cpu", "0.1,0.2", "--redis-url", "redis://127.0.0.1:6379"], "private, capped Redis"),
+        (&["sweep", "--systems", "jwt-hs256", "--store-rtt", "1ms"], "none of --systems uses one"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -422,4 +428,71 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("capacity = the highest measured rate"), "the run line says what capacity is");
     assert!(report.contains("## Repeats: 2 rounds per point"), "the repeats section");
+}
+
+/// Store capacity and the store's round trip as the run records them: one point per store
+/// cap, and the round trip through the delay proxy measured under load.
+#[test]
+fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-redis,jwt-hs256",
+        "--instances",
+        "1",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "50",
+        "--users",
+        "4",
+        "--instance-cpu",
+        "0.3",
+        "--store-cpu",
+        "0.1,0.3",
+        "--store-rtt",
+        "2ms",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["config"]["store_cpus"], serde_json::json!([0.1, 0.3]));
+    assert_eq!(results["config"]["store_rtt"], 0.002);
+    let points = results["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "session-redis at two store caps, jwt-hs256 once: {points:#?}");
+    let caps: Vec<&Value> = points.iter().filter(|p| p["system"] == "session-redis").map(|p| &p["store_cpu"]).collect();
+    assert_eq!(caps, [&serde_json::json!(0.1), &serde_json::json!(0.3)]);
+    let hs = point(&results, "jwt-hs256", 1, "round-robin");
+    assert!(hs["store_cpu"].is_null() && hs["store_rtt"].is_null(), "no store, no store axis: {hs}");
+    for p in points.iter().filter(|p| p["system"] == "session-redis") {
+        assert_eq!(total_errors(p), 0, "{p}");
+        let rtt = &p["store_rtt"];
+        assert_eq!(rtt["target_us"], 2000.0);
+        assert!(rtt["samples"].as_u64().unwrap() >= 5, "sampled through the window: {rtt}");
+        let added = rtt["added_us"].as_f64().unwrap();
+        assert!(added > 1500.0, "the delay is there, both ways: {rtt}");
+        let flagged = p["flags"].as_array().unwrap().iter().any(|f| f == "store-rtt-off");
+        assert_eq!(flagged, rtt["within"] == false, "flagged exactly when off target: {p}");
+        assert!(rtt["proxy_cpu_s"].as_f64().unwrap() >= 0.0);
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Store capacity as an axis"), "{report}");
+    assert!(report.contains("The store a round trip away"), "{report}");
+    // The proxy went with the run.
+    let proxies = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains("delay-proxy"))
+        .count();
+    assert_eq!(proxies, 0, "delay proxy left running");
 }

@@ -123,6 +123,14 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => compare(&args),
+        Command::DelayProxy(args) => tokio::task::spawn_blocking(move || {
+            let listener = std::net::TcpListener::bind(args.listen)
+                .map_err(|e| anyhow::anyhow!("delay-proxy: cannot listen on {}: {e}", args.listen))?;
+            harness::deploy::delay::serve(listener, args.upstream, args.rtt).map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r),
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {

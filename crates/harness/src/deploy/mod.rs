@@ -25,6 +25,7 @@ use crate::{
     plan::{Server, System},
 };
 
+pub mod delay;
 mod store;
 mod target;
 

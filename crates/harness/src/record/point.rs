@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    Cpu, Errors, Flag, LatencyRun, Point, PointMode, SearchStep, StepOutcome, StoreStats, Verdict, WorkloadKind,
+    Cpu, Errors, Flag, LatencyRun, Point, PointMode, SearchStep, StepOutcome, StoreRtt, StoreStats, Verdict,
+    WorkloadKind,
 };
 use crate::{
     drive::engine::Outcome,
@@ -38,6 +39,8 @@ pub struct Rig<'a> {
     pub targets: &'a [String],
     /// Cores of this machine.
     pub cores: f64,
+    /// The round trip put between instances and store (`--store-rtt`), when one was.
+    pub store_rtt: Option<Duration>,
 }
 
 /// Generator CPU above this share of what it was left is flagged `generator`: the generator
@@ -103,10 +106,15 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
     if busy > MACHINE_LIMIT * rig.cores * secs {
         flags.push(Flag::MachineSaturated);
     }
+    let rtt = rig.store_rtt.filter(|_| uses_store).map(|target| store_rtt(target, a, b));
+    if rtt.as_ref().is_some_and(|r| !r.within) {
+        flags.push(Flag::StoreRttOff);
+    }
     Point {
         system: w.system,
         instances: n,
         lb: w.lb,
+        store_cpu: None,
         workload: w.workload,
         mode: w.mode,
         offered_rps: o.offered_rps,
@@ -144,12 +152,28 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         search: Vec::new(),
         search_end: None,
         latency: None,
+        store_rtt: rtt,
         repeats: Vec::new(),
         throttled_periods: match (a.throttled, b.throttled) {
             (Some(x), Some(y)) => Some(y.saturating_sub(x)),
             _ => None,
         },
         histogram: o.latency.to_base64(),
+    }
+}
+
+/// The round trip a window's store-backed requests had, from the probe in `b`.
+fn store_rtt(target: Duration, a: &Sample, b: &Sample) -> StoreRtt {
+    let r = b.rtt.filter(|r| r.samples > 0);
+    let added = r.map(|r| r.via_us - r.direct_us);
+    StoreRtt {
+        target_us: target.as_secs_f64() * 1e6,
+        via_us: r.map(|r| r.via_us),
+        direct_us: r.map(|r| r.direct_us),
+        added_us: added,
+        samples: r.map_or(0, |r| r.samples),
+        within: added.is_some_and(|x| crate::deploy::delay::within(target, x)),
+        proxy_cpu_s: b.delay_proxy_cpu.zip(a.delay_proxy_cpu).map(|(y, x)| (y - x).max(0.0)),
     }
 }
 
@@ -171,6 +195,8 @@ pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, share: f64, slo: Duration, per
         throttled_periods: p.throttled_periods,
         periods,
         instance_utilization: p.cpu.instance_utilization,
+        cpu_per_request_us: Some(p.cpu.per_request_us).filter(|x| x.is_finite()),
+        store_per_request_us: p.cpu.store_per_request_us,
         histogram: p.histogram,
     }
 }
@@ -206,7 +232,16 @@ mod tests {
     }
 
     fn rig(capped: bool, external: bool) -> Rig<'static> {
-        Rig { capped, external, instance_cpu: 0.1, store_cpu: 0.1, private_store: false, targets: &[], cores: 2.0 }
+        Rig {
+            capped,
+            external,
+            instance_cpu: 0.1,
+            store_cpu: 0.1,
+            private_store: false,
+            targets: &[],
+            cores: 2.0,
+            store_rtt: None,
+        }
     }
 
     #[test]

@@ -36,7 +36,12 @@ pub struct SweepConfig {
     #[serde(default = "one")]
     pub repeat: usize,
     pub instance_cpu: f64,
+    /// The store's cap: the first `--store-cpu` value (the main line's).
     pub store_cpu: f64,
+    /// Every `--store-cpu` value, when more than one was given: store-backed systems are
+    /// measured at each (empty otherwise, and in runs made before the axis existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_cpus: Vec<f64>,
     #[serde(with = "super::secs")]
     pub cpu_period: Duration,
     /// Burst allowance as a fraction of each group's quota (0 = none; absent from runs
@@ -45,6 +50,10 @@ pub struct SweepConfig {
     pub cpu_burst: f64,
     pub cgroups: bool,
     pub redis_url: Option<String>,
+    /// Round trip added between every instance and the store (`--store-rtt`; 0 = none,
+    /// and in runs made before it existed).
+    #[serde(default, with = "super::secs", skip_serializing_if = "Duration::is_zero")]
+    pub store_rtt: Duration,
     pub out: PathBuf,
     pub users: usize,
     pub demo_password: String,
@@ -68,6 +77,11 @@ impl SweepConfig {
     /// Measuring an already-running deployment (`--target`)?
     pub fn external(&self) -> bool {
         !self.targets.is_empty()
+    }
+
+    /// The store caps a store-backed system is measured at, the main one first.
+    pub fn store_axis(&self) -> Vec<f64> {
+        if self.store_cpus.is_empty() { vec![self.store_cpu] } else { self.store_cpus.clone() }
     }
 
     /// Warm-up of each search try and of the probe.
@@ -147,6 +161,10 @@ pub struct Point {
     pub system: System,
     pub instances: usize,
     pub lb: Lb,
+    /// The store's CPU cap during this point, when the run measured several
+    /// (`config.store_cpus`); otherwise absent and `caps.store_cpu` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_cpu: Option<f64>,
     pub workload: WorkloadKind,
     pub mode: PointMode,
     pub offered_rps: Option<f64>,
@@ -189,6 +207,10 @@ pub struct Point {
     /// point held (searched points that held, schema 2 on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyRun>,
+    /// The delay between instances and store (`--store-rtt`), as achieved under load
+    /// (store-backed points of such runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_rtt: Option<StoreRtt>,
     /// The point measured again in later rounds (`--repeat`), in round order; the point's
     /// own figures are round 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -225,6 +247,25 @@ impl Point {
             }))
             .collect()
     }
+}
+
+/// The round trip a point's instances had to the store (`--store-rtt`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoreRtt {
+    /// The round trip asked for, µs.
+    pub target_us: f64,
+    /// Median `PING` round trip through the delay during the window, µs (`null` when none
+    /// could be measured).
+    pub via_us: Option<f64>,
+    /// Median `PING` straight to the store, sampled alongside, µs.
+    pub direct_us: Option<f64>,
+    /// What the delay added: `via_us − direct_us`.
+    pub added_us: Option<f64>,
+    pub samples: usize,
+    /// `added_us` within ±20 % or ±50 µs of the target (else the point is flagged).
+    pub within: bool,
+    /// CPU seconds the delay proxy used during the window: the rig's, not the system's.
+    pub proxy_cpu_s: Option<f64>,
 }
 
 /// What one round measured of a point.
@@ -281,6 +322,13 @@ pub struct LatencyRun {
     /// Instance CPU as a share of the instances' combined cap.
     #[serde(with = "unknown")]
     pub instance_utilization: f64,
+    /// Instance CPU per completed request, µs: the service demand measured at about 70 %
+    /// load (absent for an external deployment, whose instances are not observed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_request_us: Option<f64>,
+    /// Store CPU per completed request, µs (store-backed systems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_per_request_us: Option<f64>,
     /// p99 within the objective.
     pub slo_met: bool,
     /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
@@ -382,7 +430,10 @@ pub fn summary_table(results: &Results) -> String {
     for p in &results.points {
         out.push_str(&format!(
             "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>9} {:>7.2} {:>8} {:>7} {:>6}  {}\n",
-            p.system.id(),
+            match p.store_cpu {
+                Some(c) => format!("{} (store {c})", p.system.id()),
+                None => p.system.id(),
+            },
             p.instances,
             p.lb.id(),
             p.offered_rps.map_or("closed".into(), |r| format!("{r:.0}")),

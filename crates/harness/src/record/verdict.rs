@@ -216,6 +216,9 @@ pub enum SearchEnd {
     Converged,
     /// Every try allowed (`--search-steps`) was used; the best rate that held stands.
     Budget,
+    /// Every try allowed was used and every one held: no rate above was seen to fail, so
+    /// the capacity is at least the best rate, not found (schema 2 on).
+    Unbracketed,
     /// No try held; the final run measures half of the lowest rate that failed.
     NothingHeld,
 }
@@ -233,6 +236,9 @@ pub enum Flag {
     MachineSaturated,
     /// The final run missed even after the retry at 90 %.
     FinalRunMissed(Miss),
+    /// `--store-rtt`: the round trip added under load was off its target by more than
+    /// ±20 % or ±50 µs (whichever is larger), or could not be measured.
+    StoreRttOff,
 }
 
 impl fmt::Display for Flag {
@@ -243,6 +249,7 @@ impl fmt::Display for Flag {
             Flag::External => f.write_str("external"),
             Flag::MachineSaturated => f.write_str("machine-saturated"),
             Flag::FinalRunMissed(m) => write!(f, "final run did not hold: {m}"),
+            Flag::StoreRttOff => f.write_str("store-rtt-off"),
         }
     }
 }
@@ -255,6 +262,7 @@ impl FromStr for Flag {
             "uncapped" => Flag::Uncapped,
             "external" => Flag::External,
             "machine-saturated" => Flag::MachineSaturated,
+            "store-rtt-off" => Flag::StoreRttOff,
             _ => match s.strip_prefix("final run did not hold: ") {
                 Some(miss) => Flag::FinalRunMissed(miss.parse()?),
                 None => return Err(format!("unknown point flag {s:?}")),

@@ -133,7 +133,8 @@ pub struct Attribution {
 
 pub fn attribute(results: &Results, p: &Point) -> Attribution {
     let secs = p.duration_s.max(1e-9);
-    let store_cap = if results.caps.capped && results.caps.store_cpu > 0.0 { results.caps.store_cpu } else { 1.0 };
+    let cap = p.store_cpu.unwrap_or(results.caps.store_cpu);
+    let store_cap = if results.caps.capped && cap > 0.0 { cap } else { 1.0 };
     let store = p.cpu.store_s.map(|s| s / (secs * store_cap));
     let cores = results.machine.cores.max(1) as f64;
     // External deployments (`--target`): the instances' CPU is unknown (NaN); the machine's
@@ -254,18 +255,48 @@ pub struct Analysis<'a> {
     pub revocation: Option<&'a crate::record::revocation::RevocationResults>,
     /// `chaos.json` beside the sweep, when there is one.
     pub chaos: Option<&'a crate::record::chaos::ChaosResults>,
+    /// Store capacity as an axis (`--store-cpu` with several values): every store-backed
+    /// system at every store cap, the main cap included, in system then cap order. The
+    /// other sections show the main cap only.
+    pub store_axis: Vec<StoreCap<'a>>,
+}
+
+/// A store-backed system's points at one store cap.
+#[derive(Debug)]
+pub struct StoreCap<'a> {
+    pub system: System,
+    pub lb: Lb,
+    /// The store's cap, in cores.
+    pub cores: f64,
+    /// Sorted by instance count.
+    pub points: Vec<&'a Point>,
 }
 
 impl<'a> Analysis<'a> {
     pub fn new(results: &'a Results) -> Self {
         let mut by: BTreeMap<(System, Lb), Vec<&Point>> = BTreeMap::new();
         let mut control: Vec<&Point> = Vec::new();
+        let mut store_axis: Vec<StoreCap<'a>> = Vec::new();
+        let main_cap = results.config.store_cpu;
         for p in &results.points {
+            if let Some(cores) = p.store_cpu {
+                match store_axis.iter_mut().find(|c| c.system == p.system && c.lb == p.lb && c.cores == cores) {
+                    Some(c) => c.points.push(p),
+                    None => store_axis.push(StoreCap { system: p.system, lb: p.lb, cores, points: vec![p] }),
+                }
+                if cores != main_cap {
+                    continue;
+                }
+            }
             if p.system.is_control() {
                 control.push(p);
             } else {
                 by.entry((p.system, p.lb)).or_default().push(p);
             }
+        }
+        store_axis.sort_by(|x, y| (x.system, x.lb).cmp(&(y.system, y.lb)).then(x.cores.total_cmp(&y.cores)));
+        for c in &mut store_axis {
+            c.points.sort_by_key(|p| p.instances);
         }
         let mut lbs_of: BTreeMap<System, usize> = BTreeMap::new();
         for (system, _) in by.keys() {
@@ -345,7 +376,7 @@ impl<'a> Analysis<'a> {
                 points: control,
             }
         });
-        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None }
+        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None, store_axis }
     }
 
     /// Where a line peaks, if the report may say so. A line that shares nothing between

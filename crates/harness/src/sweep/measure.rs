@@ -9,8 +9,9 @@ use std::{
 use super::Run;
 use crate::{
     deploy::Deployment,
+    deploy::delay::RttProbe,
     drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
-    observe::{self, RedisObserver, Sample},
+    observe::{self, RedisObserver, RttSample, Sample},
 };
 
 impl Run {
@@ -37,6 +38,16 @@ impl Run {
             Some(s) => RedisObserver::connect(&s.url).await.ok(),
             None => None,
         };
+        // Round trips through the delay and straight to the store, all through the window.
+        let (rtt_stop, rtt_probe) = match (&self.delay, &self.store) {
+            (Some(d), Some(s)) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let (via, direct) = (d.url.clone(), s.url.clone());
+                let every = Duration::from_millis(50);
+                (Some(tx), Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, rx).await })))
+            }
+            _ => (None, None),
+        };
         let started = Instant::now();
         let drive = engine::run(&spec, work.clone(), progress);
         tokio::pin!(drive);
@@ -62,10 +73,20 @@ impl Run {
             }
         };
         let start_sample = start_sample.unwrap_or_default();
-        let end_sample = match end_sample {
+        let mut end_sample = match end_sample {
             Some(s) => s,
             None => self.sample(deployment, &mut obs).await,
         };
+        if let (Some(stop), Some(probe)) = (rtt_stop, rtt_probe) {
+            let _ = stop.send(());
+            if let Ok(p) = probe.await {
+                end_sample.rtt = Some(RttSample {
+                    via_us: crate::record::median(p.via_us.clone()).unwrap_or(f64::NAN),
+                    direct_us: crate::record::median(p.direct_us.clone()).unwrap_or(f64::NAN),
+                    samples: p.via_us.len().min(p.direct_us.len()),
+                });
+            }
+        }
         Ok((outcome, start_sample, end_sample))
     }
 
@@ -94,6 +115,8 @@ impl Run {
             rss,
             machine_busy,
             steal: machine.map(|m| m.steal_s),
+            delay_proxy_cpu: self.delay.as_ref().and_then(|d| observe::cpu_seconds(&d.process.pid.to_string())),
+            rtt: None,
         }
     }
 

@@ -52,6 +52,8 @@ struct Run {
     binaries: Option<Binaries>,
     /// The `--target` addresses, in flag order (empty when we start the instances).
     targets: Vec<SocketAddr>,
+    /// The delay between instances and store (`--store-rtt`), dropped before the store.
+    delay: Option<deploy::delay::DelayProxy>,
     store: Option<Store>,
     cgroups: Option<CgroupRoot>,
     key_dir: PathBuf,
@@ -65,6 +67,8 @@ struct Run {
     started: Instant,
     /// 1 while searching; 2 to `config.repeat` while the points are measured again.
     round: usize,
+    /// The store's CPU cap now (changes between steps when store capacity is an axis).
+    store_cap: f64,
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
@@ -103,6 +107,18 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
+    let delay = match &store {
+        Some(store) if !config.store_rtt.is_zero() => {
+            let exe = std::env::current_exe().context("cannot find the authbench binary for the delay proxy")?;
+            // Its own cgroup, uncapped: it must never be what limits; its CPU is recorded.
+            let group = deploy::group(cgroups.as_ref(), "store-delay", 1.0)?;
+            if let Some(g) = &group {
+                g.set_cores(None).map_err(anyhow::Error::msg)?;
+            }
+            Some(deploy::delay::start(&exe, &store.url, config.store_rtt, group, &log_dir).await?)
+        }
+        _ => None,
+    };
 
     if let Some(binaries) = &binaries {
         binaries.keygen(systems.iter().filter_map(|s| s.jwt_alg()), &key_dir)?;
@@ -131,6 +147,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         binaries,
         targets,
         cgroups,
+        delay,
         store,
         key_dir,
         log_dir,
@@ -140,8 +157,10 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         sticky_max: HashMap::new(),
         started: Instant::now(),
         round: 1,
+        store_cap: 0.0,
     };
-    let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref());
+    run.store_cap = run.config.store_cpu;
+    let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), &run.config.store_cpus);
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
     let mut outcome = experiment::run(&mut run, &steps, &shutdown).await;
@@ -231,7 +250,27 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
     }
     anyhow::ensure!(c.instance_cpu > 0.0 && c.store_cpu > 0.0, "--instance-cpu and --store-cpu must be positive");
+    if !c.store_cpus.is_empty() {
+        anyhow::ensure!(
+            c.cgroups && c.redis_url.is_none() && !c.external(),
+            "several --store-cpu values need the private, capped Redis a sweep starts (not --redis-url, --target or --no-cgroups)"
+        );
+        for (i, v) in c.store_cpus.iter().enumerate() {
+            anyhow::ensure!(!c.store_cpus[..i].contains(v), "--store-cpu lists {v} twice");
+        }
+    }
     anyhow::ensure!(c.users >= 1, "--users must be at least 1");
+    if !c.store_rtt.is_zero() {
+        anyhow::ensure!(
+            c.redis_url.is_none() && !c.external(),
+            "--store-rtt needs the private Redis a sweep starts (not --redis-url or --target)"
+        );
+        anyhow::ensure!(
+            c.systems.iter().any(|s| s.needs_redis()),
+            "--store-rtt delays the store, and none of --systems uses one"
+        );
+        anyhow::ensure!(c.store_rtt <= Duration::from_millis(100), "--store-rtt must be at most 100ms");
+    }
     Ok(())
 }
 
@@ -244,7 +283,8 @@ impl Steps for Run {
         } else {
             String::new()
         };
-        self.status.step(format!("{round}[{}/{total}] {} N={}", i + 1, step.system, step.instances));
+        let store = step.store_cpu.map_or(String::new(), |c| format!(" store {c} core"));
+        self.status.step(format!("{round}[{}/{total}] {} N={}{store}", i + 1, step.system, step.instances));
     }
 
     async fn run(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
@@ -284,7 +324,8 @@ impl Run {
         let setup = deploy::ServerSetup {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
-            store_url: self.store.as_ref().map(|s| s.url.as_str()),
+            // Through the delay when there is one.
+            store_url: self.delay.as_ref().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
             prefix: &self.prefix,
             key_dir: &self.key_dir,
             jwt_extra: &[],
@@ -292,7 +333,20 @@ impl Run {
         deploy::server_args(system, k, &setup)
     }
 
-    async fn deploy(&self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+    /// The store's cap for `step`: its own when store capacity is an axis, else the run's.
+    fn set_store_cap(&mut self, step: &Step) -> anyhow::Result<()> {
+        let cap = step.store_cpu.unwrap_or(self.config.store_cpu);
+        if cap != self.store_cap
+            && let Some(g) = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref())
+        {
+            g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
+        }
+        self.store_cap = cap;
+        Ok(())
+    }
+
+    async fn deploy(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
+        self.set_store_cap(step)?;
         if self.config.external() {
             // Already running: the targets are the deployment (checked at start-up).
             deployment.addrs = self.targets.clone();
@@ -340,7 +394,9 @@ impl Run {
 
     /// The point of `step` under `lb` measured in round 1 (its index in `results.points`).
     fn round_one(&self, step: &Step, lb: Lb) -> Option<usize> {
-        self.results.points.iter().position(|p| p.system == step.system && p.instances == step.instances && p.lb == lb)
+        self.results.points.iter().position(|p| {
+            p.system == step.system && p.instances == step.instances && p.lb == lb && p.store_cpu == step.store_cpu
+        })
     }
 
     /// Whether a later round has anything to measure in `step`.
@@ -544,6 +600,7 @@ impl Run {
         point.held = verdict.held() && !expected_to_fail;
         point.search = search;
         point.search_end = end;
+        point.store_cpu = step.store_cpu;
         if mode == PointMode::FindMax && point.held {
             point.latency = Some(self.latency_run(step, lb, deployment, &work, rate).await?);
         }
@@ -592,11 +649,12 @@ impl Run {
             capped: self.cgroups.is_some(),
             external: self.config.external(),
             instance_cpu: self.config.instance_cpu,
-            store_cpu: self.config.store_cpu,
+            store_cpu: self.store_cap,
             private_store: self.store.as_ref().is_some_and(Store::private),
             targets: &self.config.targets,
             // Detected once, at the start of the run (`Machine::detect`).
             cores: self.results.machine.cores as f64,
+            store_rtt: self.delay.as_ref().map(|d| d.rtt),
         }
     }
 

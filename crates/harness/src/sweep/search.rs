@@ -9,11 +9,12 @@
 //! capacity found, and judged there ([`slo_met`]).
 //!
 //! The search is guided by the utilization law. Each try measures the instances' CPU
-//! utilization U at rate X; since U = X·D, the rate that would use the whole cap is X/U,
-//! and the next try aims at 85 % of it (at least 5 % above the last rate that held). Once
-//! a try fails, the search bisects between the best rate that held and the lowest that
-//! failed. It starts low (a third of a short closed-loop probe), so most tries run below
-//! saturation and leave no backlog.
+//! utilization U at rate X; since U = X·D, the rate that would use the whole cap is X/U.
+//! While every try holds, the next one aims just past it, at [`OVERSHOOT`] × X/U (at least
+//! 5 % above the last rate that held), so that a rate that fails brackets the capacity;
+//! once one fails, the search bisects between the best rate that held and the lowest that
+//! failed. It starts low (a third of a short closed-loop probe). A search whose every try
+//! held ends [`SearchEnd::Unbracketed`]: its rate is a lower bound, not the capacity.
 
 use std::time::Duration;
 
@@ -47,8 +48,9 @@ pub fn slo_met(p99_us: u64, slo: Duration) -> bool {
     p99_us <= slo.as_micros() as u64
 }
 
-/// The share of the cap each utilization-aimed step aims at.
-const AIM: f64 = 0.85;
+/// How far past the cap's predicted rate (X/U) an ascending try aims: far enough that an
+/// overload shows as achieved < 95 % of offered in a short window.
+const OVERSHOOT: f64 = 1.1;
 /// Steps closer than this to the last try end the search.
 const CONVERGED: f64 = 0.03;
 /// What a final run that missed is retried at, as a share of its rate.
@@ -109,7 +111,7 @@ impl Search {
             (None, Some(hi)) => hi * 0.5,
             (Some(lo), None) => {
                 // Utilization-law estimate, bounded to at most 4x per step.
-                let target = utilization.filter(|u| *u > 0.01).map_or(lo * 2.0, |u| AIM * lo / u);
+                let target = utilization.filter(|u| *u > 0.01).map_or(lo * 2.0, |u| OVERSHOOT * lo / u);
                 target.clamp(lo * 1.05, lo * 4.0)
             }
             (None, None) => rate,
@@ -119,7 +121,11 @@ impl Search {
             return (step, Next::Stop(SearchEnd::Converged));
         }
         if self.tries >= self.budget {
-            let end = if self.best.is_some() { SearchEnd::Budget } else { SearchEnd::NothingHeld };
+            let end = match (self.best, self.failed) {
+                (None, _) => SearchEnd::NothingHeld,
+                (Some(_), None) => SearchEnd::Unbracketed,
+                (Some(_), Some(_)) => SearchEnd::Budget,
+            };
             return (step, Next::Stop(end));
         }
         self.rate = next;
@@ -182,17 +188,17 @@ mod tests {
     #[test]
     fn held_steps_up_aimed_by_utilization() {
         let mut s = Search::new(3000.0, 4);
-        // At 40 % of the cap, 85 % of it is 1000 × 0.85 / 0.4 = 2125.
+        // At 40 % of the cap, the cap is at 1000 / 0.4 = 2500: aim 10 % past it, 2750.
         let (step, next) = s.observe(Verdict::Held, Some(0.4));
         assert_eq!(step, StepOutcome::Judged(Verdict::Held));
-        assert_eq!(next, Next::Try(2125.0));
+        assert_eq!(next, Next::Try(2750.0));
         // Aim bounded to ×4 per step, and at least ×1.05 (also when the cap is already pinned).
         let mut s = Search::new(3000.0, 4);
         assert_eq!(s.observe(Verdict::Held, Some(0.05)).1, Next::Try(4000.0));
         let mut s = Search::new(3000.0, 4);
-        assert_eq!(s.observe(Verdict::Held, Some(0.84)).1, Next::Try(1050.0));
+        assert_eq!(s.observe(Verdict::Held, Some(1.1)).1, Next::Try(1050.0));
         let mut s = Search::new(3000.0, 4);
-        assert_eq!(s.observe(Verdict::Held, Some(0.99)).1, Next::Try(1050.0), "held while pinned: keep looking");
+        assert_eq!(s.observe(Verdict::Held, Some(0.99)).1, Next::Try(1000.0 * 1.1 / 0.99), "past the pinned cap");
         // Uncapped: no utilization, so double.
         let mut s = Search::new(3000.0, 4);
         assert_eq!(s.observe(Verdict::Held, None).1, Next::Try(2000.0));
@@ -210,14 +216,15 @@ mod tests {
     #[test]
     fn converged_stops_with_the_best_held() {
         let mut s = Search::new(3000.0, 8);
-        s.observe(Verdict::Held, Some(0.5)); // → 1700
-        s.observe(SLOW, Some(1.0)); // → 1350
-        s.observe(Verdict::Held, Some(0.7)); // → 1525
-        s.observe(Verdict::Held, Some(0.8)); // → 1612.5
-        assert_eq!(s.rate(), 1612.5);
-        // Between 1612.5 and 1700 the next try (1656.25) is within 3 %: stop.
-        assert_eq!(s.observe(Verdict::Held, Some(0.8)).1, Next::Stop(SearchEnd::Converged));
-        assert_eq!(s.final_rate(), 1612.5);
+        s.observe(Verdict::Held, Some(0.5)); // → 2200
+        s.observe(SLOW, Some(1.0)); // → 1600
+        s.observe(Verdict::Held, Some(0.7)); // → 1900
+        s.observe(Verdict::Held, Some(0.8)); // → 2050
+        assert_eq!(s.rate(), 2050.0);
+        s.observe(Verdict::Held, Some(0.9)); // → 2125
+        // Between 2125 and 2200 the next try (2162.5) is within 3 %: stop.
+        assert_eq!(s.observe(Verdict::Held, Some(0.9)).1, Next::Stop(SearchEnd::Converged));
+        assert_eq!(s.final_rate(), 2125.0);
     }
 
     #[test]
@@ -227,6 +234,11 @@ mod tests {
         assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Stop(SearchEnd::Budget));
         assert_eq!(s.final_rate(), 1000.0);
         assert_eq!(s.tries(), 2);
+        // Every try held: the capacity was never bracketed.
+        let mut s = Search::new(3000.0, 2);
+        s.observe(Verdict::Held, Some(0.2));
+        assert_eq!(s.observe(Verdict::Held, Some(0.9)).1, Next::Stop(SearchEnd::Unbracketed));
+        assert_eq!(s.final_rate(), 4000.0);
     }
 
     #[test]

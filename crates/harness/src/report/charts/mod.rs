@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod chaos;
+pub(crate) mod store_axis;
 
 use chaos::timeline;
 
@@ -145,6 +146,13 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
             file: "rejection.svg",
             title: "Instance-local sessions: rejected requests vs instances".into(),
             svg: rejection(a)?,
+        });
+    }
+    if !store_axis::lines(a).1.is_empty() {
+        out.push(Chart {
+            file: "store-ceiling.svg",
+            title: "Capacity against the store's CPU cap".into(),
+            svg: store_axis::chart(a)?,
         });
     }
     if a.series.iter().any(|s| s.fit.is_ok()) {

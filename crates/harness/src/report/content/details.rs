@@ -221,9 +221,47 @@ pub(super) fn store(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
             d.p(format!("{}: {verdict}", s.label()));
         }
     }
+    if let Some(ratio) = super::store_axis::ratio(a) {
+        d.p(ratio);
+    }
+    if let Some(rtt) = store_rtt(a) {
+        d.p(rtt);
+    }
     if has("store.svg") {
         d.chart("store.svg", "Store commands/s (left) and CPU utilization of store and instances (right) vs instances");
     }
+}
+
+/// `--store-rtt`: the round trip the instances had to the store, as achieved under load.
+fn store_rtt(a: &Analysis<'_>) -> Option<String> {
+    let r = a.results;
+    if r.config.store_rtt.is_zero() {
+        return None;
+    }
+    let pts: Vec<&Point> = r.points.iter().filter(|p| p.store_rtt.is_some()).collect();
+    let added: Vec<f64> = pts.iter().filter_map(|p| p.store_rtt.as_ref()?.added_us).collect();
+    let off: Vec<String> = pts
+        .iter()
+        .filter(|p| p.store_rtt.as_ref().is_some_and(|x| !x.within))
+        .map(|p| format!("{} N={}", p.system, p.instances))
+        .collect();
+    let proxy: f64 = pts.iter().filter_map(|p| p.store_rtt.as_ref()?.proxy_cpu_s).sum();
+    let lo = added.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = added.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some(format!(
+        "**The store a round trip away.** The instances reached Redis through a delay of {:.0} µs round trip (`--store-rtt`: a proxy \
+         process holding each direction for half, on high-resolution timers; its CPU is the rig's, {proxy:.2} s over the measured \
+         windows). Achieved under load — median PING through the delay minus median PING straight to Redis, sampled every 50 ms \
+         through each window — {} across {} store-backed points; {}.",
+        r.config.store_rtt.as_secs_f64() * 1e6,
+        if added.is_empty() { "not measured".to_string() } else { format!("{lo:.0}–{hi:.0} µs") },
+        pts.len(),
+        if off.is_empty() {
+            "every point within ±20% or ±50 µs of the target".to_string()
+        } else {
+            format!("off target (flagged `store-rtt-off`): {}", off.join(", "))
+        }
+    ))
 }
 
 pub(super) fn cpu(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {

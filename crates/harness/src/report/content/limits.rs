@@ -117,6 +117,19 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         " Read throughput differences below ~10–15% as noise."
     });
     items.push(noise);
+    let unbracketed: Vec<String> = r
+        .points
+        .iter()
+        .filter(|p| p.search_end == Some(crate::record::SearchEnd::Unbracketed))
+        .map(|p| format!("{} N={}", p.system, p.instances))
+        .collect();
+    if !unbracketed.is_empty() {
+        items.push(format!(
+            "**Capacity not bracketed.** Every search try held for {}: no rate above was seen to fail within `--search-steps`, so \
+             these figures are lower bounds of capacity, not capacity.",
+            and_list(&unbracketed)
+        ));
+    }
     let count = |flag: Flag| r.points.iter().filter(|p| p.flags.contains(&flag)).count();
     let gen_max = r.points.iter().map(|p| p.cpu.generator_utilization).fold(0.0, f64::max);
     let machine_max = r.points.iter().map(|p| attribute(r, p).machine).fold(0.0, f64::max);

@@ -24,6 +24,8 @@ mod details;
 mod experiments;
 mod limits;
 mod repeats;
+mod store_axis;
+mod validation;
 mod verdicts;
 
 pub use experiments::chart_file as chaos_chart_file;
@@ -147,6 +149,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::scaling(a, &mut d, &has);
     details::saturation(a, &mut d);
     details::store(a, &mut d, &has);
+    store_axis::section(a, &mut d, &has);
     details::cpu(a, &mut d, &has);
     control::section(a, &mut d);
     details::sync(a, &mut d, &has);
@@ -155,6 +158,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     repeats::section(a, &mut d);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
+    validation::section(a, &mut d);
     limits::limits(a, &mut d);
     limits::all_points(a, &mut d);
     d.h(2, "reproduce", "Re-rendering");
@@ -175,7 +179,16 @@ fn run_line(a: &Analysis<'_>) -> String {
     let r = a.results;
     let m = &r.machine;
     let caps = if r.caps.capped {
-        format!("instances capped at {} core each, store at {} core", r.caps.instance_cpu, r.caps.store_cpu)
+        format!(
+            "instances capped at {} core each, store at {} core{}",
+            r.caps.instance_cpu,
+            r.caps.store_cpu,
+            if r.config.store_rtt.is_zero() {
+                String::new()
+            } else {
+                format!(", {:.0} µs round trip to it", r.config.store_rtt.as_secs_f64() * 1e6)
+            }
+        )
     } else {
         format!("**uncapped** ({})", r.caps.reason.as_deref().unwrap_or("no reason recorded"))
     };

@@ -1,0 +1,124 @@
+//! Store capacity as an axis: how the store-backed systems' ceiling moves with the store's
+//! CPU cap, where the instances take over as the limit, and the store-to-instance ratio
+//! that every store conclusion of the run rests on.
+
+use super::*;
+use crate::report::charts::store_axis::lines;
+
+/// The ratio sentence: what the store had against the instances at the largest N.
+pub(super) fn ratio(a: &Analysis<'_>) -> Option<String> {
+    let r = a.results;
+    if !r.caps.capped || !a.series.iter().any(|s| s.system.needs_redis()) {
+        return None;
+    }
+    let n = a.largest_n()?;
+    let instances = n as f64 * r.caps.instance_cpu;
+    Some(format!(
+        "Every store conclusion here rests on a ratio: Redis capped at {} core against {n} × {} core of instances at N={n} \
+         (1 : {:.0}). A store with more cores per instance moves the ceiling up and the N where it binds out{}.",
+        r.caps.store_cpu,
+        r.caps.instance_cpu,
+        instances / r.caps.store_cpu,
+        if a.store_axis.is_empty() {
+            "; `--store-cpu 0.05,0.1,0.2,0.4` measures how far"
+        } else {
+            " — see *Store capacity as an axis*"
+        }
+    ))
+}
+
+pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
+    let (n, lines) = lines(a);
+    if lines.is_empty() {
+        return;
+    }
+    let r = a.results;
+    d.h(2, "store-axis", "Store capacity as an axis");
+    d.p(format!(
+        "The store-backed systems measured again with Redis capped at {} core, everything else unchanged ({} core per instance). \
+         The rest of this report shows the main line, Redis at {} core. The store-to-instance ratio is the store's cap over the \
+         instances' at N={n}.",
+        and_list(&a.store_axis.iter().map(|c| c.cores).fold(Vec::<f64>::new(), |mut v, c| {
+            if !v.contains(&c) {
+                v.push(c);
+            }
+            v
+        })
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()),
+        r.caps.instance_cpu,
+        r.config.store_cpu
+    ));
+    let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
+    for line in &lines {
+        let caps: Vec<&crate::report::analysis::StoreCap<'_>> =
+            a.store_axis.iter().filter(|c| c.system == line.system).collect();
+        let mut store_bound_up_to = None;
+        let mut instances_from = None;
+        for cap in &caps {
+            let Some(p) = cap.points.iter().find(|p| p.instances == n) else { continue };
+            let at = attribute(r, p);
+            let limit = match at.limit {
+                Limit::Saturated(Resource::Store, _) => {
+                    store_bound_up_to = Some(cap.cores);
+                    "store"
+                }
+                Limit::Saturated(Resource::Instances, _) => {
+                    instances_from.get_or_insert(cap.cores);
+                    "instances"
+                }
+                _ => "neither saturated",
+            };
+            rows.push(vec![
+                line.label.clone(),
+                format!("{}", cap.cores),
+                format!("1 : {:.1}", n as f64 * r.caps.instance_cpu / cap.cores),
+                format!("{}{}", rps(p.achieved_rps), held_mark(p)),
+                at.store.map_or("—".into(), pct),
+                pct(at.instances),
+                limit.into(),
+            ]);
+        }
+        let (first, last) = (line.points.first(), line.points.last());
+        if let (Some(f), Some(l)) = (first, last) {
+            let mut v = format!(
+                "**{}**: at N={n} capacity went from {} with the store at {} core to {} at {} core (×{:.2} for ×{:.0} the store).",
+                line.label,
+                rps(f.1),
+                f.0,
+                rps(l.1),
+                l.0,
+                l.1 / f.1,
+                l.0 / f.0
+            );
+            match (store_bound_up_to, instances_from) {
+                (_, Some(c)) => v.push_str(&format!(" From {c} core on, the instances were the limit, not the store.")),
+                (Some(c), None) => v.push_str(&format!(
+                    " The store was the limit up to {c} core, the largest measured: the instances never took over here."
+                )),
+                (None, None) => v.push_str(" Neither the store nor the instances reached saturation at these caps."),
+            }
+            if let Some(ceiling) = line.instance_ceiling {
+                v.push_str(&format!(
+                    " The instances alone would give about {} (N × cap / their CPU per request).",
+                    rps(ceiling)
+                ));
+            }
+            verdicts.push(v);
+        }
+    }
+    d.table(
+        &["system", "store cores", "store : instances", "capacity req/s", "store CPU", "instance CPU", "limited by"],
+        "lrrrrrl",
+        rows,
+    );
+    d.bullets(verdicts);
+    if has("store-ceiling.svg") {
+        d.chart(
+            "store-ceiling.svg",
+            format!("Capacity at N={n} against the store's CPU cap; dashed: the instances' own ceiling"),
+        );
+    }
+}
