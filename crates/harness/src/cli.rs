@@ -276,7 +276,8 @@ pub struct SweepArgs {
           default_value = "session-memory,session-redis,jwt-hs256,jwt-rs256,jwt-es256,jwt-eddsa,control")]
     pub systems: Vec<System>,
 
-    /// Instance counts to scale through (comma-separated). Default 1,2,4,8 (1,2 with --quick).
+    /// Instance counts to scale through (comma-separated). Default 1,2,4,8 (1,2 with --quick,
+    /// 1,2,3,4,8 with --reference).
     #[arg(long, env = "AUTHBENCH_INSTANCES", value_delimiter = ',', value_parser = instance_count)]
     pub instances: Option<Vec<usize>>,
 
@@ -334,7 +335,9 @@ pub struct SweepArgs {
           value_parser = clap::value_parser!(u32).range(1..=50))]
     pub repeat: Option<u32>,
 
-    /// The preset for a reference run: --repeat 5 (unless --repeat is given).
+    /// The preset for a reference run: --repeat 5 and --instances 1,2,3,4,8 (each unless
+    /// given), so every point has a median and range and the largest N is predicted from
+    /// N ≤ 4 (held-out validation).
     #[arg(long, conflicts_with = "quick")]
     pub reference: bool,
 
@@ -418,6 +421,8 @@ impl SweepArgs {
             Some(given) => given,
             None if !self.targets.is_empty() => Vec::new(),
             None if q => vec![1, 2],
+            // N = 3 lets the held-out validation fit the USL on N ≤ 4 and predict N = 8.
+            None if self.reference => vec![1, 2, 3, 4, 8],
             None => vec![1, 2, 4, 8],
         };
         SweepConfig {
@@ -426,13 +431,13 @@ impl SweepArgs {
             lb: self.lb,
             workload: self.workload,
             duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(3) }),
-            warmup: self.warmup.unwrap_or(if q { Duration::from_millis(300) } else { Duration::from_secs(1) }),
+            warmup: self.warmup.unwrap_or(if q { Duration::from_millis(300) } else { Duration::from_millis(500) }),
             rate: self.rate,
             slo_p99: self.slo_p99,
             step_duration: self.step_duration.unwrap_or(if q {
                 Duration::from_millis(600)
             } else {
-                Duration::from_millis(1200)
+                Duration::from_millis(1000)
             }),
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             repeat: self.repeat.unwrap_or(if self.reference { REFERENCE_REPEAT } else { 1 }) as usize,

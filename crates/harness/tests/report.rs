@@ -785,5 +785,61 @@ fn a_shared_nothing_line_gets_no_peak_unless_its_kappa_lies_above_the_controls()
     results.write(dir.path()).unwrap();
     report::render(dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    assert!(md.contains("not claimed (no control line)"), "the report says why no peak is given");
+    assert!(md.contains("not claimed (no control fit to compare)"), "the report says why no peak is given");
+}
+
+/// Held-out validation: the largest N predicted from N ≤ 4 by the USL and by the demand
+/// model, with the demands of the latency runs.
+#[test]
+fn the_largest_n_is_predicted_from_the_small_ones_and_the_errors_are_given() {
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    let hs: Vec<harness::record::Point> = r.points.iter().filter(|p| p.system == System::JWT_HS256).cloned().collect();
+    let mut three = hs.iter().find(|p| p.instances == 2).unwrap().clone();
+    three.instances = 3;
+    three.achieved_rps = (hs[1].achieved_rps + hs[2].achieved_rps) / 2.0;
+    r.points.push(three);
+    for p in r.points.iter_mut().filter(|p| p.system == System::JWT_HS256) {
+        p.latency = Some(harness::record::LatencyRun {
+            share: 0.7,
+            offered_rps: (p.achieved_rps * 0.7).round(),
+            achieved_rps: (p.achieved_rps * 0.7).round(),
+            requests: 5000,
+            duration_s: 3.0,
+            error_ratio: 0.0,
+            latency_us: p.latency_us,
+            throttled_periods: None,
+            periods: None,
+            instance_utilization: 0.7,
+            cpu_per_request_us: Some(50.0),
+            store_per_request_us: None,
+            slo_met: true,
+            histogram: String::new(),
+        });
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let section = md
+        .split("## Held-out validation: the largest N predicted from N ≤ 4")
+        .nth(1)
+        .expect("the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let cells = row(section, &["jwt-hs256"]);
+    let measured = hs.iter().find(|p| p.instances == 8).unwrap().achieved_rps;
+    // Demand model: 8 × 0.1 core / 50 µs = 16 000 req/s.
+    let err = (16_000.0 - measured) / measured * 100.0;
+    assert_eq!(cells[3], format!("16.0k ({err:+.0}%)"), "{cells:?}");
+    assert!(cells[2].contains('(') && cells[2].contains('%'), "a USL prediction with its error: {cells:?}");
+    assert_eq!(cells[4], "50");
+    assert!(section.contains("median error"), "{section}");
+    // Without N=3, the USL cannot be fitted on N ≤ 4 and the section says so.
+    let (_d, plain) = rendered();
+    assert!(
+        !plain.contains("## Held-out validation"),
+        "a schema-1 run without latency runs still gets the section? {plain}"
+    );
 }

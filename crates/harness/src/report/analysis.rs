@@ -50,8 +50,8 @@ pub enum Peak {
     /// A shared-nothing line whose κ interval does not lie above the control's: the
     /// curvature is the rig's (co-location), not the system's.
     Rig(f64),
-    /// A shared-nothing line in a run without a control line: the rig's curvature cannot be
-    /// told apart, so no peak is claimed.
+    /// A shared-nothing line in a run without a control line, or whose control line could
+    /// not be fitted: the rig's curvature cannot be told apart, so no peak is claimed.
     NoControl(f64),
 }
 
@@ -62,7 +62,7 @@ impl Peak {
             Peak::None => "none (κ≈0)".into(),
             Peak::At(p) => format!("{p:.digits$}"),
             Peak::Rig(_) => "none beyond the rig's (κ within the control's)".into(),
-            Peak::NoControl(_) => "not claimed (no control line)".into(),
+            Peak::NoControl(_) => "not claimed (no control fit to compare)".into(),
         }
     }
 }

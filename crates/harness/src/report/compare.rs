@@ -74,8 +74,12 @@ pub struct Comparison {
 pub fn compare(a: &Results, b: &Results) -> Comparison {
     let loops =
         (a.calibration.as_ref().and_then(|c| c.cpu_loop_us()), b.calibration.as_ref().and_then(|c| c.cpu_loop_us()));
+    // The control's CPU per request depends on the load it was measured at, and schema 2
+    // measures at capacity where schema 1 stopped below it: across that change the control
+    // is no yardstick, the CPU loop still is.
+    let same_method = a.latency_apart() == b.latency_apart();
     let basis = match (control_us(a), control_us(b), loops) {
-        (Some(ca), Some(cb), _) => Basis::Control { factor: cb / ca },
+        (Some(ca), Some(cb), _) if same_method => Basis::Control { factor: cb / ca },
         (_, _, (Some(la), Some(lb))) if la > 0.0 && lb > 0.0 => Basis::CpuLoop { factor: lb / la },
         _ => Basis::Raw,
     };
@@ -187,6 +191,15 @@ pub fn markdown(c: &Comparison, a: &Results, b: &Results) -> String {
         );
     }
     let _ = writeln!(s, "\nFigures of B are {}.\n", basis_text(c));
+    if a.latency_apart() != b.latency_apart() {
+        let _ = writeln!(
+            s,
+            "The runs measured capacity differently (schema {} and {}): from schema 2 on the search no longer stops at \
+             the p99 objective, and CPU per request is measured at capacity, where it is lower than below it. \
+             Differences here are partly the method's, not the systems'.\n",
+            a.schema_version, b.schema_version
+        );
+    }
     s.push_str("## Per system (median over the points both runs measured, B ÷ A)\n\n");
     s.push_str("| system | lb | points | throughput | CPU per request |\n|---|---|---:|---:|---:|\n");
     for x in &c.systems {
@@ -283,6 +296,10 @@ mod tests {
         let c = compare(&a, &b);
         assert_eq!(c.basis, Basis::Control { factor: 3.0 });
         assert!(worse(&c, 1.0).is_empty(), "{:?}", worse(&c, 1.0));
+        // Across the schema-2 change (capacity measured apart) the control is no yardstick.
+        let mut b2 = b.clone();
+        b2.schema_version = 2;
+        assert_eq!(compare(&a, &b2).basis, Basis::CpuLoop { factor: 1.0 });
         // Only one run has the control: the CPU loop it is, and it sees the 3x as a regression.
         let c = compare(&run(1.0, 1.0, Some(4000.0)), &b);
         assert_eq!(c.basis, Basis::CpuLoop { factor: 1.0 });

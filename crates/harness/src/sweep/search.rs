@@ -10,10 +10,13 @@
 //!
 //! The search is guided by the utilization law. Each try measures the instances' CPU
 //! utilization U at rate X; since U = X·D, the rate that would use the whole cap is X/U.
-//! While every try holds, the next one aims just past it, at [`OVERSHOOT`] × X/U (at least
-//! 5 % above the last rate that held), so that a rate that fails brackets the capacity;
-//! once one fails, the search bisects between the best rate that held and the lowest that
-//! failed. It starts low (a third of a short closed-loop probe). A search whose every try
+//! While every try holds, the next one aims just past it, at [`OVERSHOOT`] × X/U, and at
+//! least [`MIN_STEP`] above the last rate that held: CPU per request falls as load rises
+//! (more requests share each wake-up), so X/U measured below the cap underestimates what the
+//! cap holds. A rate that fails brackets the capacity; then the search bisects between the
+//! best rate that held and the lowest that failed. It starts at [`START`] of a short
+//! closed-loop probe — the throughput the system gave when kept saturated, so capacity is
+//! near it — and while nothing has held it steps down by [`DOWN`]. A search whose every try
 //! held ends [`SearchEnd::Unbracketed`]: its rate is a lower bound, not the capacity.
 
 use std::time::Duration;
@@ -51,6 +54,12 @@ pub fn slo_met(p99_us: u64, slo: Duration) -> bool {
 /// How far past the cap's predicted rate (X/U) an ascending try aims: far enough that an
 /// overload shows as achieved < 95 % of offered in a short window.
 const OVERSHOOT: f64 = 1.1;
+/// The least an ascending try rises over the best rate that held.
+const MIN_STEP: f64 = 1.25;
+/// The first try, as a share of the closed-loop probe's throughput.
+const START: f64 = 0.9;
+/// While nothing has held, the next try is this share of the lowest rate that failed.
+const DOWN: f64 = 0.8;
 /// Steps closer than this to the last try end the search.
 const CONVERGED: f64 = 0.03;
 /// What a final run that missed is retried at, as a share of its rate.
@@ -76,9 +85,9 @@ pub struct Search {
 }
 
 impl Search {
-    /// Start at a third of the closed-loop `ceiling` (at least 20 rps), with `budget` tries.
+    /// Start at [`START`] of the closed-loop `ceiling` (at least 20 rps), with `budget` tries.
     pub fn new(ceiling: f64, budget: usize) -> Self {
-        Self { rate: (ceiling / 3.0).max(20.0), best: None, failed: None, tries: 0, budget }
+        Self { rate: (ceiling * START).max(20.0), best: None, failed: None, tries: 0, budget }
     }
 
     /// The rate to measure now.
@@ -108,11 +117,11 @@ impl Search {
         }
         let next = match (self.best, self.failed) {
             (Some(lo), Some(hi)) => (lo + hi) / 2.0,
-            (None, Some(hi)) => hi * 0.5,
+            (None, Some(hi)) => hi * DOWN,
             (Some(lo), None) => {
                 // Utilization-law estimate, bounded to at most 4x per step.
                 let target = utilization.filter(|u| *u > 0.01).map_or(lo * 2.0, |u| OVERSHOOT * lo / u);
-                target.clamp(lo * 1.05, lo * 4.0)
+                target.clamp(lo * MIN_STEP, lo * 4.0)
             }
             (None, None) => rate,
         };
@@ -179,43 +188,45 @@ mod tests {
     }
 
     #[test]
-    fn starts_at_a_third_of_the_probe_and_no_lower_than_20() {
-        assert_eq!(Search::new(3000.0, 4).rate(), 1000.0);
-        assert_eq!(Search::new(30.0, 4).rate(), 20.0);
-        assert_eq!(Search::new(3000.0, 4).first(), Next::Try(1000.0));
+    fn starts_near_the_probe_and_no_lower_than_20() {
+        assert!((Search::new(1000.0 / START, 4).rate() - 1000.0).abs() < 1e-9);
+        assert_eq!(Search::new(2000.0, 4).rate(), 1800.0, "90 % of the probe");
+        assert_eq!(Search::new(10.0, 4).rate(), 20.0);
+        assert_eq!(Search::new(2000.0, 4).first(), Next::Try(1800.0));
     }
 
     #[test]
     fn held_steps_up_aimed_by_utilization() {
-        let mut s = Search::new(3000.0, 4);
+        let mut s = Search::new(1000.0 / START, 4);
         // At 40 % of the cap, the cap is at 1000 / 0.4 = 2500: aim 10 % past it, 2750.
         let (step, next) = s.observe(Verdict::Held, Some(0.4));
         assert_eq!(step, StepOutcome::Judged(Verdict::Held));
         assert_eq!(next, Next::Try(2750.0));
-        // Aim bounded to ×4 per step, and at least ×1.05 (also when the cap is already pinned).
-        let mut s = Search::new(3000.0, 4);
+        // Aim bounded to ×4 per step, and at least ×1.25: a rate that holds at a pinned cap
+        // costs less CPU per request than X/U says, so small steps would never find the edge.
+        let mut s = Search::new(1000.0 / START, 4);
         assert_eq!(s.observe(Verdict::Held, Some(0.05)).1, Next::Try(4000.0));
-        let mut s = Search::new(3000.0, 4);
-        assert_eq!(s.observe(Verdict::Held, Some(1.1)).1, Next::Try(1050.0));
-        let mut s = Search::new(3000.0, 4);
-        assert_eq!(s.observe(Verdict::Held, Some(0.99)).1, Next::Try(1000.0 * 1.1 / 0.99), "past the pinned cap");
+        let mut s = Search::new(1000.0 / START, 4);
+        assert_eq!(s.observe(Verdict::Held, Some(1.1)).1, Next::Try(1250.0));
+        let mut s = Search::new(1000.0 / START, 4);
+        assert_eq!(s.observe(Verdict::Held, Some(0.6)).1, Next::Try(1000.0 * 1.1 / 0.6), "10 % past the cap");
         // Uncapped: no utilization, so double.
-        let mut s = Search::new(3000.0, 4);
+        let mut s = Search::new(1000.0 / START, 4);
         assert_eq!(s.observe(Verdict::Held, None).1, Next::Try(2000.0));
     }
 
     #[test]
     fn missed_bisects_down() {
-        let mut s = Search::new(3000.0, 4);
-        assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Try(500.0), "nothing held yet: halve");
-        assert_eq!(s.observe(Verdict::Held, Some(0.5)).1, Next::Try(750.0), "between best held and lowest failed");
-        assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Try(625.0));
-        assert_eq!(s.final_rate(), 500.0);
+        let mut s = Search::new(1000.0 / START, 4);
+        assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Try(800.0), "nothing held yet: 80 % of the miss");
+        assert_eq!(s.observe(Verdict::Held, Some(0.5)).1, Next::Try(900.0), "between best held and lowest failed");
+        assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Try(850.0));
+        assert_eq!(s.final_rate(), 800.0);
     }
 
     #[test]
     fn converged_stops_with_the_best_held() {
-        let mut s = Search::new(3000.0, 8);
+        let mut s = Search::new(1000.0 / START, 8);
         s.observe(Verdict::Held, Some(0.5)); // → 2200
         s.observe(SLOW, Some(1.0)); // → 1600
         s.observe(Verdict::Held, Some(0.7)); // → 1900
@@ -229,13 +240,13 @@ mod tests {
 
     #[test]
     fn an_exhausted_budget_stops_with_the_best_held() {
-        let mut s = Search::new(3000.0, 2);
+        let mut s = Search::new(1000.0 / START, 2);
         assert_eq!(s.observe(Verdict::Held, Some(0.2)).1, Next::Try(4000.0));
         assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Stop(SearchEnd::Budget));
         assert_eq!(s.final_rate(), 1000.0);
         assert_eq!(s.tries(), 2);
         // Every try held: the capacity was never bracketed.
-        let mut s = Search::new(3000.0, 2);
+        let mut s = Search::new(1000.0 / START, 2);
         s.observe(Verdict::Held, Some(0.2));
         assert_eq!(s.observe(Verdict::Held, Some(0.9)).1, Next::Stop(SearchEnd::Unbracketed));
         assert_eq!(s.final_rate(), 4000.0);
@@ -243,11 +254,11 @@ mod tests {
 
     #[test]
     fn nothing_held_stops_with_none_and_measures_below_the_lowest_miss() {
-        let mut s = Search::new(3000.0, 2);
+        let mut s = Search::new(1000.0 / START, 2);
         s.observe(SLOW, Some(1.0));
         assert_eq!(s.observe(SLOW, Some(1.0)).1, Next::Stop(SearchEnd::NothingHeld));
-        assert_eq!(s.final_rate(), 250.0, "half of the lowest rate that failed (500)");
-        let none = Search::new(3000.0, 0);
+        assert_eq!(s.final_rate(), 400.0, "half of the lowest rate that failed (800)");
+        let none = Search::new(1000.0 / START, 0);
         assert_eq!(none.first(), Next::Stop(SearchEnd::NothingHeld));
         assert_eq!(none.final_rate(), 1000.0);
     }

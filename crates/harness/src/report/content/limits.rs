@@ -120,7 +120,8 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     let unbracketed: Vec<String> = r
         .points
         .iter()
-        .filter(|p| p.search_end == Some(crate::record::SearchEnd::Unbracketed))
+        // A final run that failed at the searched rate bracketed it after all.
+        .filter(|p| p.search_end == Some(crate::record::SearchEnd::Unbracketed) && p.search.iter().all(|s| s.held))
         .map(|p| format!("{} N={}", p.system, p.instances))
         .collect();
     if !unbracketed.is_empty() {

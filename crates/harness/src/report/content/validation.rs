@@ -78,8 +78,12 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     if !a.results.caps.capped || a.largest_n().is_none_or(|n| n <= FIT_UP_TO) {
         return;
     }
-    d.h(2, "validation", "Held-out validation: the largest N predicted from N ≤ 4");
     let checks = checks(a);
+    if !a.results.latency_apart() && checks.iter().all(|c| c.usl.is_none() && c.demand.is_none()) {
+        // An older run without latency runs or N = 3: nothing to predict with.
+        return;
+    }
+    d.h(2, "validation", "Held-out validation: the largest N predicted from N ≤ 4");
     let ns: Vec<usize> = {
         let mut v: Vec<usize> = a.results.points.iter().map(|p| p.instances).filter(|&n| n <= FIT_UP_TO).collect();
         v.sort_unstable();
