@@ -103,6 +103,17 @@ impl Drop for CgroupRoot {
     }
 }
 
+/// The CFS period and quota (µs) that give `cores`: the run's period, lengthened when the
+/// quota would fall below the kernel's 1 ms minimum; no quota when uncapped.
+pub fn quota(period: Duration, cores: Option<f64>) -> (u64, Option<u64>) {
+    let period_us = period.as_micros() as u64;
+    match cores {
+        None => (period_us, None),
+        Some(c) if c * period_us as f64 >= 1000.0 => (period_us, Some((c * period_us as f64).round() as u64)),
+        Some(c) => ((1000.0 / c).round() as u64, Some(1000)),
+    }
+}
+
 impl Cgroup {
     /// Limit to `cores` CPUs, or lift the limit with `None` (used while logging users in,
     /// so argon2 set-up does not eat into the measured time budget).
@@ -112,9 +123,11 @@ impl Cgroup {
     /// is still the cap, but a brief burst no longer freezes the instance for the rest of
     /// the period: without it, a 0.1-core instance at half load showed p99 ≈ 6.6 ms that
     /// were pure CFS stalls; with burst = quota, 1.0 ms.
+    ///
+    /// The kernel's smallest quota is 1 ms: a cap below 1 ms per period (0.05 core at a
+    /// 10 ms period) gets a longer period of its own instead of a silently larger cap.
     pub fn set_cores(&self, cores: Option<f64>) -> Result<(), String> {
-        let period_us = self.period.as_micros() as u64;
-        let quota_us = cores.map(|c| ((c * period_us as f64).round() as u64).max(1000));
+        let (period_us, quota_us) = quota(self.period, cores);
         let burst_us = quota_us.map_or(0, |q| (q as f64 * self.burst).round() as u64);
         match self.flavor {
             Flavor::V2 => {
@@ -174,5 +187,19 @@ impl Drop for Cgroup {
             std::thread::sleep(Duration::from_millis(25));
         }
         eprintln!("authbench: could not remove cgroup {}", self.dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_below_the_kernels_minimum_quota_gets_a_longer_period_not_a_larger_cap() {
+        let ten = Duration::from_millis(10);
+        assert_eq!(quota(ten, Some(0.1)), (10_000, Some(1_000)));
+        assert_eq!(quota(ten, Some(0.4)), (10_000, Some(4_000)));
+        assert_eq!(quota(ten, Some(0.05)), (20_000, Some(1_000)), "0.05 core: 1 ms per 20 ms");
+        assert_eq!(quota(ten, None), (10_000, None));
     }
 }

@@ -22,6 +22,27 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/full-sweep")
 }
 
+/// A latency run at 70 % of `p`'s rate with `p`'s latency and CPU, for fabricated
+/// schema-2 results.
+fn latency_run(p: &harness::record::Point) -> harness::record::LatencyRun {
+    harness::record::LatencyRun {
+        share: 0.7,
+        offered_rps: (p.achieved_rps * 0.7).round(),
+        achieved_rps: (p.achieved_rps * 0.7).round(),
+        requests: 5000,
+        duration_s: 3.0,
+        error_ratio: 0.0,
+        latency_us: p.latency_us,
+        throttled_periods: None,
+        periods: None,
+        instance_utilization: 0.7,
+        cpu_per_request_us: Some(p.cpu.per_request_us),
+        store_per_request_us: p.cpu.store_per_request_us,
+        slo_met: true,
+        histogram: p.histogram.clone(),
+    }
+}
+
 /// A scratch copy of the fixture, so rendering never writes into the source tree.
 fn scratch() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -669,22 +690,10 @@ fn capacity_and_latency_are_reported_apart_from_schema_2_on() {
     let mut r = Results::read(dir.path()).unwrap();
     r.schema_version = 2;
     for p in r.points.iter_mut().filter(|p| p.held && p.mode == harness::record::PointMode::FindMax) {
-        let mut l = harness::record::LatencyRun {
-            share: 0.7,
-            offered_rps: (p.achieved_rps * 0.7).round(),
-            achieved_rps: (p.achieved_rps * 0.7).round(),
-            requests: 10_000,
-            duration_s: 5.0,
-            error_ratio: 0.0,
-            latency_us: p.latency_us,
-            throttled_periods: Some(50),
-            periods: Some(500),
-            instance_utilization: 0.6,
-            cpu_per_request_us: Some(p.cpu.per_request_us),
-            store_per_request_us: p.cpu.store_per_request_us,
-            slo_met: true,
-            histogram: p.histogram.clone(),
-        };
+        let mut l = latency_run(p);
+        l.throttled_periods = Some(50);
+        l.periods = Some(500);
+        l.instance_utilization = 0.6;
         l.latency_us.p99 = 1234;
         if p.system == System::JWT_RS256 && p.instances == 8 {
             l.latency_us.p99 = 7_500;
@@ -801,22 +810,9 @@ fn the_largest_n_is_predicted_from_the_small_ones_and_the_errors_are_given() {
     three.achieved_rps = (hs[1].achieved_rps + hs[2].achieved_rps) / 2.0;
     r.points.push(three);
     for p in r.points.iter_mut().filter(|p| p.system == System::JWT_HS256) {
-        p.latency = Some(harness::record::LatencyRun {
-            share: 0.7,
-            offered_rps: (p.achieved_rps * 0.7).round(),
-            achieved_rps: (p.achieved_rps * 0.7).round(),
-            requests: 5000,
-            duration_s: 3.0,
-            error_ratio: 0.0,
-            latency_us: p.latency_us,
-            throttled_periods: None,
-            periods: None,
-            instance_utilization: 0.7,
-            cpu_per_request_us: Some(50.0),
-            store_per_request_us: None,
-            slo_met: true,
-            histogram: String::new(),
-        });
+        let mut l = latency_run(p);
+        l.cpu_per_request_us = Some(50.0);
+        p.latency = Some(l);
     }
     r.write(dir.path()).unwrap();
     report::render(dir.path()).unwrap();

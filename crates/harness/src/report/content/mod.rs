@@ -83,7 +83,7 @@ fn limit_text(a: &Analysis<'_>, l: &Limit) -> String {
 /// What a ✗ means in this run: from schema 2 on a point holds on throughput and errors
 /// alone; before, the p99 objective was part of it.
 fn missed_words(a: &Analysis<'_>) -> &'static str {
-    if a.results.latency_apart() { "did not hold its rate (throughput or errors)" } else { "missed the p99 objective" }
+    if a.results.latency_apart() { "did not hold the rate (throughput or errors)" } else { "missed the p99 objective" }
 }
 
 /// How this run defined the highest rate that held.
@@ -91,7 +91,7 @@ fn held_definition(a: &Analysis<'_>) -> String {
     let slo = slo_ms(a).map_or("?".into(), |s| format!("{s}"));
     if a.results.latency_apart() {
         format!(
-            "capacity = the highest measured rate with ≥ 95% of the offered rate achieved and errors ≤ 1%; latency measured apart at              70% of it, against a p99 objective of {slo} ms"
+            "capacity = the highest measured rate with ≥ 95% of the offered rate achieved and errors ≤ 1%; latency measured apart at 70% of it, against a p99 objective of {slo} ms"
         )
     } else {
         format!("max throughput = highest rate with p99 ≤ {slo} ms")

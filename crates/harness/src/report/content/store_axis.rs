@@ -27,6 +27,14 @@ pub(super) fn ratio(a: &Analysis<'_>) -> Option<String> {
     ))
 }
 
+/// The store caps the run measured, each once, in ascending order.
+fn caps(a: &Analysis<'_>) -> Vec<f64> {
+    let mut v: Vec<f64> = a.store_axis.iter().map(|c| c.cores).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
     let (n, lines) = lines(a);
     if lines.is_empty() {
@@ -38,18 +46,26 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         "The store-backed systems measured again with Redis capped at {} core, everything else unchanged ({} core per instance). \
          The rest of this report shows the main line, Redis at {} core. The store-to-instance ratio is the store's cap over the \
          instances' at N={n}.",
-        and_list(&a.store_axis.iter().map(|c| c.cores).fold(Vec::<f64>::new(), |mut v, c| {
-            if !v.contains(&c) {
-                v.push(c);
-            }
-            v
-        })
-        .iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()),
+        and_list(&caps(a).iter().map(|c| c.to_string()).collect::<Vec<_>>()),
         r.caps.instance_cpu,
         r.config.store_cpu
     ));
+    let period = std::time::Duration::from_micros(r.caps.period_us);
+    let long: Vec<String> = caps(a)
+        .into_iter()
+        .filter_map(|c| {
+            let (p, q) = crate::cgroup::quota(period, Some(c));
+            let q = q?;
+            (p != r.caps.period_us).then(|| format!("{c} core ran {} ms per {} ms", q as f64 / 1e3, p as f64 / 1e3))
+        })
+        .collect();
+    if !long.is_empty() {
+        d.p(format!(
+            "The kernel's smallest CFS quota is 1 ms, so a cap below it gets a longer period of its own rather than a larger cap: {} \
+             (pauses of up to the rest of that period).",
+            and_list(&long)
+        ));
+    }
     let mut rows = Vec::new();
     let mut verdicts = Vec::new();
     for line in &lines {
@@ -60,17 +76,13 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         for cap in &caps {
             let Some(p) = cap.points.iter().find(|p| p.instances == n) else { continue };
             let at = attribute(r, p);
-            let limit = match at.limit {
-                Limit::Saturated(Resource::Store, _) => {
-                    store_bound_up_to = Some(cap.cores);
-                    "store"
-                }
+            match at.limit {
+                Limit::Saturated(Resource::Store, _) => store_bound_up_to = Some(cap.cores),
                 Limit::Saturated(Resource::Instances, _) => {
                     instances_from.get_or_insert(cap.cores);
-                    "instances"
                 }
-                _ => "neither saturated",
-            };
+                _ => {}
+            }
             rows.push(vec![
                 line.label.clone(),
                 format!("{}", cap.cores),
@@ -78,7 +90,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
                 format!("{}{}", rps(p.achieved_rps), held_mark(p)),
                 at.store.map_or("—".into(), pct),
                 pct(at.instances),
-                limit.into(),
+                limit_text(a, &at.limit),
             ]);
         }
         let (first, last) = (line.points.first(), line.points.last());
