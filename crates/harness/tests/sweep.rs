@@ -435,6 +435,7 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
 #[test]
 fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
     let _serial = serial();
+    let before = delay_proxies();
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("run");
     let o = run(&[
@@ -488,11 +489,18 @@ fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
     assert!(report.contains("## Store capacity as an axis"), "{report}");
     assert!(report.contains("The store a round trip away"), "{report}");
     // The proxy went with the run.
-    let proxies = std::fs::read_dir("/proc")
+    assert_eq!(delay_proxies(), before, "delay proxy left running");
+}
+
+/// PIDs of running `authbench delay-proxy` processes.
+fn delay_proxies() -> Vec<u32> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains("delay-proxy"))
-        .count();
-    assert_eq!(proxies, 0, "delay proxy left running");
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline).contains("delay-proxy").then_some(pid)
+        })
+        .collect()
 }

@@ -123,14 +123,19 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => compare(&args),
-        Command::DelayProxy(args) => tokio::task::spawn_blocking(move || {
-            let listener = std::net::TcpListener::bind(args.listen)
-                .map_err(|e| anyhow::anyhow!("delay-proxy: cannot listen on {}: {e}", args.listen))?;
-            harness::deploy::delay::serve(listener, args.upstream, args.rtt).map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r),
+        Command::DelayProxy(args) => {
+            let serve = tokio::task::spawn_blocking(move || {
+                let listener = std::net::TcpListener::bind(args.listen)
+                    .map_err(|e| anyhow::anyhow!("delay-proxy: cannot listen on {}: {e}", args.listen))?;
+                harness::deploy::delay::serve(listener, args.upstream, args.rtt).map_err(anyhow::Error::from)
+            });
+            let mut stop = stop_rx.clone();
+            tokio::select! {
+                r = serve => r.map_err(anyhow::Error::from).and_then(|r| r),
+                // Its threads block in read(): leave at once rather than wait for them.
+                _ = stop.wait_for(|stop| *stop) => std::process::exit(0),
+            }
+        }
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {
