@@ -1,17 +1,23 @@
 //! One measurement window: drive a load phase and sample the resources exactly at the
-//! window's edges, then wait for the instances to go quiet before the next one.
+//! window's edges, then wait for the instances to go quiet before the next one; and the
+//! latency run, one such window at 70 % of a point's capacity.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use super::Run;
+use super::{Run, search};
 use crate::{
     deploy::Deployment,
     deploy::delay::RttProbe,
     drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
     observe::{self, RedisObserver, RttSample, Sample},
+    plan::{Lb, Step},
+    record::{
+        LatencyRun, PointMode,
+        point::{self, Window},
+    },
 };
 
 impl Run {
@@ -135,5 +141,36 @@ impl Run {
         }
         let pids: Vec<u32> = deployment.instances.iter().map(|p| p.pid).collect();
         observe::settle(&pids, self.config.instance_cpu * pids.len() as f64).await;
+    }
+
+    /// Latency apart from capacity: an open-loop run at [`search::LATENCY_SHARE`] of the
+    /// rate that held, as long as the final run, judged against the p99 objective.
+    pub(super) async fn latency_run<W: Workload>(
+        &self,
+        step: &Step,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        capacity: f64,
+    ) -> anyhow::Result<LatencyRun> {
+        let rate = capacity * search::LATENCY_SHARE;
+        let duration = self.point_duration(rate);
+        let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", search::LATENCY_SHARE * 100.0);
+        self.status.phase(label, self.config.warmup + duration, None);
+        let (outcome, a, b) = self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        self.settle(deployment).await;
+        let window = Window {
+            system: step.system,
+            instances: step.instances,
+            lb,
+            workload: self.config.workload,
+            mode: PointMode::FixedRate,
+            duration,
+            outcome: &outcome,
+            start: &a,
+            end: &b,
+        };
+        let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
+        Ok(point::latency_run(&window, &self.rig(), search::LATENCY_SHARE, self.config.slo_p99, period))
     }
 }

@@ -31,8 +31,8 @@ use crate::{
     plan::{self, Lb, Step, System},
     progress::{DisplayGuard, Status},
     record::{
-        Caps, Flag, LatencyRun, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome,
-        SweepConfig, WorkloadKind,
+        Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
+        WorkloadKind,
         calibration::Calibration,
         point::{self, Rig, Window},
     },
@@ -40,6 +40,7 @@ use crate::{
 };
 
 mod measure;
+mod rounds;
 pub mod search;
 
 use search::{Next, Observed, Search};
@@ -392,100 +393,6 @@ impl Run {
         Ok(())
     }
 
-    /// The point of `step` under `lb` measured in round 1 (its index in `results.points`).
-    fn round_one(&self, step: &Step, lb: Lb) -> Option<usize> {
-        self.results.points.iter().position(|p| {
-            p.system == step.system && p.instances == step.instances && p.lb == lb && p.store_cpu == step.store_cpu
-        })
-    }
-
-    /// Whether a later round has anything to measure in `step`.
-    fn repeatable(&self, step: &Step) -> bool {
-        step.lbs.iter().any(|&lb| self.round_one(step, lb).is_some_and(|i| self.results.points[i].repeatable()))
-    }
-
-    /// A later round of one step: deploy again and measure each repeatable point again.
-    async fn repeat_step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
-        self.status.phase("starting instances".into(), Duration::ZERO, None);
-        self.deploy(step, deployment).await?;
-        for &lb in &step.lbs {
-            let Some(i) = self.round_one(step, lb).filter(|&i| self.results.points[i].repeatable()) else { continue };
-            self.status.step(format!("round {}: {} N={} {lb}", self.round, step.system, step.instances));
-            let creds = self.login(step, lb, deployment).await?.0;
-            let repeat = match self.config.workload {
-                WorkloadKind::Mixed => {
-                    let work = MixedWorkload::new(step.system, &creds, lb, step.instances, &self.config.demo_password)?;
-                    self.repeat_point(step, lb, deployment, work, i).await?
-                }
-                WorkloadKind::Read => {
-                    let work = ReadWorkload::new(&creds, lb, step.instances)?;
-                    self.repeat_point(step, lb, deployment, work, i).await?
-                }
-            };
-            if let Some(why) = deployment.casualty() {
-                bail!("instance died during {} N={} {lb} (round {}): {why}", step.system, step.instances, self.round);
-            }
-            self.display.println(&format!(
-                "{:<25} N={:<2} {:<11} {:>8.0} rps  round {}  {}{}",
-                step.system,
-                step.instances,
-                lb.id(),
-                repeat.achieved_rps,
-                repeat.round,
-                if repeat.held { "held" } else { "not held" },
-                repeat.latency_p99_us.map_or(String::new(), |p| format!("  @70%: p99 {:.2} ms", p as f64 / 1e3)),
-            ));
-            self.results.points[i].repeats.push(repeat);
-            self.results.write(&self.config.out)?;
-        }
-        Ok(())
-    }
-
-    /// Point `i`'s final run again at its rate, and its latency run again when it has one.
-    async fn repeat_point<W: Workload>(
-        &self,
-        step: &Step,
-        lb: Lb,
-        deployment: &Deployment,
-        work: Arc<W>,
-        i: usize,
-    ) -> anyhow::Result<crate::record::Repeat> {
-        let first = &self.results.points[i];
-        let rate = first.offered_rps.context("a repeated point has an offered rate")?;
-        let has_latency = first.latency.is_some();
-        let duration = self.point_duration(rate);
-        self.status.phase(format!("round {} @ {rate:.0} rps", self.round), self.config.warmup + duration, None);
-        let (outcome, a, b) =
-            self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
-        self.settle(deployment).await;
-        let verdict = search::judge(&observed(&outcome, rate));
-        let window = Window {
-            system: step.system,
-            instances: step.instances,
-            lb,
-            workload: self.config.workload,
-            mode: first.mode,
-            duration,
-            outcome: &outcome,
-            start: &a,
-            end: &b,
-        };
-        let again = point::build(&window, &self.rig());
-        let latency = if has_latency { Some(self.latency_run(step, lb, deployment, &work, rate).await?) } else { None };
-        Ok(crate::record::Repeat {
-            round: self.round,
-            offered_rps: rate,
-            achieved_rps: again.achieved_rps,
-            duration_s: again.duration_s,
-            error_ratio: again.error_ratio,
-            held: verdict.held(),
-            cpu_per_request_us: again.cpu.per_request_us,
-            steal_s: again.cpu.steal_s,
-            latency_p99_us: latency.as_ref().map(|l| l.latency_us.p99),
-            slo_met: latency.map(|l| l.slo_met),
-        })
-    }
-
     /// Log the demo users in (uncapped: argon2id is not what is measured) and, for a
     /// store-backed system, what one session costs the store.
     async fn login(
@@ -611,37 +518,6 @@ impl Run {
             point.flags.push(Flag::FinalRunMissed(miss));
         }
         Ok(point)
-    }
-
-    /// Latency apart from capacity: an open-loop run at [`search::LATENCY_SHARE`] of the
-    /// rate that held, as long as the final run, judged against the p99 objective.
-    async fn latency_run<W: Workload>(
-        &self,
-        step: &Step,
-        lb: Lb,
-        deployment: &Deployment,
-        work: &Arc<W>,
-        capacity: f64,
-    ) -> anyhow::Result<LatencyRun> {
-        let rate = capacity * search::LATENCY_SHARE;
-        let duration = self.point_duration(rate);
-        let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", search::LATENCY_SHARE * 100.0);
-        self.status.phase(label, self.config.warmup + duration, None);
-        let (outcome, a, b) = self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
-        self.settle(deployment).await;
-        let window = Window {
-            system: step.system,
-            instances: step.instances,
-            lb,
-            workload: self.config.workload,
-            mode: PointMode::FixedRate,
-            duration,
-            outcome: &outcome,
-            start: &a,
-            end: &b,
-        };
-        let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
-        Ok(point::latency_run(&window, &self.rig(), search::LATENCY_SHARE, self.config.slo_p99, period))
     }
 
     fn rig(&self) -> Rig<'_> {
