@@ -249,6 +249,12 @@ impl System {
         self.store == StoreKind::Memory
     }
 
+    /// Behind `lb` at `instances`, most requests reach an instance without the session, by
+    /// design: instance-local state, round-robin, more than one instance.
+    pub fn rejects_by_design(self, lb: super::Lb, instances: usize) -> bool {
+        self.instance_local_state() && lb == super::Lb::RoundRobin && instances > 1
+    }
+
     /// The control line rather than a system under test.
     pub fn is_control(self) -> bool {
         self.family == Family::Control

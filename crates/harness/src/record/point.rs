@@ -177,20 +177,26 @@ fn store_rtt(target: Duration, a: &Sample, b: &Sample) -> StoreRtt {
     }
 }
 
-/// The latency run measured in `w` at `share` of a point's capacity, judged against the p99
-/// objective `slo`; `period` is the CFS period (to count the periods in the window).
-pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, share: f64, slo: Duration, period: Duration) -> LatencyRun {
+/// Whether a p99 meets the objective (equal meets it).
+pub fn slo_met(p99_us: u64, slo: Duration) -> bool {
+    p99_us <= slo.as_micros() as u64
+}
+
+/// The latency run measured in `w` at [`LatencyRun::SHARE`] of a point's capacity, judged
+/// against the p99 objective `slo`; `period` is the CFS period (to count the periods in the
+/// window).
+pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, slo: Duration, period: Duration) -> LatencyRun {
     let p = build(w, rig);
     let periods = (rig.capped && !period.is_zero())
         .then(|| (w.duration.as_secs_f64() / period.as_secs_f64()).round() as u64 * w.instances as u64);
     LatencyRun {
-        share,
+        share: LatencyRun::SHARE,
         offered_rps: p.offered_rps.unwrap_or(p.achieved_rps),
         achieved_rps: p.achieved_rps,
         requests: p.requests,
         duration_s: p.duration_s,
         error_ratio: p.error_ratio,
-        slo_met: p.latency_us.p99 <= slo.as_micros() as u64,
+        slo_met: slo_met(p.latency_us.p99, slo),
         latency_us: p.latency_us,
         throttled_periods: p.throttled_periods,
         periods,
@@ -264,6 +270,13 @@ mod tests {
     }
 
     #[test]
+    fn the_objective_is_met_at_equality() {
+        let slo = Duration::from_millis(5);
+        assert!(slo_met(5000, slo), "p99 = objective meets it");
+        assert!(!slo_met(5001, slo));
+    }
+
+    #[test]
     fn a_latency_run_is_judged_on_p99_and_counts_the_periods() {
         let mut o = Outcome { completed: 1000, requests: 1000, offered_rps: Some(700.0), ..Outcome::default() };
         for _ in 0..1000 {
@@ -272,13 +285,14 @@ mod tests {
         let idle = Sample::default();
         let slo = Duration::from_millis(5);
         let period = Duration::from_millis(10);
-        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), 0.7, slo, period);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), slo, period);
         assert!(run.slo_met, "p99 4 ms within 5 ms");
+        assert_eq!(run.share, 0.7);
         assert_eq!(run.offered_rps, 700.0);
         assert_eq!(run.periods, Some(200), "1 s of 10 ms periods on each of 2 instances");
-        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), 0.7, Duration::from_millis(3), period);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), Duration::from_millis(3), period);
         assert!(!run.slo_met, "p99 4 ms beyond 3 ms");
-        let run = latency_run(&window(&o, &idle, &idle), &rig(false, false), 0.7, slo, period);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(false, false), slo, period);
         assert_eq!(run.periods, None, "uncapped: no periods");
     }
 

@@ -79,11 +79,6 @@ impl SweepConfig {
         !self.targets.is_empty()
     }
 
-    /// The store caps a store-backed system is measured at, the main one first.
-    pub fn store_axis(&self) -> Vec<f64> {
-        if self.store_cpus.is_empty() { vec![self.store_cpu] } else { self.store_cpus.clone() }
-    }
-
     /// Warm-up of each search try and of the probe.
     pub fn step_warmup(&self) -> Duration {
         (self.step_duration / 3).clamp(Duration::from_millis(200), Duration::from_millis(500))
@@ -221,7 +216,7 @@ impl Point {
     /// Instance-local state behind round-robin with more than one instance: most requests
     /// reach an instance without the session, by design. Such a point never "holds".
     pub fn rejects_by_design(&self) -> bool {
-        self.system.instance_local_state() && self.lb == Lb::RoundRobin && self.instances > 1
+        self.system.rejects_by_design(self.lb, self.instances)
     }
 
     /// Whether later rounds measure this point again: a searched point that held (at its

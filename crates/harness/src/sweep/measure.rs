@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Run, search};
+use super::Run;
 use crate::{
     deploy::Deployment,
     deploy::delay::RttProbe,
@@ -15,7 +15,7 @@ use crate::{
     observe::{self, RedisObserver, RttSample, Sample},
     plan::{Lb, Step},
     record::{
-        LatencyRun, PointMode,
+        LatencyRun, PointMode, WorkloadKind,
         point::{self, Window},
     },
 };
@@ -86,10 +86,11 @@ impl Run {
         if let (Some(stop), Some(probe)) = (rtt_stop, rtt_probe) {
             let _ = stop.send(());
             if let Ok(p) = probe.await {
+                let samples = p.via_us.len().min(p.direct_us.len());
                 end_sample.rtt = Some(RttSample {
-                    via_us: crate::record::median(p.via_us.clone()).unwrap_or(f64::NAN),
-                    direct_us: crate::record::median(p.direct_us.clone()).unwrap_or(f64::NAN),
-                    samples: p.via_us.len().min(p.direct_us.len()),
+                    via_us: crate::record::median(p.via_us).unwrap_or(f64::NAN),
+                    direct_us: crate::record::median(p.direct_us).unwrap_or(f64::NAN),
+                    samples,
                 });
             }
         }
@@ -143,8 +144,26 @@ impl Run {
         observe::settle(&pids, self.config.instance_cpu * pids.len() as f64).await;
     }
 
-    /// Latency apart from capacity: an open-loop run at [`search::LATENCY_SHARE`] of the
-    /// rate that held, as long as the final run, judged against the p99 objective.
+    /// One window open-loop at `rate`, as long as a final run at that rate
+    /// ([`Run::point_duration`]) after the configured warm-up, then settled: the final
+    /// run, the latency run and every later round's measurements.
+    pub(super) async fn measure_fixed<W: Workload>(
+        &self,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        rate: f64,
+        label: String,
+    ) -> anyhow::Result<Fixed> {
+        let duration = self.point_duration(rate);
+        self.status.phase(label, self.config.warmup + duration, None);
+        let (outcome, start, end) =
+            self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        self.settle(deployment).await;
+        Ok(Fixed { outcome, start, end, duration })
+    }
+
+    /// Latency apart from capacity: a run at [`LatencyRun::SHARE`] of the rate that held,
+    /// judged against the p99 objective.
     pub(super) async fn latency_run<W: Workload>(
         &self,
         step: &Step,
@@ -153,24 +172,36 @@ impl Run {
         work: &Arc<W>,
         capacity: f64,
     ) -> anyhow::Result<LatencyRun> {
-        let rate = capacity * search::LATENCY_SHARE;
-        let duration = self.point_duration(rate);
-        let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", search::LATENCY_SHARE * 100.0);
-        self.status.phase(label, self.config.warmup + duration, None);
-        let (outcome, a, b) = self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
-        self.settle(deployment).await;
-        let window = Window {
+        let rate = capacity * LatencyRun::SHARE;
+        let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", LatencyRun::SHARE * 100.0);
+        let fixed = self.measure_fixed(deployment, work, rate, label).await?;
+        let window = fixed.window(step, lb, self.config.workload, PointMode::FixedRate);
+        let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
+        Ok(point::latency_run(&window, &self.rig(), self.config.slo_p99, period))
+    }
+}
+
+/// What [`Run::measure_fixed`] measured.
+pub(super) struct Fixed {
+    pub outcome: Outcome,
+    pub start: Sample,
+    pub end: Sample,
+    pub duration: Duration,
+}
+
+impl Fixed {
+    /// The window as `record::point` reads it.
+    pub(super) fn window(&self, step: &Step, lb: Lb, workload: WorkloadKind, mode: PointMode) -> Window<'_> {
+        Window {
             system: step.system,
             instances: step.instances,
             lb,
-            workload: self.config.workload,
-            mode: PointMode::FixedRate,
-            duration,
-            outcome: &outcome,
-            start: &a,
-            end: &b,
-        };
-        let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
-        Ok(point::latency_run(&window, &self.rig(), search::LATENCY_SHARE, self.config.slo_p99, period))
+            workload,
+            mode,
+            duration: self.duration,
+            outcome: &self.outcome,
+            start: &self.start,
+            end: &self.end,
+        }
     }
 }

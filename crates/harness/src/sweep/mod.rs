@@ -34,7 +34,7 @@ use crate::{
         Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
         WorkloadKind,
         calibration::Calibration,
-        point::{self, Rig, Window},
+        point::{self, Rig},
     },
     workload::{self, MixedWorkload, ReadWorkload},
 };
@@ -142,6 +142,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         problems: Vec::new(),
         calibration: Some(Calibration::default()),
     };
+    let store_cap = config.store_cpu;
     let mut run = Run {
         prefix: format!("authbench:{id}:"),
         config,
@@ -158,9 +159,8 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         sticky_max: HashMap::new(),
         started: Instant::now(),
         round: 1,
-        store_cap: 0.0,
+        store_cap,
     };
-    run.store_cap = run.config.store_cpu;
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), &run.config.store_cpus);
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
@@ -456,7 +456,7 @@ impl Run {
         bytes_per_session: Option<f64>,
     ) -> anyhow::Result<Point> {
         let n = step.instances;
-        let expected_to_fail = step.system.instance_local_state() && lb == Lb::RoundRobin && n > 1;
+        let expected_to_fail = step.system.rejects_by_design(lb, n);
         let (mode, mut rate, mut search, end) = if let Some(rate) = self.config.rate {
             (PointMode::FixedRate, rate, Vec::new(), None)
         } else if expected_to_fail {
@@ -473,37 +473,22 @@ impl Run {
         };
 
         let mut runs = 0;
-        let (outcome, sample_start, sample_end, verdict, duration) = loop {
-            let duration = self.point_duration(rate);
-            self.status.phase(format!("measuring @ {rate:.0} rps"), self.config.warmup + duration, None);
-            let (outcome, a, b) =
-                self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
-            self.settle(deployment).await;
-            let verdict = search::judge(&observed(&outcome, rate));
+        let (fixed, verdict) = loop {
+            let fixed = self.measure_fixed(deployment, &work, rate, format!("measuring @ {rate:.0} rps")).await?;
+            let verdict = search::judge(&observed(&fixed.outcome, rate));
             runs += 1;
             match search::final_retry(mode == PointMode::FindMax, verdict, runs) {
                 Some(miss) => {
-                    search.push(point::search_step(&outcome, rate, StepOutcome::FinalRetry(miss)));
+                    search.push(point::search_step(&fixed.outcome, rate, StepOutcome::FinalRetry(miss)));
                     rate *= search::FINAL_RETRY;
                 }
-                None => break (outcome, a, b, verdict, duration),
+                None => break (fixed, verdict),
             }
         };
         if mode == PointMode::FindMax && step.system.instance_local_state() && lb == Lb::Sticky && verdict.held() {
             self.sticky_max.insert(n, rate);
         }
-        let window = Window {
-            system: step.system,
-            instances: n,
-            lb,
-            workload: self.config.workload,
-            mode,
-            duration,
-            outcome: &outcome,
-            start: &sample_start,
-            end: &sample_end,
-        };
-        let mut point = point::build(&window, &self.rig());
+        let mut point = point::build(&fixed.window(step, lb, self.config.workload, mode), &self.rig());
         point.held = verdict.held() && !expected_to_fail;
         point.search = search;
         point.search_end = end;

@@ -8,12 +8,9 @@ use anyhow::{Context as _, bail};
 use super::{Run, observed, search};
 use crate::{
     deploy::Deployment,
-    drive::engine::{Mode, Workload},
+    drive::engine::Workload,
     plan::{Lb, Step},
-    record::{
-        WorkloadKind,
-        point::{self, Window},
-    },
+    record::{WorkloadKind, point},
     workload::{MixedWorkload, ReadWorkload},
 };
 
@@ -78,25 +75,11 @@ impl Run {
     ) -> anyhow::Result<crate::record::Repeat> {
         let first = &self.results.points[i];
         let rate = first.offered_rps.context("a repeated point has an offered rate")?;
-        let has_latency = first.latency.is_some();
-        let duration = self.point_duration(rate);
-        self.status.phase(format!("round {} @ {rate:.0} rps", self.round), self.config.warmup + duration, None);
-        let (outcome, a, b) =
-            self.measure(deployment, &work, Mode::Open { rate }, self.config.warmup, duration).await?;
-        self.settle(deployment).await;
-        let verdict = search::judge(&observed(&outcome, rate));
-        let window = Window {
-            system: step.system,
-            instances: step.instances,
-            lb,
-            workload: self.config.workload,
-            mode: first.mode,
-            duration,
-            outcome: &outcome,
-            start: &a,
-            end: &b,
-        };
-        let again = point::build(&window, &self.rig());
+        let (has_latency, mode) = (first.latency.is_some(), first.mode);
+        let fixed =
+            self.measure_fixed(deployment, &work, rate, format!("round {} @ {rate:.0} rps", self.round)).await?;
+        let verdict = search::judge(&observed(&fixed.outcome, rate));
+        let again = point::build(&fixed.window(step, lb, self.config.workload, mode), &self.rig());
         let latency = if has_latency { Some(self.latency_run(step, lb, deployment, &work, rate).await?) } else { None };
         Ok(crate::record::Repeat {
             round: self.round,

@@ -5,8 +5,9 @@
 //! Capacity is measured, never computed: the highest rate at which the system answered
 //! at least 95 % of what was offered with at most 1 % errors. Latency is not part of it
 //! (a 0.1-core CFS cap can pause an instance for 9 ms whatever the load, so a p99 objective
-//! would end the search below capacity); it is measured apart, at [`LATENCY_SHARE`] of the
-//! capacity found, and judged there ([`slo_met`]).
+//! would end the search below capacity); it is measured apart, at
+//! [`LatencyRun::SHARE`](crate::record::LatencyRun::SHARE) of the capacity found, and judged
+//! there ([`slo_met`](crate::record::point::slo_met)).
 //!
 //! The search is guided by the utilization law. Each try measures the instances' CPU
 //! utilization U at rate X; since U = X·D, the rate that would use the whole cap is X/U.
@@ -19,9 +20,7 @@
 //! near it — and while nothing has held it steps down by [`DOWN`]. A search whose every try
 //! held ends [`SearchEnd::Unbracketed`]: its rate is a lower bound, not the capacity.
 
-use std::time::Duration;
-
-use crate::record::{LatencyRun, Miss, SearchEnd, StepOutcome, Verdict};
+use crate::record::{Miss, SearchEnd, StepOutcome, Verdict};
 
 /// What a measured window showed, as far as the verdict goes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,14 +40,6 @@ pub fn judge(o: &Observed) -> Verdict {
         return Verdict::Missed(Miss::Throughput { achieved_rps: o.achieved_rps, offered_rps: o.offered_rps });
     }
     Verdict::Held
-}
-
-/// Latency is measured at this share of the capacity found.
-pub const LATENCY_SHARE: f64 = LatencyRun::SHARE;
-
-/// Whether a p99 met the objective (equal meets it).
-pub fn slo_met(p99_us: u64, slo: Duration) -> bool {
-    p99_us <= slo.as_micros() as u64
 }
 
 /// How far past the cap's predicted rate (X/U) an ascending try aims: far enough that an
@@ -177,14 +168,6 @@ mod tests {
         assert_eq!(judge(&slow), Verdict::Missed(Miss::Throughput { achieved_rps: 940.0, offered_rps: 1000.0 }));
         assert_eq!(judge(&Observed { achieved_rps: 950.0, ..observed(1000.0) }), Verdict::Held, "95 % holds");
         assert_eq!(judge(&Observed { error_ratio: 0.01, ..observed(1000.0) }), Verdict::Held, "1 % errors holds");
-    }
-
-    #[test]
-    fn the_objective_is_judged_apart() {
-        let slo = Duration::from_millis(5);
-        assert!(slo_met(5000, slo), "p99 = objective meets it");
-        assert!(!slo_met(5001, slo));
-        assert_eq!(LATENCY_SHARE, 0.7);
     }
 
     #[test]

@@ -277,15 +277,11 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
     );
 }
 
-/// For each system with X(2)/X(1) > 2.1, what its N=1 and N=2 capacity runs show.
+/// For each line with a more than linear first step, what its N=1 and N=2 capacity runs show.
 fn superlinear_why(a: &Analysis<'_>) -> Vec<String> {
-    a.series
-        .iter()
-        .filter_map(|s| {
-            let (one, two) = (s.at(1)?, s.at(2)?);
-            if two.achieved_rps <= 2.1 * one.achieved_rps {
-                return None;
-            }
+    superlinear_steps(a)
+        .into_iter()
+        .map(|(s, one, two)| {
             let (u1, u2) = (one.cpu.instance_utilization, two.cpu.instance_utilization);
             let (c1, c2) = (one.cpu.per_request_us, two.cpu.per_request_us);
             let why = if u1.is_finite() && u1 < SATURATED {
@@ -304,7 +300,7 @@ fn superlinear_why(a: &Analysis<'_>) -> Vec<String> {
             } else {
                 "both used their CPU alike; the difference is within one run's noise".into()
             };
-            Some(format!(
+            format!(
                 "{}: N=1 {} req/s at {} CPU and {} µs/request, N=2 {} req/s at {} and {} µs/request — {why}.",
                 s.label(),
                 whole(one.achieved_rps),
@@ -313,7 +309,7 @@ fn superlinear_why(a: &Analysis<'_>) -> Vec<String> {
                 whole(two.achieved_rps),
                 pct(u2),
                 whole(c2)
-            ))
+            )
         })
         .collect()
 }

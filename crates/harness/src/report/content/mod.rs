@@ -527,13 +527,23 @@ fn systems(a: &Analysis<'_>) -> Vec<System> {
     System::ALL.into_iter().filter(|s| !s.is_control() && a.results.points.iter().any(|p| p.system == *s)).collect()
 }
 
-fn superlinear(a: &Analysis<'_>) -> Vec<String> {
+/// X(2)/X(1) above this is more than linear: N=1 cannot have been measured at capacity.
+const SUPERLINEAR: f64 = 2.1;
+
+/// The lines whose first step was more than linear, with their N=1 and N=2 points.
+fn superlinear_steps<'s>(a: &'s Analysis<'_>) -> Vec<(&'s Series<'s>, &'s Point, &'s Point)> {
     a.series
         .iter()
         .filter_map(|s| {
             let (one, two) = (s.at(1)?, s.at(2)?);
-            (two.achieved_rps > 2.1 * one.achieved_rps)
-                .then(|| format!("{} (×{:.2})", s.label(), two.achieved_rps / one.achieved_rps))
+            (two.achieved_rps > SUPERLINEAR * one.achieved_rps).then_some((s, one, two))
         })
+        .collect()
+}
+
+fn superlinear(a: &Analysis<'_>) -> Vec<String> {
+    superlinear_steps(a)
+        .into_iter()
+        .map(|(s, one, two)| format!("{} (×{:.2})", s.label(), two.achieved_rps / one.achieved_rps))
         .collect()
 }
