@@ -166,6 +166,16 @@ impl Cgroup {
         self.dir.join("cpu.cfs_burst_us").exists() || self.dir.join("cpu.max.burst").exists()
     }
 
+    /// The group's share when the CPU is contended, relative to its siblings' (cgroup v2
+    /// `cpu.weight`, 1–10000, default 100; v1 `cpu.shares`, scaled from the same number).
+    pub fn set_weight(&self, weight: u32) -> Result<(), String> {
+        let weight = weight.clamp(1, 10_000);
+        match self.flavor {
+            Flavor::V2 => write(&self.dir.join("cpu.weight"), &weight.to_string()),
+            Flavor::V1 => write(&self.dir.join("cpu.shares"), &(u64::from(weight) * 1024 / 100).max(2).to_string()),
+        }
+    }
+
     pub fn add(&self, pid: u32) -> Result<(), String> {
         write(&self.dir.join("cgroup.procs"), &pid.to_string())
     }

@@ -346,8 +346,8 @@ pub struct SweepArgs {
     pub instance_cpu: f64,
 
     /// CPU cap of the private Redis, in cores. A comma-separated list makes store capacity
-    /// an axis: every system that uses the store is measured at each value (the first is
-    /// the run's main line), the others once.
+    /// an axis: every system that uses the store is measured at the largest N at each
+    /// further value (the first is the run's main line, measured at every N).
     #[arg(long, env = "AUTHBENCH_STORE_CPU", value_delimiter = ',', default_value = "0.1", value_parser = positive)]
     pub store_cpu: Vec<f64>,
 
@@ -362,9 +362,10 @@ pub struct SweepArgs {
     pub cpu_burst: f64,
 
     /// Round trip to put between every instance and the store (e.g. 500us, 0.5ms): a
-    /// proxy process delays each direction by half. 0 = straight to the store.
-    #[arg(long, env = "AUTHBENCH_STORE_RTT", default_value = "0s", value_parser = duration_or_zero)]
-    pub store_rtt: Duration,
+    /// proxy process delays each direction by half. 0 = straight to the store. A
+    /// comma-separated list (e.g. 0,500us) makes it an axis, as --store-cpu does.
+    #[arg(long, env = "AUTHBENCH_STORE_RTT", value_delimiter = ',', default_value = "0s", value_parser = duration_or_zero)]
+    pub store_rtt: Vec<Duration>,
 
     /// Run without CPU caps (points are marked capped=false).
     #[arg(long)]
@@ -448,7 +449,8 @@ impl SweepArgs {
             cpu_burst: self.cpu_burst,
             cgroups: !self.no_cgroups,
             redis_url: self.redis_url,
-            store_rtt: self.store_rtt,
+            store_rtt: self.store_rtt.first().copied().unwrap_or_default(),
+            store_rtts: if self.store_rtt.len() > 1 { self.store_rtt } else { Vec::new() },
             out: self.out.unwrap_or_else(|| default_out(&run_id())),
             users: self.users.unwrap_or(if q { 32 } else { 64 }),
             demo_password: self.demo_password,

@@ -157,6 +157,8 @@ pub struct RttSample {
     pub via_us: f64,
     pub direct_us: f64,
     pub samples: usize,
+    /// The delay proxy's hold time at the end of the window, µs.
+    pub hold_us: Option<f64>,
 }
 
 /// Instance CPU seconds between two samples.

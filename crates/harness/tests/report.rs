@@ -746,6 +746,7 @@ fn repeats_give_the_median_the_range_and_what_is_within_the_noise() {
                 cpu_per_request_us: base * factor,
                 steal_s: Some(0.0),
                 latency_p99_us: None,
+                latency_p50_us: None,
                 slo_met: None,
             });
         }
@@ -838,4 +839,54 @@ fn the_largest_n_is_predicted_from_the_small_ones_and_the_errors_are_given() {
         !plain.contains("## Held-out validation"),
         "a schema-1 run without latency runs still gets the section? {plain}"
     );
+}
+
+/// `--store-rtt 0,500us`: the point at 500 µs sits beside the main line's in its own
+/// section, the rest of the report keeps to the main line.
+#[test]
+fn the_round_trip_axis_sets_each_store_system_beside_itself_at_the_largest_n() {
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    r.config.store_rtts = vec![std::time::Duration::ZERO, std::time::Duration::from_micros(500)];
+    for p in r.points.iter_mut().filter(|p| p.held) {
+        p.latency = Some(latency_run(p));
+    }
+    for p in r.points.iter_mut().filter(|p| p.system == harness::plan::System::SESSION_REDIS) {
+        p.store_rtt_us = Some(0.0);
+        p.latency = Some(latency_run(p));
+    }
+    let main = r.points.iter().find(|p| p.system == harness::plan::System::SESSION_REDIS && p.instances == 8).unwrap();
+    let mut far = main.clone();
+    far.store_rtt_us = Some(500.0);
+    far.achieved_rps = main.achieved_rps * 0.6;
+    let l = far.latency.as_mut().unwrap();
+    l.latency_us.p50 += 600;
+    far.store_rtt = Some(harness::record::StoreRtt {
+        target_us: 500.0,
+        via_us: Some(560.0),
+        direct_us: Some(50.0),
+        added_us: Some(510.0),
+        samples: 60,
+        within: true,
+        proxy_cpu_s: Some(0.3),
+        hold_us: Some(250.0),
+    });
+    let main_rps = main.achieved_rps;
+    r.points.push(far);
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let section = md.split("## The store's round trip as an axis").nth(1).expect("the section").split("\n## ").next().unwrap();
+    assert!(section.contains("at N=8 with the store 0 and 500 µs away"), "{section}");
+    let far_row = section.lines().find(|l| l.starts_with("| session-redis | 500 |")).expect("the 500 µs row");
+    assert!(far_row.contains("| 510 |"), "the achieved round trip: {far_row}");
+    assert!(section.contains("×0.60"), "capacity against the main line: {section}");
+    assert!(section.contains("+0.60 ms, 1.2 times the added round trip"), "p50 against the round trip: {section}");
+    assert!(md.contains("hold plus the proxy's own forwarding make the target — 250–250 µs"), "the steered hold");
+    // The main line keeps its own N=8 point.
+    let a = Analysis::new(&r);
+    let line = a.series.iter().find(|s| s.system == harness::plan::System::SESSION_REDIS).unwrap();
+    assert_eq!(line.at(8).unwrap().achieved_rps, main_rps, "the axis point stays out of the main line");
+    assert_eq!(a.rtt_axis.len(), 2, "session-redis at 0 and at 500 µs");
 }

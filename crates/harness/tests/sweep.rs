@@ -198,6 +198,8 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--repeat", "many"], "--repeat"),
         (&["sweep", "--store-rtt=-1ms"], "negative"),
         (&["sweep", "--store-rtt", "soon"], "--store-rtt"),
+        (&["sweep", "--store-rtt", "0,500us,0.5ms"], "twice"),
+        (&["sweep", "--store-rtt", "0,200ms"], "at most 100ms"),
         (&["sweep", "--store-cpu", ""], "--store-cpu"),
         (&["sweep", "--store-cpu", "0.1,0.1"], "twice"),
         (&["sweep", "--store-cpu", "0.1,0.2", "--redis-url", "redis://127.0.0.1:6379"], "private, capped Redis"),
@@ -459,7 +461,7 @@ fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
         "--store-cpu",
         "0.1,0.3",
         "--store-rtt",
-        "2ms",
+        "2ms,0",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -468,13 +470,18 @@ fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["config"]["store_cpus"], serde_json::json!([0.1, 0.3]));
     assert_eq!(results["config"]["store_rtt"], 0.002);
+    assert_eq!(results["config"]["store_rtts"], serde_json::json!([0.002, 0.0]));
     let points = results["points"].as_array().unwrap();
-    assert_eq!(points.len(), 3, "session-redis at two store caps, jwt-hs256 once: {points:#?}");
-    let caps: Vec<&Value> = points.iter().filter(|p| p["system"] == "session-redis").map(|p| &p["store_cpu"]).collect();
-    assert_eq!(caps, [&serde_json::json!(0.1), &serde_json::json!(0.3)]);
+    assert_eq!(points.len(), 4, "session-redis at two store caps and two round trips, jwt-hs256 once: {points:#?}");
+    let axes: Vec<(&Value, &Value)> =
+        points.iter().filter(|p| p["system"] == "session-redis").map(|p| (&p["store_cpu"], &p["store_rtt_us"])).collect();
+    let (c1, c3, r2, r0) = (serde_json::json!(0.1), serde_json::json!(0.3), serde_json::json!(2000.0), serde_json::json!(0.0));
+    assert_eq!(axes, [(&c1, &r2), (&c3, &r2), (&c1, &r0)], "one store dimension at a time");
     let hs = point(&results, "jwt-hs256", 1, "round-robin");
     assert!(hs["store_cpu"].is_null() && hs["store_rtt"].is_null(), "no store, no store axis: {hs}");
-    for p in points.iter().filter(|p| p["system"] == "session-redis") {
+    let straight = points.iter().find(|p| p["store_rtt_us"] == 0.0).unwrap();
+    assert!(straight["store_rtt"].is_null(), "a round trip of 0 goes straight to the store: {straight}");
+    for p in points.iter().filter(|p| p["system"] == "session-redis" && p["store_rtt_us"] == 2000.0) {
         assert_eq!(total_errors(p), 0, "{p}");
         let rtt = &p["store_rtt"];
         assert_eq!(rtt["target_us"], 2000.0);
@@ -484,10 +491,13 @@ fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
         let flagged = p["flags"].as_array().unwrap().iter().any(|f| f == "store-rtt-off");
         assert_eq!(flagged, rtt["within"] == false, "flagged exactly when off target: {p}");
         assert!(rtt["proxy_cpu_s"].as_f64().unwrap() >= 0.0);
+        let hold = rtt["hold_us"].as_f64().unwrap();
+        assert!((0.0..=2000.0).contains(&hold), "the steered hold stays within 0..=target: {rtt}");
     }
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## Store capacity as an axis"), "{report}");
     assert!(report.contains("The store a round trip away"), "{report}");
+    assert!(report.contains("## The store's round trip as an axis"), "{report}");
     // The proxy went with the run.
     assert_eq!(delay_proxies(), before, "delay proxy left running");
 }

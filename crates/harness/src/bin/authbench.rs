@@ -62,9 +62,12 @@ fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let quiet_stop = matches!(cli.command, Command::DelayProxy(_));
     tokio::spawn(async move {
         auth_core::server::shutdown_signal().await;
-        eprintln!("\nauthbench: stopping (Ctrl-C); finishing the current point's bookkeeping");
+        if !quiet_stop {
+            eprintln!("\nauthbench: stopping (Ctrl-C); finishing the current point's bookkeeping");
+        }
         let _ = stop_tx.send(true);
     });
     let result = match cli.command {
@@ -127,7 +130,7 @@ async fn main() -> ExitCode {
             let serve = tokio::task::spawn_blocking(move || {
                 let listener = std::net::TcpListener::bind(args.listen)
                     .map_err(|e| anyhow::anyhow!("delay-proxy: cannot listen on {}: {e}", args.listen))?;
-                harness::deploy::delay::serve(listener, args.upstream, args.rtt).map_err(anyhow::Error::from)
+                harness::deploy::delay::serve(listener, args.upstream, args.rtt, std::io::BufReader::new(std::io::stdin())).map_err(anyhow::Error::from)
             });
             let mut stop = stop_rx.clone();
             tokio::select! {

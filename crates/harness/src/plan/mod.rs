@@ -1,7 +1,7 @@
 //! Plan: what a sweep will measure — systems, instance counts, balancer policies — and
 //! the flags' vocabulary (system ids, `round-robin`/`sticky`).
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,33 +46,50 @@ pub struct Step {
     /// The store's CPU cap for this step, when store capacity is an axis (`--store-cpu`
     /// with several values); `None` keeps the run's one cap.
     pub store_cpu: Option<f64>,
+    /// The round trip to the store for this step, when it is an axis (`--store-rtt` with
+    /// several values); `None` keeps the run's one round trip.
+    pub store_rtt: Option<Duration>,
+}
+
+/// The store axes of a run: every `--store-cpu` and `--store-rtt` value when more than one
+/// was given (empty otherwise). The first of each is the main line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StoreAxes<'a> {
+    pub cpus: &'a [f64],
+    pub rtts: &'a [Duration],
 }
 
 /// The sweep's steps, in run order. Without an explicit `--lb`, every system runs
 /// round-robin and `session-memory` also runs sticky: that pair is the picture of the
 /// session-synchronisation problem.
 ///
-/// `store_cpus` with several values makes store capacity an axis: a system that uses the
-/// store runs every instance count at each of them, in the order given; the others run once.
-pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, store_cpus: &[f64]) -> Vec<Step> {
+/// A store axis (`axes`) measures a system that uses the store at the largest N once more
+/// at each further value of that axis, with the other axis at its main value: one store
+/// dimension at a time, not their product. Every N runs at the first values (main line).
+pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: StoreAxes<'_>) -> Vec<Step> {
     let mut out = Vec::new();
+    let largest = instances.iter().copied().max();
     for &system in systems {
         let lbs = match lb {
             Some(list) => list.to_vec(),
             None if system.instance_local_state() => vec![Lb::Sticky, Lb::RoundRobin],
             None => vec![Lb::RoundRobin],
         };
-        let caps: Vec<Option<f64>> = if system.needs_redis() && store_cpus.len() > 1 {
-            store_cpus.iter().map(|&c| Some(c)).collect()
-        } else {
-            vec![None]
-        };
-        for store_cpu in caps {
-            for &n in instances {
-                // With one instance there is nothing to balance: both policies are the same
-                // measurement, so it is made once (as round-robin).
-                let lbs = if n == 1 && lb.is_none() { vec![Lb::RoundRobin] } else { lbs.clone() };
-                out.push(Step { system, instances: n, lbs, store_cpu });
+        // With one instance there is nothing to balance: both policies are the same
+        // measurement, so it is made once (as round-robin).
+        let lbs_at = |n: usize| if n == 1 && lb.is_none() { vec![Lb::RoundRobin] } else { lbs.clone() };
+        let store = system.needs_redis();
+        let cpu = (store && axes.cpus.len() > 1).then(|| axes.cpus[0]);
+        let rtt = (store && axes.rtts.len() > 1).then(|| axes.rtts[0]);
+        for &n in instances {
+            out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: cpu, store_rtt: rtt });
+        }
+        if let (true, Some(n)) = (store, largest) {
+            for &c in axes.cpus.iter().skip(1) {
+                out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: Some(c), store_rtt: rtt });
+            }
+            for &r in axes.rtts.iter().skip(1) {
+                out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: cpu, store_rtt: Some(r) });
             }
         }
     }
@@ -85,27 +102,39 @@ mod tests {
 
     #[test]
     fn default_plan_adds_sticky_only_for_session_memory() {
-        let plan = steps(&[System::SESSION_MEMORY, System::JWT_HS256], &[1, 2], None, &[]);
+        let plan = steps(&[System::SESSION_MEMORY, System::JWT_HS256], &[1, 2], None, StoreAxes::default());
         assert_eq!(plan.len(), 4);
         assert_eq!(plan[0].lbs, vec![Lb::RoundRobin], "N=1 needs no balancer");
         assert_eq!(plan[1].lbs, vec![Lb::Sticky, Lb::RoundRobin]);
         assert_eq!(plan[2].lbs, vec![Lb::RoundRobin]);
-        let explicit = steps(&[System::JWT_HS256], &[4], Some(&[Lb::Sticky]), &[]);
+        let explicit = steps(&[System::JWT_HS256], &[4], Some(&[Lb::Sticky]), StoreAxes::default());
         assert_eq!(
             explicit,
-            vec![Step { system: System::JWT_HS256, instances: 4, lbs: vec![Lb::Sticky], store_cpu: None }]
+            vec![Step { system: System::JWT_HS256, instances: 4, lbs: vec![Lb::Sticky], store_cpu: None, store_rtt: None }]
         );
     }
 
     #[test]
-    fn a_store_cpu_list_repeats_only_the_store_backed_systems_at_each_cap() {
-        let plan = steps(&[System::SESSION_REDIS, System::JWT_HS256], &[8], None, &[0.05, 0.4]);
-        let caps: Vec<(String, Option<f64>)> = plan.iter().map(|s| (s.system.id(), s.store_cpu)).collect();
+    fn a_store_axis_adds_only_the_store_backed_systems_at_the_largest_n() {
+        let half = Duration::from_micros(500);
+        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half] };
+        let plan = steps(&[System::SESSION_REDIS, System::JWT_HS256], &[1, 8], None, axes);
+        let got: Vec<(String, usize, Option<f64>, Option<Duration>)> =
+            plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_rtt)).collect();
+        let zero = Some(Duration::ZERO);
         assert_eq!(
-            caps,
-            [("session-redis".into(), Some(0.05)), ("session-redis".into(), Some(0.4)), ("jwt-hs256".into(), None)]
+            got,
+            [
+                ("session-redis".into(), 1, Some(0.1), zero),
+                ("session-redis".into(), 8, Some(0.1), zero),
+                ("session-redis".into(), 8, Some(0.4), zero),
+                ("session-redis".into(), 8, Some(0.1), Some(half)),
+                ("jwt-hs256".into(), 1, None, None),
+                ("jwt-hs256".into(), 8, None, None),
+            ],
+            "one store dimension at a time, the main line at every N"
         );
-        let one = steps(&[System::SESSION_REDIS], &[8], None, &[0.2]);
-        assert_eq!(one[0].store_cpu, None, "one value is the run's cap, not an axis");
+        let one = steps(&[System::SESSION_REDIS], &[8], None, StoreAxes { cpus: &[0.2], rtts: &[half] });
+        assert_eq!((one[0].store_cpu, one[0].store_rtt), (None, None), "one value is the run's, not an axis");
     }
 }

@@ -130,6 +130,26 @@ pub mod secs {
     }
 }
 
+/// A list of durations as seconds.
+pub mod secs_list {
+    use serde::{Deserialize as _, ser::SerializeSeq as _};
+
+    pub fn serialize<S: serde::Serializer>(v: &[std::time::Duration], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for d in v {
+            seq.serialize_element(&d.as_secs_f64())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<std::time::Duration>, D::Error> {
+        Vec::<f64>::deserialize(d)?
+            .into_iter()
+            .map(|s| std::time::Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

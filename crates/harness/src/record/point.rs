@@ -115,6 +115,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         instances: n,
         lb: w.lb,
         store_cpu: None,
+        store_rtt_us: None,
         workload: w.workload,
         mode: w.mode,
         offered_rps: o.offered_rps,
@@ -174,6 +175,7 @@ fn store_rtt(target: Duration, a: &Sample, b: &Sample) -> StoreRtt {
         samples: r.map_or(0, |r| r.samples),
         within: added.is_some_and(|x| crate::deploy::delay::within(target, x)),
         proxy_cpu_s: b.delay_proxy_cpu.zip(a.delay_proxy_cpu).map(|(y, x)| (y - x).max(0.0)),
+        hold_us: r.and_then(|r| r.hold_us),
     }
 }
 

@@ -50,10 +50,14 @@ pub struct SweepConfig {
     pub cpu_burst: f64,
     pub cgroups: bool,
     pub redis_url: Option<String>,
-    /// Round trip added between every instance and the store (`--store-rtt`; 0 = none,
-    /// and in runs made before it existed).
+    /// Round trip added between every instance and the store (`--store-rtt`; the first
+    /// value, the main line's; 0 = none, and in runs made before it existed).
     #[serde(default, with = "super::secs", skip_serializing_if = "Duration::is_zero")]
     pub store_rtt: Duration,
+    /// Every `--store-rtt` value, when more than one was given: store-backed systems are
+    /// measured at the largest N at each (empty otherwise).
+    #[serde(default, with = "super::secs_list", skip_serializing_if = "Vec::is_empty")]
+    pub store_rtts: Vec<Duration>,
     pub out: PathBuf,
     pub users: usize,
     pub demo_password: String,
@@ -160,6 +164,10 @@ pub struct Point {
     /// (`config.store_cpus`); otherwise absent and `caps.store_cpu` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_cpu: Option<f64>,
+    /// The round trip to the store this point ran with, µs, when the run measured several
+    /// (`config.store_rtts`); otherwise absent and `config.store_rtt` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_rtt_us: Option<f64>,
     pub workload: WorkloadKind,
     pub mode: PointMode,
     pub offered_rps: Option<f64>,
@@ -232,6 +240,7 @@ impl Point {
             held: self.held,
             cpu_per_request_us: self.cpu.per_request_us,
             p99_us: self.latency.as_ref().map(|l| l.latency_us.p99),
+            p50_us: self.latency.as_ref().map(|l| l.latency_us.p50),
         };
         std::iter::once(first)
             .chain(self.repeats.iter().map(|r| RoundFigures {
@@ -239,6 +248,7 @@ impl Point {
                 held: r.held,
                 cpu_per_request_us: r.cpu_per_request_us,
                 p99_us: r.latency_p99_us,
+                p50_us: r.latency_p50_us,
             }))
             .collect()
     }
@@ -261,6 +271,11 @@ pub struct StoreRtt {
     pub within: bool,
     /// CPU seconds the delay proxy used during the window: the rig's, not the system's.
     pub proxy_cpu_s: Option<f64>,
+    /// The time the proxy held each round trip at the end of the window, µs: the target
+    /// less what its own forwarding cost, as steered by the probe (`null` in runs made
+    /// before the proxy was steered, which held the target itself).
+    #[serde(default)]
+    pub hold_us: Option<f64>,
 }
 
 /// What one round measured of a point.
@@ -271,6 +286,9 @@ pub struct RoundFigures {
     pub cpu_per_request_us: f64,
     /// The latency run's p99 (`None` when the point has no latency run).
     pub p99_us: Option<u64>,
+    /// The latency run's p50 (`None` without a latency run, or in a later round of a run
+    /// made before it was kept).
+    pub p50_us: Option<u64>,
 }
 
 /// One more measurement of a point in a later round: its final run again, at the same
@@ -293,6 +311,10 @@ pub struct Repeat {
     /// The latency run's p99, µs (absent without a latency run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_p99_us: Option<u64>,
+    /// The latency run's p50, µs (absent without a latency run, and in runs made before
+    /// it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_us: Option<u64>,
     /// The latency run's p99 within the objective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_met: Option<bool>,
@@ -425,9 +447,11 @@ pub fn summary_table(results: &Results) -> String {
     for p in &results.points {
         out.push_str(&format!(
             "{:<25} {:>3} {:<11} {:>9} {:>9.0} {:>7.2} {:>7.2} {:>9} {:>7.2} {:>8} {:>7} {:>6}  {}\n",
-            match p.store_cpu {
-                Some(c) => format!("{} (store {c})", p.system.id()),
-                None => p.system.id(),
+            match (p.store_cpu, p.store_rtt_us) {
+                (Some(c), Some(rtt)) => format!("{} (store {c}, {rtt:.0}µs)", p.system.id()),
+                (Some(c), None) => format!("{} (store {c})", p.system.id()),
+                (None, Some(rtt)) => format!("{} (store {rtt:.0}µs)", p.system.id()),
+                (None, None) => p.system.id(),
             },
             p.instances,
             p.lb.id(),

@@ -259,6 +259,21 @@ pub struct Analysis<'a> {
     /// system at every store cap, the main cap included, in system then cap order. The
     /// other sections show the main cap only.
     pub store_axis: Vec<StoreCap<'a>>,
+    /// The store's round trip as an axis (`--store-rtt` with several values): every
+    /// store-backed system at every round trip, the main one included, in system then
+    /// round-trip order. The other sections show the main round trip only.
+    pub rtt_axis: Vec<StoreRttLine<'a>>,
+}
+
+/// A store-backed system's points at one round trip to the store.
+#[derive(Debug)]
+pub struct StoreRttLine<'a> {
+    pub system: System,
+    pub lb: Lb,
+    /// The round trip asked for, µs (0: straight to the store).
+    pub rtt_us: f64,
+    /// Sorted by instance count.
+    pub points: Vec<&'a Point>,
 }
 
 /// A store-backed system's points at one store cap.
@@ -278,7 +293,18 @@ impl<'a> Analysis<'a> {
         let mut control: Vec<&Point> = Vec::new();
         let mut store_axis: Vec<StoreCap<'a>> = Vec::new();
         let main_cap = results.config.store_cpu;
+        let mut rtt_axis: Vec<StoreRttLine<'a>> = Vec::new();
+        let main_rtt = crate::sweep::micros(results.config.store_rtt);
         for p in &results.points {
+            if let Some(rtt_us) = p.store_rtt_us {
+                match rtt_axis.iter_mut().find(|c| c.system == p.system && c.lb == p.lb && c.rtt_us == rtt_us) {
+                    Some(c) => c.points.push(p),
+                    None => rtt_axis.push(StoreRttLine { system: p.system, lb: p.lb, rtt_us, points: vec![p] }),
+                }
+                if rtt_us != main_rtt {
+                    continue;
+                }
+            }
             if let Some(cores) = p.store_cpu {
                 match store_axis.iter_mut().find(|c| c.system == p.system && c.lb == p.lb && c.cores == cores) {
                     Some(c) => c.points.push(p),
@@ -296,6 +322,10 @@ impl<'a> Analysis<'a> {
         }
         store_axis.sort_by(|x, y| (x.system, x.lb).cmp(&(y.system, y.lb)).then(x.cores.total_cmp(&y.cores)));
         for c in &mut store_axis {
+            c.points.sort_by_key(|p| p.instances);
+        }
+        rtt_axis.sort_by(|x, y| (x.system, x.lb).cmp(&(y.system, y.lb)).then(x.rtt_us.total_cmp(&y.rtt_us)));
+        for c in &mut rtt_axis {
             c.points.sort_by_key(|p| p.instances);
         }
         let mut lbs_of: BTreeMap<System, usize> = BTreeMap::new();
@@ -376,7 +406,7 @@ impl<'a> Analysis<'a> {
                 points: control,
             }
         });
-        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None, store_axis }
+        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None, store_axis, rtt_axis }
     }
 
     /// Where a line peaks, if the report may say so. A line that shares nothing between

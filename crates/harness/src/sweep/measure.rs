@@ -46,11 +46,11 @@ impl Run {
         };
         // Round trips through the delay and straight to the store, all through the window.
         let (rtt_stop, rtt_probe) = match (&self.delay, &self.store) {
-            (Some(d), Some(s)) => {
+            (Some(d), Some(s)) if !self.store_rtt.is_zero() => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                let (via, direct) = (d.url.clone(), s.url.clone());
+                let (via, direct, steer) = (d.url.clone(), s.url.clone(), d.steer.clone());
                 let every = Duration::from_millis(50);
-                (Some(tx), Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, rx).await })))
+                (Some(tx), Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, Some(steer), rx).await })))
             }
             _ => (None, None),
         };
@@ -91,6 +91,7 @@ impl Run {
                     via_us: crate::record::median(p.via_us).unwrap_or(f64::NAN),
                     direct_us: crate::record::median(p.direct_us).unwrap_or(f64::NAN),
                     samples,
+                    hold_us: p.hold_us,
                 });
             }
         }

@@ -70,6 +70,13 @@ struct Run {
     round: usize,
     /// The store's CPU cap now (changes between steps when store capacity is an axis).
     store_cap: f64,
+    /// The round trip to the store now (changes between steps when it is an axis).
+    store_rtt: Duration,
+}
+
+/// A duration in µs, as points record the store axes' values.
+pub(crate) fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
@@ -108,15 +115,20 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
-    let delay = match &store {
-        Some(store) if !config.store_rtt.is_zero() => {
+    // One proxy for the run: steps at a round trip of 0 go straight to the store.
+    let first_rtt = std::iter::once(config.store_rtt).chain(config.store_rtts.iter().copied()).find(|d| !d.is_zero());
+    let delay = match (&store, first_rtt) {
+        (Some(store), Some(rtt)) => {
             let exe = std::env::current_exe().context("cannot find the authbench binary for the delay proxy")?;
-            // Its own cgroup, uncapped: it must never be what limits; its CPU is recorded.
+            // Its own cgroup, uncapped and first in line for the CPU: it stands for a
+            // network, which the instances and the generator do not slow down; its CPU is
+            // recorded as the rig's.
             let group = deploy::group(cgroups.as_ref(), "store-delay", 1.0)?;
             if let Some(g) = &group {
                 g.set_cores(None).map_err(anyhow::Error::msg)?;
+                g.set_weight(10_000).map_err(anyhow::Error::msg)?;
             }
-            Some(deploy::delay::start(&exe, &store.url, config.store_rtt, group, &log_dir).await?)
+            Some(deploy::delay::start(&exe, &store.url, rtt, group, &log_dir).await?)
         }
         _ => None,
     };
@@ -142,7 +154,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         problems: Vec::new(),
         calibration: Some(Calibration::default()),
     };
-    let store_cap = config.store_cpu;
+    let (store_cap, store_rtt) = (config.store_cpu, config.store_rtt);
     let mut run = Run {
         prefix: format!("authbench:{id}:"),
         config,
@@ -160,8 +172,10 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         started: Instant::now(),
         round: 1,
         store_cap,
+        store_rtt,
     };
-    let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), &run.config.store_cpus);
+    let axes = plan::StoreAxes { cpus: &run.config.store_cpus, rtts: &run.config.store_rtts };
+    let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), axes);
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
     let mut outcome = experiment::run(&mut run, &steps, &shutdown).await;
@@ -261,7 +275,10 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(c.users >= 1, "--users must be at least 1");
-    if !c.store_rtt.is_zero() {
+    for (i, v) in c.store_rtts.iter().enumerate() {
+        anyhow::ensure!(!c.store_rtts[..i].contains(v), "--store-rtt lists {v:?} twice");
+    }
+    if std::iter::once(&c.store_rtt).chain(&c.store_rtts).any(|d| !d.is_zero()) {
         anyhow::ensure!(
             c.redis_url.is_none() && !c.external(),
             "--store-rtt needs the private Redis a sweep starts (not --redis-url or --target)"
@@ -270,7 +287,10 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
             c.systems.iter().any(|s| s.needs_redis()),
             "--store-rtt delays the store, and none of --systems uses one"
         );
-        anyhow::ensure!(c.store_rtt <= Duration::from_millis(100), "--store-rtt must be at most 100ms");
+        anyhow::ensure!(
+            std::iter::once(&c.store_rtt).chain(&c.store_rtts).all(|d| *d <= Duration::from_millis(100)),
+            "--store-rtt must be at most 100ms"
+        );
     }
     Ok(())
 }
@@ -284,7 +304,10 @@ impl Steps for Run {
         } else {
             String::new()
         };
-        let store = step.store_cpu.map_or(String::new(), |c| format!(" store {c} core"));
+        let mut store = step.store_cpu.map_or(String::new(), |c| format!(" store {c} core"));
+        if let Some(rtt) = step.store_rtt {
+            store += &format!(" store rtt {:.0} µs", micros(rtt));
+        }
         self.status.step(format!("{round}[{}/{total}] {} N={}{store}", i + 1, step.system, step.instances));
     }
 
@@ -325,8 +348,8 @@ impl Run {
         let setup = deploy::ServerSetup {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
-            // Through the delay when there is one.
-            store_url: self.delay.as_ref().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
+            // Through the delay when this step has a round trip.
+            store_url: self.delay.as_ref().filter(|_| !self.store_rtt.is_zero()).map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
             prefix: &self.prefix,
             key_dir: &self.key_dir,
             jwt_extra: &[],
@@ -346,8 +369,20 @@ impl Run {
         Ok(())
     }
 
+    /// The round trip for `step`: its own when the round trip is an axis, else the run's.
+    /// The proxy is steered to it; the instances are started through the proxy or not.
+    async fn set_store_rtt(&mut self, step: &Step) {
+        self.store_rtt = step.store_rtt.unwrap_or(self.config.store_rtt);
+        if let Some(d) = &self.delay
+            && !self.store_rtt.is_zero()
+        {
+            d.steer.retarget(self.store_rtt).await;
+        }
+    }
+
     async fn deploy(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
         self.set_store_cap(step)?;
+        self.set_store_rtt(step).await;
         if self.config.external() {
             // Already running: the targets are the deployment (checked at start-up).
             deployment.addrs = self.targets.clone();
@@ -493,6 +528,7 @@ impl Run {
         point.search = search;
         point.search_end = end;
         point.store_cpu = step.store_cpu;
+        point.store_rtt_us = step.store_rtt.map(micros);
         if mode == PointMode::FindMax && point.held {
             point.latency = Some(self.latency_run(step, lb, deployment, &work, rate).await?);
         }
@@ -515,7 +551,7 @@ impl Run {
             targets: &self.config.targets,
             // Detected once, at the start of the run (`Machine::detect`).
             cores: self.results.machine.cores as f64,
-            store_rtt: self.delay.as_ref().map(|d| d.rtt),
+            store_rtt: self.delay.as_ref().and((!self.store_rtt.is_zero()).then_some(self.store_rtt)),
         }
     }
 

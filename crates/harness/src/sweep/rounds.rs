@@ -18,7 +18,9 @@ impl Run {
     /// The point of `step` under `lb` measured in round 1 (its index in `results.points`).
     fn round_one(&self, step: &Step, lb: Lb) -> Option<usize> {
         self.results.points.iter().position(|p| {
-            p.system == step.system && p.instances == step.instances && p.lb == lb && p.store_cpu == step.store_cpu
+            p.system == step.system && p.instances == step.instances && p.lb == lb
+                && p.store_cpu == step.store_cpu
+                && p.store_rtt_us == step.store_rtt.map(super::micros)
         })
     }
 
@@ -91,6 +93,7 @@ impl Run {
             cpu_per_request_us: again.cpu.per_request_us,
             steal_s: again.cpu.steal_s,
             latency_p99_us: latency.as_ref().map(|l| l.latency_us.p99),
+            latency_p50_us: latency.as_ref().map(|l| l.latency_us.p50),
             slo_met: latency.map(|l| l.slo_met),
         })
     }

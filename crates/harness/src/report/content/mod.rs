@@ -24,6 +24,7 @@ mod details;
 mod experiments;
 mod limits;
 mod repeats;
+mod rtt_axis;
 mod store_axis;
 mod validation;
 mod verdicts;
@@ -150,6 +151,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::saturation(a, &mut d);
     details::store(a, &mut d, &has);
     store_axis::section(a, &mut d, &has);
+    rtt_axis::section(a, &mut d);
     details::cpu(a, &mut d, &has);
     control::section(a, &mut d);
     details::sync(a, &mut d, &has);

@@ -16,7 +16,7 @@ pub(super) struct Spread {
 }
 
 impl Spread {
-    fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+    pub(super) fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
         let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
         let median = analysis::median(v.clone())?;
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -24,12 +24,12 @@ impl Spread {
         Some(Self { median, min, max, n: v.len() })
     }
 
-    fn overlaps(&self, other: &Spread) -> bool {
+    pub(super) fn overlaps(&self, other: &Spread) -> bool {
         self.min <= other.max && other.min <= self.max
     }
 
     /// "5.2k (5.0k–5.4k)" with the given formatter.
-    fn show(&self, f: impl Fn(f64) -> String) -> String {
+    pub(super) fn show(&self, f: impl Fn(f64) -> String) -> String {
         if self.n < 2 { f(self.median) } else { format!("{} ({}–{})", f(self.median), f(self.min), f(self.max)) }
     }
 }
@@ -44,11 +44,11 @@ pub(super) fn throughput(p: &Point) -> Option<Spread> {
     Spread::of(p.rounds().iter().map(|r| r.achieved_rps))
 }
 
-fn cpu(p: &Point) -> Option<Spread> {
+pub(super) fn cpu(p: &Point) -> Option<Spread> {
     Spread::of(p.rounds().iter().map(|r| r.cpu_per_request_us))
 }
 
-fn p99_ms(p: &Point) -> Option<Spread> {
+pub(super) fn p99_ms(p: &Point) -> Option<Spread> {
     Spread::of(p.rounds().iter().filter_map(|r| r.p99_us).map(|us| us as f64 / 1e3))
 }
 
