@@ -877,7 +877,8 @@ fn the_round_trip_axis_sets_each_store_system_beside_itself_at_the_largest_n() {
     r.write(dir.path()).unwrap();
     report::render(dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
-    let section = md.split("## The store's round trip as an axis").nth(1).expect("the section").split("\n## ").next().unwrap();
+    let section =
+        md.split("## The store's round trip as an axis").nth(1).expect("the section").split("\n## ").next().unwrap();
     assert!(section.contains("at N=8 with the store 0 and 500 µs away"), "{section}");
     let far_row = section.lines().find(|l| l.starts_with("| session-redis | 500 |")).expect("the 500 µs row");
     assert!(far_row.contains("| 510 |"), "the achieved round trip: {far_row}");

@@ -473,9 +473,13 @@ fn store_caps_and_a_store_round_trip_are_measured_and_recorded() {
     assert_eq!(results["config"]["store_rtts"], serde_json::json!([0.002, 0.0]));
     let points = results["points"].as_array().unwrap();
     assert_eq!(points.len(), 4, "session-redis at two store caps and two round trips, jwt-hs256 once: {points:#?}");
-    let axes: Vec<(&Value, &Value)> =
-        points.iter().filter(|p| p["system"] == "session-redis").map(|p| (&p["store_cpu"], &p["store_rtt_us"])).collect();
-    let (c1, c3, r2, r0) = (serde_json::json!(0.1), serde_json::json!(0.3), serde_json::json!(2000.0), serde_json::json!(0.0));
+    let axes: Vec<(&Value, &Value)> = points
+        .iter()
+        .filter(|p| p["system"] == "session-redis")
+        .map(|p| (&p["store_cpu"], &p["store_rtt_us"]))
+        .collect();
+    let (c1, c3, r2, r0) =
+        (serde_json::json!(0.1), serde_json::json!(0.3), serde_json::json!(2000.0), serde_json::json!(0.0));
     assert_eq!(axes, [(&c1, &r2), (&c3, &r2), (&c1, &r0)], "one store dimension at a time");
     let hs = point(&results, "jwt-hs256", 1, "round-robin");
     assert!(hs["store_cpu"].is_null() && hs["store_rtt"].is_null(), "no store, no store axis: {hs}");

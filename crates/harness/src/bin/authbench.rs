@@ -130,7 +130,13 @@ async fn main() -> ExitCode {
             let serve = tokio::task::spawn_blocking(move || {
                 let listener = std::net::TcpListener::bind(args.listen)
                     .map_err(|e| anyhow::anyhow!("delay-proxy: cannot listen on {}: {e}", args.listen))?;
-                harness::deploy::delay::serve(listener, args.upstream, args.rtt, std::io::BufReader::new(std::io::stdin())).map_err(anyhow::Error::from)
+                harness::deploy::delay::serve(
+                    listener,
+                    args.upstream,
+                    args.rtt,
+                    std::io::BufReader::new(std::io::stdin()),
+                )
+                .map_err(anyhow::Error::from)
             });
             let mut stop = stop_rx.clone();
             tokio::select! {

@@ -110,7 +110,13 @@ mod tests {
         let explicit = steps(&[System::JWT_HS256], &[4], Some(&[Lb::Sticky]), StoreAxes::default());
         assert_eq!(
             explicit,
-            vec![Step { system: System::JWT_HS256, instances: 4, lbs: vec![Lb::Sticky], store_cpu: None, store_rtt: None }]
+            vec![Step {
+                system: System::JWT_HS256,
+                instances: 4,
+                lbs: vec![Lb::Sticky],
+                store_cpu: None,
+                store_rtt: None
+            }]
         );
     }
 

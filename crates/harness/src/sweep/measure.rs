@@ -50,7 +50,10 @@ impl Run {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let (via, direct, steer) = (d.url.clone(), s.url.clone(), d.steer.clone());
                 let every = Duration::from_millis(50);
-                (Some(tx), Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, Some(steer), rx).await })))
+                (
+                    Some(tx),
+                    Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, Some(steer), rx).await })),
+                )
             }
             _ => (None, None),
         };

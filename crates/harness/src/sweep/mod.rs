@@ -349,7 +349,12 @@ impl Run {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
             // Through the delay when this step has a round trip.
-            store_url: self.delay.as_ref().filter(|_| !self.store_rtt.is_zero()).map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
+            store_url: self
+                .delay
+                .as_ref()
+                .filter(|_| !self.store_rtt.is_zero())
+                .map(|d| d.url.as_str())
+                .or(self.store.as_ref().map(|s| s.url.as_str())),
             prefix: &self.prefix,
             key_dir: &self.key_dir,
             jwt_extra: &[],

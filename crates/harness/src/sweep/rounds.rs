@@ -18,7 +18,9 @@ impl Run {
     /// The point of `step` under `lb` measured in round 1 (its index in `results.points`).
     fn round_one(&self, step: &Step, lb: Lb) -> Option<usize> {
         self.results.points.iter().position(|p| {
-            p.system == step.system && p.instances == step.instances && p.lb == lb
+            p.system == step.system
+                && p.instances == step.instances
+                && p.lb == lb
                 && p.store_cpu == step.store_cpu
                 && p.store_rtt_us == step.store_rtt.map(super::micros)
         })

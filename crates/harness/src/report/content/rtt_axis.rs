@@ -22,7 +22,8 @@ fn noise(x: &Spread, y: &Spread) -> &'static str {
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
     let main = crate::sweep::micros(r.config.store_rtt);
-    let Some(n) = a.rtt_axis.iter().filter(|l| l.rtt_us != main).flat_map(|l| l.points.iter().map(|p| p.instances)).max()
+    let Some(n) =
+        a.rtt_axis.iter().filter(|l| l.rtt_us != main).flat_map(|l| l.points.iter().map(|p| p.instances)).max()
     else {
         return;
     };
@@ -58,7 +59,9 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
             rows.push(vec![
                 label.clone(),
                 format!("{:.0}", line.rtt_us),
-                achieved.map_or("—".into(), |x| format!("{x:.0}{}", if p.store_rtt.as_ref().is_some_and(|x| x.within) { "" } else { " (off)" })),
+                achieved.map_or("—".into(), |x| {
+                    format!("{x:.0}{}", if p.store_rtt.as_ref().is_some_and(|x| x.within) { "" } else { " (off)" })
+                }),
                 format!("{}{}", repeats::throughput(p).map_or("—".into(), |s| s.show(rps)), held_mark(p)),
                 p50_ms(p).map_or("—".into(), |s| s.show(|x| format!("{x:.2}"))),
                 repeats::p99_ms(p).map_or("—".into(), |s| s.show(|x| format!("{x:.2}"))),
@@ -109,7 +112,16 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
         }
     }
     d.table(
-        &["system", "round trip µs", "achieved µs", "capacity req/s", "p50 @70% ms", "p99 @70% ms", "CPU/req µs", "store cmds/req"],
+        &[
+            "system",
+            "round trip µs",
+            "achieved µs",
+            "capacity req/s",
+            "p50 @70% ms",
+            "p99 @70% ms",
+            "CPU/req µs",
+            "store cmds/req",
+        ],
         "lrrrrrrr",
         rows,
     );
