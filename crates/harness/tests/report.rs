@@ -891,3 +891,30 @@ fn the_round_trip_axis_sets_each_store_system_beside_itself_at_the_largest_n() {
     assert_eq!(line.at(8).unwrap().achieved_rps, main_rps, "the axis point stays out of the main line");
     assert_eq!(a.rtt_axis.len(), 2, "session-redis at 0 and at 500 µs");
 }
+
+/// A capacity whose every search try held is a lower bound — unless a resource was already
+/// at its cap, when it cannot be much higher; the report says which is which.
+#[test]
+fn unbracketed_capacities_are_told_apart_by_whether_a_resource_was_at_its_cap() {
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    let cap = r.caps.instance_cpu;
+    for (system, n, busy) in [("jwt-rs256", 4, 0.5), ("jwt-es256", 4, 1.0)] {
+        let p = r.points.iter_mut().find(|p| p.system.to_string() == system && p.instances == n).unwrap();
+        p.search_end = Some(harness::record::SearchEnd::Unbracketed);
+        for s in &mut p.search {
+            s.held = true;
+        }
+        p.cpu.instances_total_s = busy * cap * n as f64 * p.duration_s;
+        p.cpu.instance_utilization = busy;
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let lower = md.lines().find(|l| l.contains("**Capacity not bracketed.**")).expect("the lower-bound item");
+    assert!(lower.contains("jwt-rs256 N=4") && !lower.contains("jwt-es256"), "{lower}");
+    let ceiling =
+        md.lines().find(|l| l.contains("**Capacity at a CPU ceiling, not bracketed.**")).expect("the ceiling item");
+    assert!(ceiling.contains("jwt-es256 N=4") && !ceiling.contains("jwt-rs256"), "{ceiling}");
+}

@@ -296,7 +296,8 @@ impl<'a> Analysis<'a> {
         let mut rtt_axis: Vec<StoreRttLine<'a>> = Vec::new();
         let main_rtt = crate::sweep::micros(results.config.store_rtt);
         for p in &results.points {
-            if let Some(rtt_us) = p.store_rtt_us {
+            // A point of the store-cpu axis at another cap is not on the round-trip axis.
+            if let Some(rtt_us) = p.store_rtt_us.filter(|_| p.store_cpu.is_none_or(|c| c == main_cap)) {
                 match rtt_axis.iter_mut().find(|c| c.system == p.system && c.lb == p.lb && c.rtt_us == rtt_us) {
                     Some(c) => c.points.push(p),
                     None => rtt_axis.push(StoreRttLine { system: p.system, lb: p.lb, rtt_us, points: vec![p] }),

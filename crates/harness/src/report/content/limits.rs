@@ -7,6 +7,9 @@ use crate::record::{
     calibration::{Calibration, Probe},
 };
 
+/// Utilization from which an unbracketed capacity is taken to be at its CPU ceiling.
+const CEILING: f64 = 0.95;
+
 pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
     let mut items = Vec::new();
@@ -117,18 +120,31 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         " Read throughput differences below ~10–15% as noise."
     });
     items.push(noise);
-    let unbracketed: Vec<String> = r
+    // A final run that failed at the searched rate bracketed it after all.
+    let unbracketed = r
         .points
         .iter()
-        // A final run that failed at the searched rate bracketed it after all.
-        .filter(|p| p.search_end == Some(crate::record::SearchEnd::Unbracketed) && p.search.iter().all(|s| s.held))
-        .map(|p| format!("{} N={}", p.system, p.instances))
-        .collect();
-    if !unbracketed.is_empty() {
+        .filter(|p| p.search_end == Some(crate::record::SearchEnd::Unbracketed) && p.search.iter().all(|s| s.held));
+    // At a CPU ceiling the rate cannot go much higher whatever the search tried next.
+    let (ceiling, below): (Vec<&Point>, Vec<&Point>) = unbracketed.partition(|p| {
+        let at = attribute(r, p);
+        at.instances >= CEILING || at.store.is_some_and(|s| s >= CEILING)
+    });
+    let names = |v: &[&Point]| and_list(&v.iter().map(|p| point_name(r, p)).collect::<Vec<_>>());
+    if !below.is_empty() {
         items.push(format!(
-            "**Capacity not bracketed.** Every search try held for {}: no rate above was seen to fail within `--search-steps`, so \
-             these figures are lower bounds of capacity, not capacity.",
-            and_list(&unbracketed)
+            "**Capacity not bracketed.** Every search try held for {}, with no resource at {} of its cap: no rate above was seen \
+             to fail within `--search-steps`, so these figures are lower bounds of capacity, not capacity.",
+            names(&below),
+            pct(CEILING)
+        ));
+    }
+    if !ceiling.is_empty() {
+        items.push(format!(
+            "**Capacity at a CPU ceiling, not bracketed.** Every search try held for {}, but their instances or store ran at \
+             {} of their cap or more: a higher rate was not tried within `--search-steps`, and could not be much higher.",
+            names(&ceiling),
+            pct(CEILING)
         ));
     }
     let count = |flag: Flag| r.points.iter().filter(|p| p.flags.contains(&flag)).count();

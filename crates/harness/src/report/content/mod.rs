@@ -55,6 +55,19 @@ fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1e3)
 }
 
+/// A point by name, its store axis values included where they are not the main line's:
+/// "session-redis N=8 (store 0.2 core)".
+fn point_name(r: &crate::record::Results, p: &Point) -> String {
+    let mut name = format!("{} N={}", p.system, p.instances);
+    if let Some(c) = p.store_cpu.filter(|c| *c != r.config.store_cpu) {
+        name.push_str(&format!(" (store {c} core)"));
+    }
+    if let Some(rtt) = p.store_rtt_us.filter(|x| *x != crate::sweep::micros(r.config.store_rtt)) {
+        name.push_str(&format!(" (store {rtt:.0} µs away)"));
+    }
+    name
+}
+
 /// "a, b and c".
 fn and_list(items: &[String]) -> String {
     match items {

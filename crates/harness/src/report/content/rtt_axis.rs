@@ -19,6 +19,20 @@ fn noise(x: &Spread, y: &Spread) -> &'static str {
     }
 }
 
+/// The delay proxy's CPU during a point's window, in cores.
+fn proxy_cores(p: &Point) -> f64 {
+    p.store_rtt.as_ref().and_then(|x| x.proxy_cpu_s).unwrap_or(0.0) / p.duration_s.max(1e-9)
+}
+
+/// The machine's busy share with the delay proxy's CPU added (attribution counts the
+/// instances, the store and the generator).
+fn machine_with_proxy(r: &crate::record::Results, p: &Point, at: &crate::report::analysis::Attribution) -> f64 {
+    if p.cpu.machine_s.is_some() {
+        return at.machine; // measured whole-machine busy time already holds the proxy
+    }
+    at.machine + proxy_cores(p) / r.machine.cores.max(1) as f64
+}
+
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
     let main = crate::sweep::micros(r.config.store_rtt);
@@ -106,6 +120,20 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
                         r.caps.instance_cpu
                     ));
                 }
+            }
+            if let (Some(c0), Some(c1)) = (repeats::cpu(base), repeats::cpu(p)) {
+                let at1 = attribute(r, p);
+                v.push_str(&format!(
+                    "; instance CPU per request {:.0} → {:.0} µs (×{:.2}{}), the instances at {} of their cap, the whole machine \
+                     at {} (the delay proxy's CPU, the rig's, included: {:.2} core)",
+                    c0.median,
+                    c1.median,
+                    c1.median / c0.median,
+                    noise(&c0, &c1),
+                    pct(at1.instances),
+                    pct(machine_with_proxy(r, p, &at1)),
+                    proxy_cores(p),
+                ));
             }
             v.push('.');
             verdicts.push(v);

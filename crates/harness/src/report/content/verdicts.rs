@@ -366,7 +366,8 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
     if !jwt.is_empty() {
         let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, us(total(c)))).collect();
-        let asym_text = jwt.iter().find(|c| c.system != System::JWT_HS256).map_or(String::new(), |c| {
+        // HS256 is symmetric with or without a denylist: the verifier holds the signing secret.
+        let asym_text = jwt.iter().find(|c| c.system.jwt_alg() != Some("HS256")).map_or(String::new(), |c| {
             format!(
                 " When other services must verify tokens without the signing secret, {} was the cheapest asymmetric choice here.",
                 c.system
