@@ -10,14 +10,14 @@ mod common;
 use benches::ids;
 use common::jwt::{Material, Primitive};
 use ed25519_dalek::pkcs8::DecodePrivateKey as _;
-use hmac::{Hmac, Mac as _};
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use jwt_server::keys::Alg;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use rsa::{
-    RsaPrivateKey, RsaPublicKey,
+    PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey,
     pkcs1::{DecodeRsaPrivateKey as _, DecodeRsaPublicKey as _, EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _},
     pkcs1v15,
-    signature::{RandomizedSigner as _, SignatureEncoding as _},
+    signature::SignatureEncoding as _,
 };
 use sha2::Sha256;
 
@@ -73,7 +73,7 @@ fn primitive(m: &Material) -> Box<dyn Primitive> {
             let verifying = *signing.verifying_key();
             RustCrypto::Ecdsa {
                 pkcs8: m.private.clone(),
-                public_sec1: verifying.to_encoded_point(false).as_bytes().to_vec(),
+                public_sec1: verifying.to_sec1_point(false).as_bytes().to_vec(),
                 signing,
                 verifying,
             }
@@ -87,8 +87,8 @@ fn primitive(m: &Material) -> Box<dyn Primitive> {
 }
 
 fn rsa_sign(key: &pkcs1v15::SigningKey<Sha256>, msg: &[u8]) -> Vec<u8> {
-    // Blinded, with a thread-local RNG: what jsonwebtoken's rust_crypto backend does.
-    key.sign_with_rng(&mut rand::thread_rng(), msg).to_vec()
+    // `Signer::sign`, as jsonwebtoken 12's rust_crypto backend signs.
+    key.sign(msg).to_vec()
 }
 
 fn rsa_verify(key: &pkcs1v15::VerifyingKey<Sha256>, msg: &[u8], sig: &[u8]) -> bool {

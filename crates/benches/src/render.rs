@@ -71,7 +71,7 @@ fn jwt_section(out: &mut String, r: &Results) {
     let _ = writeln!(out, "## JWT: jsonwebtoken against the raw signature\n");
     let _ = writeln!(
         out,
-        "The token is one jwt-server issues (`typ: at+jwt`, `kid`, nine claims). **jsonwebtoken** is jsonwebtoken 11 (`encode`, or `decode` with jwt-server's \
+        "The token is one jwt-server issues (`typ: at+jwt`, `kid`, nine claims). **jsonwebtoken** is jsonwebtoken 12 (`encode`, or `decode` with jwt-server's \
          `Validation`: pinned algorithm, `exp`/`nbf`/`iss`/`aud`/`sub` required). **primitive** is the \
          backend's own signature operation over the same signing input with the key parsed once: aws-lc-rs \
          `hmac`/`signature` for `aws_lc_rs`; `hmac`+`sha2`, `rsa`, `p256`, `ed25519-dalek` for \

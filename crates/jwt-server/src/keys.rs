@@ -84,7 +84,7 @@ impl fmt::Display for Alg {
 /// before the first signature or verification (loading a key and building the
 /// [`TokenService`](crate::tokens::TokenService) both do).
 ///
-/// jsonwebtoken 11 picks its backend from its crate features and panics at the first
+/// jsonwebtoken picks its backend from its crate features and panics at the first
 /// signature when both `aws_lc_rs` and `rust_crypto` are on, which Cargo's feature
 /// unification does whenever another crate in the same build enables `rust_crypto` (the
 /// `benches` crate does, to compare the two). Choosing explicitly keeps the server
@@ -180,10 +180,12 @@ pub fn load(alg: Alg, dir: &Path) -> Result<Keys, KeyError> {
         if bytes.len() < MIN_HMAC_SECRET {
             return Err(invalid(format!("HMAC secret is {} bytes; at least {MIN_HMAC_SECRET} required", bytes.len())));
         }
+        // jsonwebtoken 12 refuses an empty secret; ours is at least 32 bytes already.
+        let refused = |e: jsonwebtoken::errors::Error| invalid(format!("HMAC secret refused: {e}"));
         return Ok(Keys {
             alg,
-            encoding: EncodingKey::from_secret(&bytes),
-            decoding: DecodingKey::from_secret(&bytes),
+            encoding: EncodingKey::from_secret(&bytes).map_err(refused)?,
+            decoding: DecodingKey::from_secret(&bytes).map_err(refused)?,
             kid: thumbprint(&bytes),
             jwk: None,
         });

@@ -275,7 +275,7 @@ async fn me_and_admin_reject_missing_and_invalid_bearer_tokens() {
     let mut hs_header = Header::new(Algorithm::HS256);
     hs_header.typ = Some("at+jwt".into());
     hs_header.kid = Some(kid.clone());
-    let confused = forge(&hs_header, &claims_json, &EncodingKey::from_secret(public.as_bytes()));
+    let confused = forge(&hs_header, &claims_json, &EncodingKey::from_secret(public.as_bytes()).unwrap());
     // A correctly signed token with a wrong audience, issuer, typ or kid.
     let es_key = EncodingKey::from_ec_pem(&std::fs::read(keys.path().join("es256.pem")).unwrap()).unwrap();
     let mut es_header = Header::new(Algorithm::ES256);
