@@ -29,8 +29,11 @@ pub mod jwt {
     pub const VERIFY_PRIMITIVE: &str = "verify/primitive";
     /// The same, parsing the public key first, as jsonwebtoken does on every call.
     pub const VERIFY_PRIMITIVE_KEY_PARSE: &str = "verify/primitive+key-parse";
-    /// `jwt_server::tokens::TokenService::verify`: decode plus the header checks.
+    /// `jwt_server::tokens::TokenService::verify`: decode plus the header checks, with
+    /// the default `--jwt-verifier cached` (the key kept parsed; aws-lc-rs only).
     pub const VERIFY_SERVER: &str = "verify/jwt-server";
+    /// The same with `--jwt-verifier stock`: jsonwebtoken's own verifier.
+    pub const VERIFY_SERVER_STOCK: &str = "verify/jwt-server-stock";
 }
 
 pub fn jwt_id(backend: &str, alg: &str, function: &str) -> String {

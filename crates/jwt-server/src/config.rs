@@ -112,6 +112,12 @@ pub struct Args {
     #[arg(long, env = "AUTHBENCH_REVOCATION", value_enum, default_value = "none")]
     pub revocation: RevocationMode,
 
+    /// How signatures are verified (see `jwt_server::verifier`): `cached` keeps the key
+    /// parsed for the life of the process; `stock` is jsonwebtoken's own verifier, which
+    /// parses it on every request. Both accept and refuse exactly the same tokens.
+    #[arg(long, env = "AUTHBENCH_JWT_VERIFIER", value_enum, default_value = "cached")]
+    pub jwt_verifier: crate::verifier::Verifier,
+
     #[command(flatten)]
     pub redis: RedisArgs,
 }
@@ -125,7 +131,7 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
 /// advance it. Tokens and refresh tokens keep the system's time; Redis keeps its own.
 pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Router> {
     let keys = keys::load(args.alg, &args.key_dir)?;
-    let tokens = TokenService::new(
+    let tokens = TokenService::with_verifier(
         keys,
         TokenConfig {
             issuer: args.issuer.clone(),
@@ -133,6 +139,7 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
             access_ttl: args.access_ttl,
             leeway: args.leeway,
         },
+        args.jwt_verifier,
     );
     let (users, passwords) = args.common.users()?;
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());

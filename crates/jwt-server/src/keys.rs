@@ -80,7 +80,8 @@ impl fmt::Display for Alg {
     }
 }
 
-/// Make aws-lc-rs jsonwebtoken's crypto backend for this process. Idempotent; call it
+/// Make aws-lc-rs, through [`verifier::provider`](crate::verifier::provider), jsonwebtoken's
+/// crypto backend for this process. Idempotent; call it
 /// before the first signature or verification (loading a key and building the
 /// [`TokenService`](crate::tokens::TokenService) both do).
 ///
@@ -92,7 +93,7 @@ impl fmt::Display for Alg {
 /// benchmark installs its own first) is left in place.
 pub fn install_crypto_provider() {
     // Err only means a backend is already installed: exactly what we want either way.
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let _ = crate::verifier::provider().install_default();
 }
 
 /// Shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash output size).

@@ -12,3 +12,4 @@ pub mod keys;
 pub mod refresh;
 pub mod revocation;
 pub mod tokens;
+pub mod verifier;

@@ -55,6 +55,7 @@ struct Inner {
     config: TokenConfig,
     header: Header,
     validation: Validation,
+    verifier: crate::verifier::Verifier,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -85,15 +86,29 @@ pub fn validation(alg: crate::keys::Alg, config: &TokenConfig) -> Validation {
 }
 
 impl TokenService {
+    /// With the default verifier ([`Verifier::Cached`](crate::verifier::Verifier)).
     pub fn new(keys: Keys, config: TokenConfig) -> Self {
+        Self::with_verifier(keys, config, crate::verifier::Verifier::default())
+    }
+
+    /// `verifier` decides whether the key is kept parsed for verification
+    /// ([`crate::verifier`]); what is accepted is the same either way.
+    pub fn with_verifier(keys: Keys, config: TokenConfig, verifier: crate::verifier::Verifier) -> Self {
         crate::keys::install_crypto_provider();
+        if verifier == crate::verifier::Verifier::Cached
+            && let Err(e) = crate::verifier::register(keys.alg.jwt(), &keys.decoding)
+        {
+            // Every algorithm the server loads has a cached form; should one not, the
+            // stock verifier still checks it.
+            eprintln!("jwt-server: key not cached, verified the stock way: {e}");
+        }
         let alg = keys.alg.jwt();
         let mut header = Header::new(alg);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(keys.kid.clone());
 
         let validation = validation(keys.alg, &config);
-        Self { inner: Arc::new(Inner { keys, config, header, validation }) }
+        Self { inner: Arc::new(Inner { keys, config, header, validation, verifier }) }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -139,8 +154,12 @@ impl TokenService {
             return Err(ApiError::InvalidToken);
         }
         let inner = &self.inner;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &inner.keys.decoding, &inner.validation)
-            .map_err(|_| ApiError::InvalidToken)?;
+        let decode = || jsonwebtoken::decode::<AccessClaims>(token, &inner.keys.decoding, &inner.validation);
+        let data = match inner.verifier {
+            crate::verifier::Verifier::Cached => crate::verifier::cached(decode),
+            crate::verifier::Verifier::Stock => decode(),
+        }
+        .map_err(|_| ApiError::InvalidToken)?;
         let h = &data.header;
         let typ_ok = h
             .typ

@@ -55,6 +55,11 @@ pub fn run(c: &mut Criterion, backend: &str, primitive: impl Fn(&Material) -> Bo
     for alg in Alg::ALL {
         let keys = keys::load(alg, dir.path()).expect("load key");
         let service = TokenService::new(keys::load(alg, dir.path()).expect("load key"), config.clone());
+        let stock = TokenService::with_verifier(
+            keys::load(alg, dir.path()).expect("load key"),
+            config.clone(),
+            jwt_server::verifier::Verifier::Stock,
+        );
         let path = keys::key_path(alg, dir.path());
         let private = if alg == Alg::Hs256 { std::fs::read(&path).expect("key") } else { super::pkcs8_der(&path) };
         let prim = primitive(&Material { alg, private });
@@ -73,6 +78,7 @@ pub fn run(c: &mut Criterion, backend: &str, primitive: impl Fn(&Material) -> Bo
         let reencoded = jsonwebtoken::encode(&header, &claims, &keys.encoding).expect("encode");
         assert_eq!(reencoded.rsplit_once('.').map(|p| p.0.as_bytes()), Some(message), "{alg}: same signing input");
         assert!(service.verify(&reencoded).is_ok(), "{alg}: jsonwebtoken's token verifies");
+        assert_eq!(stock.verify(&token).expect("the stock verifier too"), claims, "{alg}: both verifiers agree");
         let decoded = jsonwebtoken::decode::<AccessClaims>(&token, &keys.decoding, &validation).expect("decode");
         assert_eq!(decoded.claims, claims);
         assert!(prim.verify(message, &signature), "{alg}: primitive verifies jsonwebtoken's signature");
@@ -103,6 +109,7 @@ pub fn run(c: &mut Criterion, backend: &str, primitive: impl Fn(&Material) -> Bo
             b.iter(|| prim.verify_key_parse(black_box(message), black_box(&signature)))
         });
         group.bench_function(jwt::VERIFY_SERVER, |b| b.iter(|| service.verify(black_box(&token))));
+        group.bench_function(jwt::VERIFY_SERVER_STOCK, |b| b.iter(|| stock.verify(black_box(&token))));
         group.finish();
     }
 }
