@@ -134,6 +134,7 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
             let alg = system.jwt_alg().unwrap_or("HS256");
             args.extend(["--alg".into(), alg.into(), "--key-dir".into(), setup.key_dir.display().to_string()]);
             args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
+            args.extend(["--jwt-verifier".into(), system.jwt_verifier().unwrap_or("cached").into()]);
             if system.needs_redis() {
                 store(&mut args);
             }

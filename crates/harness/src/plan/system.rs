@@ -9,15 +9,17 @@
 //! a string of its own:
 //!
 //! ```text
-//! system   = "control" | family [ "+" revocation ]
+//! system   = "control" | family [ "@" verifier ] [ "+" revocation ]
 //! family   = "session-" store | "jwt-" alg
 //! store    = "memory" | "redis"
 //! alg      = "hs256" | "rs256" | "es256" | "eddsa"
+//! verifier = "stock"                                  (jwt only)
 //! revocation = "denylist" | "denylist-cached"        (jwt only)
 //! ```
 //!
-//! The verifier (`builtin`), shards (1) and balancer (`client`, the generator's own) have one
-//! value each today and add nothing to the string; [`System::ALL`] lists the systems that can
+//! The verifier's default (`jwt-server --jwt-verifier cached`, the key kept parsed) adds
+//! nothing to the string; shards (1) and balancer (`client`, the generator's own) have one
+//! value each today and add nothing either; [`System::ALL`] lists the systems that can
 //! be built and run, and parsing refuses anything else with the list of known ids.
 
 use std::{cmp::Ordering, fmt, str::FromStr};
@@ -93,9 +95,22 @@ impl StoreKind {
 /// What checks a token's signature and claims.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Verifier {
-    /// The server's own path (jsonwebtoken behind `TokenService`); sessions have no token
-    /// and carry this value too.
+    /// The server's own path: jsonwebtoken behind `TokenService` with the key kept parsed
+    /// (`--jwt-verifier cached`); sessions have no token and carry this value too.
     Builtin,
+    /// jsonwebtoken's own verifier, the key parsed per request (`--jwt-verifier stock`):
+    /// what the library's call path costs.
+    Stock,
+}
+
+impl Verifier {
+    /// jwt-server's `--jwt-verifier` value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Verifier::Builtin => "cached",
+            Verifier::Stock => "stock",
+        }
+    }
 }
 
 /// How a JWT logout reaches the access token (`--revocation`).
@@ -195,10 +210,20 @@ impl System {
     /// HS256 with `--revocation denylist-cached`: a local denylist per instance, kept
     /// current through Redis pub/sub.
     pub const JWT_HS256_DENYLIST_CACHED: System = System::jwt(Alg::Hs256, Revocation::DenylistCached);
+    /// The plain JWT systems with jsonwebtoken's own verifier (`@stock`): the library's
+    /// call path, beside the server's default.
+    pub const JWT_HS256_STOCK: System = System::jwt(Alg::Hs256, Revocation::None).with_verifier(Verifier::Stock);
+    pub const JWT_RS256_STOCK: System = System::jwt(Alg::Rs256, Revocation::None).with_verifier(Verifier::Stock);
+    pub const JWT_ES256_STOCK: System = System::jwt(Alg::Es256, Revocation::None).with_verifier(Verifier::Stock);
+    pub const JWT_EDDSA_STOCK: System = System::jwt(Alg::EdDsa, Revocation::None).with_verifier(Verifier::Stock);
+
+    const fn with_verifier(self, verifier: Verifier) -> Self {
+        System { verifier, ..self }
+    }
 
     /// Every system that can be run, in the order results and the report list them (the
     /// control last: it is not a contender).
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 13] = [
         System::SESSION_MEMORY,
         System::SESSION_REDIS,
         System::JWT_HS256,
@@ -207,6 +232,10 @@ impl System {
         System::JWT_EDDSA,
         System::JWT_HS256_DENYLIST,
         System::JWT_HS256_DENYLIST_CACHED,
+        System::JWT_HS256_STOCK,
+        System::JWT_RS256_STOCK,
+        System::JWT_ES256_STOCK,
+        System::JWT_EDDSA_STOCK,
         System::CONTROL,
     ];
 
@@ -233,6 +262,15 @@ impl System {
         match self.family {
             Family::Session | Family::Control => None,
             Family::Jwt(_) => Some(self.revocation.flag()),
+        }
+    }
+
+    /// `--jwt-verifier` value for JWT systems (`None` for sessions). Passed explicitly,
+    /// so an `AUTHBENCH_JWT_VERIFIER` in the environment cannot change a system.
+    pub fn jwt_verifier(self) -> Option<&'static str> {
+        match self.family {
+            Family::Session | Family::Control => None,
+            Family::Jwt(_) => Some(self.verifier.flag()),
         }
     }
 
@@ -274,9 +312,14 @@ impl System {
             Some((f, m)) => (f, Some(m)),
             None => (s, None),
         };
+        let (family, verifier) = match family.split_once('@') {
+            Some((f, "stock")) => (f, Verifier::Stock),
+            Some(_) => return None,
+            None => (family, Verifier::Builtin),
+        };
         if let Some(store) = family.strip_prefix("session-") {
             let store = [StoreKind::Memory, StoreKind::Redis].into_iter().find(|x| x.id() == store)?;
-            return modifier.is_none().then_some(System::session(store));
+            return (modifier.is_none() && verifier == Verifier::Builtin).then_some(System::session(store));
         }
         let alg = family.strip_prefix("jwt-")?;
         let alg = Alg::ALL.into_iter().find(|a| a.id() == alg)?;
@@ -286,7 +329,7 @@ impl System {
             Some("denylist-cached") => Revocation::DenylistCached,
             Some(_) => return None,
         };
-        Some(System::jwt(alg, revocation))
+        Some(System::jwt(alg, revocation).with_verifier(verifier))
     }
 }
 
@@ -297,6 +340,10 @@ impl fmt::Display for System {
             Family::Session => format!("session-{}", self.store.id()),
             Family::Jwt(alg) => format!("jwt-{}", alg.id()),
         };
+        if matches!(self.family, Family::Jwt(_)) && self.verifier != Verifier::Builtin {
+            id.push('@');
+            id.push_str(self.verifier.flag());
+        }
         if matches!(self.family, Family::Jwt(_)) && self.revocation != Revocation::None {
             id.push('+');
             id.push_str(self.revocation.flag());
@@ -371,6 +418,10 @@ mod tests {
                 "jwt-eddsa",
                 "jwt-hs256+denylist",
                 "jwt-hs256+denylist-cached",
+                "jwt-hs256@stock",
+                "jwt-rs256@stock",
+                "jwt-es256@stock",
+                "jwt-eddsa@stock",
                 "control"
             ]
         );
@@ -387,6 +438,10 @@ mod tests {
             "session-none",
             "",
             "control+denylist",
+            "session-redis@stock",
+            "jwt-hs256@cached",
+            "jwt-hs256@",
+            "control@stock",
         ] {
             assert!(bad.parse::<System>().is_err(), "{bad}");
         }
@@ -414,6 +469,13 @@ mod tests {
             assert!(s.needs_redis());
         }
         assert_eq!(System::JWT_HS256.revocation(), Some("none"));
+        assert_eq!(System::JWT_HS256.jwt_verifier(), Some("cached"));
+        assert_eq!(System::JWT_RS256_STOCK.jwt_verifier(), Some("stock"));
+        assert_eq!(System::JWT_RS256_STOCK.jwt_alg(), Some("RS256"));
+        assert_eq!(System::SESSION_REDIS.jwt_verifier(), None);
+        // Parsed by the grammar, not built: the stock verifier is measured on plain JWT.
+        assert!(System::parse("jwt-hs256@stock+denylist").is_some());
+        assert!("jwt-hs256@stock+denylist".parse::<System>().is_err());
         assert_eq!(System::SESSION_REDIS.revocation(), None);
         assert!(!System::JWT_HS256.needs_redis());
         assert!(System::SESSION_MEMORY.instance_local_state());

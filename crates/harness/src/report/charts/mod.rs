@@ -36,8 +36,9 @@ pub struct Chart {
 /// A fixed colour per system, the same in every chart.
 pub fn color(system: System) -> RGBColor {
     // In the order of `System::ALL`: session-memory, session-redis, jwt-hs256, -rs256,
-    // -es256, -eddsa, +denylist, +denylist-cached, control (grey: the rig, not a contender).
-    const PALETTE: [RGBColor; 9] = [
+    // -es256, -eddsa, +denylist, +denylist-cached, then the `@stock` verifiers in a light
+    // shade of their algorithm's colour. The control is grey: the rig, not a contender.
+    const PALETTE: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
@@ -46,8 +47,14 @@ pub fn color(system: System) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(23, 190, 207),
-        RGBColor(127, 127, 127),
+        RGBColor(152, 223, 138),
+        RGBColor(197, 176, 213),
+        RGBColor(255, 187, 120),
+        RGBColor(196, 156, 148),
     ];
+    if system.is_control() {
+        return RGBColor(127, 127, 127);
+    }
     System::ALL.iter().position(|s| *s == system).and_then(|i| PALETTE.get(i)).copied().unwrap_or(RGBColor(99, 99, 99))
 }
 
