@@ -44,7 +44,8 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 pub fn common_layers(router: Router, metrics: Arc<Metrics>) -> Router {
     let for_handler = metrics.clone();
     router
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        // Static bytes: the answer never changes, so nothing is built per request.
+        .route("/healthz", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }))
         .route(
             "/metrics",
             get(move || {
