@@ -88,13 +88,14 @@ fn bench(
     router: &Router,
     path: &'static str,
     auth: Option<&(header::HeaderName, HeaderValue)>,
+    expect: StatusCode,
 ) {
     assert!(
         ids::ROUTER_SYSTEMS.contains(&name),
         "{name} is not in benches::ids::ROUTER_SYSTEMS: micro-summary would not show it"
     );
     let (status, _, body) = rt.block_on(call(router, get(path, auth)));
-    assert_eq!(status, StatusCode::OK, "{name} {path}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(status, expect, "{name} {path}: {}", String::from_utf8_lossy(&body));
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -118,14 +119,14 @@ fn main() {
     let memory_auth = rt.block_on(log_in(&memory, true));
 
     let mut group = c.benchmark_group(ids::ROUTER_ME_GROUP);
-    bench(&mut group, "session-memory", &rt, &memory, "/me", Some(&memory_auth));
+    bench(&mut group, "session-memory", &rt, &memory, "/me", Some(&memory_auth), StatusCode::OK);
 
     if let Some((url, mut conn)) = rt.block_on(common::redis_or_skip("router/me/session-redis")) {
         let prefix = common::RedisPrefix::new();
         let redis =
             rt.block_on(session_router(&["--store", "redis", "--redis-url", &url, "--redis-prefix", &prefix.0]));
         let auth = rt.block_on(log_in(&redis, true));
-        bench(&mut group, "session-redis", &rt, &redis, "/me", Some(&auth));
+        bench(&mut group, "session-redis", &rt, &redis, "/me", Some(&auth), StatusCode::OK);
         drop(redis);
         rt.block_on(prefix.cleanup(&mut conn));
     }
@@ -134,12 +135,19 @@ fn main() {
         let flag = alg.to_string();
         let router = rt.block_on(jwt_router(&["--alg", &flag, "--key-dir", &key_dir, "--access-ttl", "1h"]));
         let auth = rt.block_on(log_in(&router, false));
-        bench(&mut group, alg.system(), &rt, &router, "/me", Some(&auth));
+        bench(&mut group, alg.system(), &rt, &router, "/me", Some(&auth), StatusCode::OK);
     }
     group.finish();
 
     let mut group = c.benchmark_group(ids::ROUTER_HEALTHZ_GROUP);
-    bench(&mut group, ids::ROUTER_BASELINE_SYSTEM, &rt, &memory, "/healthz", None);
+    bench(&mut group, ids::ROUTER_BASELINE_SYSTEM, &rt, &memory, "/healthz", None, StatusCode::OK);
+    group.finish();
+
+    // A session cookie from another instance: well-formed, unknown here.
+    let other = rt.block_on(session_router(&[]));
+    let foreign = rt.block_on(log_in(&other, true));
+    let mut group = c.benchmark_group(ids::ROUTER_REJECTED_GROUP);
+    bench(&mut group, ids::ROUTER_BASELINE_SYSTEM, &rt, &memory, "/me", Some(&foreign), StatusCode::UNAUTHORIZED);
     group.finish();
 
     c.final_summary();

@@ -64,6 +64,9 @@ pub const SESSION_REDIS_STORE_GET: &str = "RedisStore::get";
 pub const ROUTER_ME_GROUP: &str = "router/me";
 pub const ROUTER_HEALTHZ_GROUP: &str = "router/healthz";
 pub const ROUTER_BASELINE_SYSTEM: &str = "session-memory";
+/// `router/rejected/session-memory`: `GET /me` with a session cookie another instance
+/// holds — the 401 that round-robin gives (N−1)/N of session-memory's requests.
+pub const ROUTER_REJECTED_GROUP: &str = "router/rejected";
 pub const ROUTER_SYSTEMS: [&str; 6] =
     ["session-memory", "session-redis", "jwt-hs256", "jwt-rs256", "jwt-es256", "jwt-eddsa"];
 

@@ -164,7 +164,9 @@ fn router_section(out: &mut String, r: &Results) {
          (`config::build`: metrics, `no-store`, body limit, the auth extractor, the JSON reply), on a \
          current-thread tokio runtime, response body read. No sockets and no HTTP parsing: this is the \
          per-request auth cost plus the routing around it. `/healthz` through the session-memory router \
-         is the same path without authentication; the difference is what authenticating costs.\n"
+         is the same path without authentication; the difference is what authenticating costs. The 401 \
+         row is `GET /me` with a session cookie another instance issued: what each of the (N−1)/N requests \
+         round-robin sends to the wrong session-memory instance costs.\n"
     );
     let _ = writeln!(out, "| system | `GET /me` | minus `/healthz` | requests/s, one at a time |");
     let _ = writeln!(out, "|---|--:|--:|--:|");
@@ -175,9 +177,17 @@ fn router_section(out: &mut String, r: &Results) {
     }
     let _ = writeln!(
         out,
-        "| `/healthz` (no auth, baseline) | {} | — | {} |\n",
+        "| `/healthz` (no auth, baseline) | {} | — | {} |",
         time(baseline),
         rate(baseline.map(|ns| 1e9 / ns))
+    );
+    let rejected = r.median(&ids::id(ids::ROUTER_REJECTED_GROUP, ids::ROUTER_BASELINE_SYSTEM));
+    let _ = writeln!(
+        out,
+        "| session-memory, a session another instance holds (401) | {} | {} | {} |\n",
+        time(rejected),
+        diff(rejected, baseline),
+        rate(rejected.map(|ns| 1e9 / ns))
     );
 }
 
@@ -229,6 +239,7 @@ pub fn expected_ids() -> Vec<String> {
     }
     v.extend(ids::ROUTER_SYSTEMS.map(|s| ids::id(ids::ROUTER_ME_GROUP, s)));
     v.push(ids::id(ids::ROUTER_HEALTHZ_GROUP, ids::ROUTER_BASELINE_SYSTEM));
+    v.push(ids::id(ids::ROUTER_REJECTED_GROUP, ids::ROUTER_BASELINE_SYSTEM));
     for f in [ids::PASSWORD_VERIFY, ids::PASSWORD_SERVER_VERIFY] {
         v.push(ids::id(ids::PASSWORD_GROUP, f));
     }
