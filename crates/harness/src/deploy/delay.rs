@@ -71,8 +71,8 @@ pub fn serve(
         }
         let (down2, up2) = (down.try_clone()?, up.try_clone()?);
         let (there, back) = (hold_ns.clone(), hold_ns.clone());
-        thread::spawn(move || pipe(down, up, &there));
-        thread::spawn(move || pipe(up2, down2, &back));
+        thread::spawn(move || pipe(down, up, there));
+        thread::spawn(move || pipe(up2, down2, back));
     }
     Ok(())
 }
@@ -80,9 +80,8 @@ pub fn serve(
 /// One direction: a reader stamps each chunk, a writer sends it half the hold time after
 /// the stamp. Order is kept (one queue per direction), and a chunk read while an earlier
 /// one waits does not wait twice.
-fn pipe(mut from: TcpStream, mut to: TcpStream, hold_ns: &Arc<AtomicU64>) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, hold: Arc<AtomicU64>) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
-    let hold = hold_ns.clone();
     let writer = thread::spawn(move || {
         for (read_at, chunk) in rx {
             let due = read_at + Duration::from_nanos(hold.load(Ordering::Relaxed) / 2);
@@ -137,7 +136,7 @@ impl Steer {
     /// so the hold starts at the new target less that cost.
     pub async fn retarget(&self, rtt: Duration) {
         let (old, hold) = (self.target_us(), self.hold_us());
-        let new = rtt.as_secs_f64() * 1e6;
+        let new = crate::record::micros(rtt);
         if new == old {
             return;
         }
@@ -153,13 +152,12 @@ impl Steer {
         let _ = control.flush().await;
     }
 
-    /// One correction from a measured added round trip (µs). The hold stays within
+    /// One correction from round trips the proxy added (µs, through it minus straight to
+    /// the store, pair by pair): their median moves the hold. The hold stays within
     /// 0..=target: forwarding never costs less than nothing.
-    pub async fn correct(&self, added_us: f64) {
-        if !added_us.is_finite() {
-            return;
-        }
-        self.set_hold(next_hold_us(self.hold_us(), self.target_us(), added_us)).await;
+    async fn correct(&self, added_us: Vec<f64>) {
+        let Some(added) = crate::record::median(added_us).filter(|m| m.is_finite()) else { return };
+        self.set_hold(next_hold_us(self.hold_us(), self.target_us(), added)).await;
     }
 }
 
@@ -250,15 +248,13 @@ async fn settle(steer: &Steer, via: &str, direct: &str) {
                 added.push(v - d);
             }
         }
-        if let Some(m) = crate::record::median(added) {
-            steer.correct(m).await;
-        }
+        steer.correct(added).await;
     }
 }
 
 /// Round trips through the delay and straight to the store, sampled during a measured
-/// window: what the delay added under load is the difference of their medians. When it
-/// has a [`Steer`], every [`RttProbe::STEER_EVERY`] pairs correct the hold time.
+/// window: what the delay added under load is the difference of their medians. Every
+/// [`RttProbe::STEER_EVERY`] pairs also correct the proxy's hold time ([`Steer`]).
 #[derive(Default)]
 pub struct RttProbe {
     pub via_us: Vec<f64>,
@@ -276,7 +272,7 @@ impl RttProbe {
         via: &str,
         direct: &str,
         every: Duration,
-        steer: Option<Arc<Steer>>,
+        steer: Arc<Steer>,
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) -> Self {
         let mut probe = Self::default();
@@ -290,18 +286,16 @@ impl RttProbe {
                     let (v, d) = (ping(&mut a).await, ping(&mut b).await);
                     probe.via_us.extend(v);
                     probe.direct_us.extend(d);
-                    if let (Some(v), Some(d), Some(steer)) = (v, d, &steer) {
+                    if let (Some(v), Some(d)) = (v, d) {
                         added.push(v - d);
-                        if added.len() == Self::STEER_EVERY
-                            && let Some(m) = crate::record::median(std::mem::take(&mut added))
-                        {
-                            steer.correct(m).await;
+                        if added.len() == Self::STEER_EVERY {
+                            steer.correct(std::mem::take(&mut added)).await;
                         }
                     }
                 }
             }
         }
-        probe.hold_us = steer.map(|s| s.hold_us());
+        probe.hold_us = Some(steer.hold_us());
         probe
     }
 }
@@ -320,7 +314,7 @@ async fn connect(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection>
 /// Whether an achieved added round trip is close enough to the target: within ±20 % or
 /// ±50 µs, whichever is larger.
 pub fn within(target: Duration, achieved_us: f64) -> bool {
-    let target_us = target.as_secs_f64() * 1e6;
+    let target_us = crate::record::micros(target);
     (achieved_us - target_us).abs() <= (0.2 * target_us).max(50.0)
 }
 

@@ -130,6 +130,11 @@ pub mod secs {
     }
 }
 
+/// A duration in µs, the unit results record round trips in (`store_rtt_us`, `target_us`).
+pub fn micros(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 /// A list of durations as seconds.
 pub mod secs_list {
     use serde::{Deserialize as _, ser::SerializeSeq as _};

@@ -168,7 +168,7 @@ fn store_rtt(target: Duration, a: &Sample, b: &Sample) -> StoreRtt {
     let r = b.rtt.filter(|r| r.samples > 0);
     let added = r.map(|r| r.via_us - r.direct_us);
     StoreRtt {
-        target_us: target.as_secs_f64() * 1e6,
+        target_us: super::micros(target),
         via_us: r.map(|r| r.via_us),
         direct_us: r.map(|r| r.direct_us),
         added_us: added,

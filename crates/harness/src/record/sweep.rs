@@ -83,6 +83,11 @@ impl SweepConfig {
         !self.targets.is_empty()
     }
 
+    /// Every store round trip the run asks for: the main line's, then the axis's.
+    pub fn store_rtt_values(&self) -> impl Iterator<Item = Duration> + '_ {
+        std::iter::once(self.store_rtt).chain(self.store_rtts.iter().copied())
+    }
+
     /// Warm-up of each search try and of the probe.
     pub fn step_warmup(&self) -> Duration {
         (self.step_duration / 3).clamp(Duration::from_millis(200), Duration::from_millis(500))

@@ -294,7 +294,7 @@ impl<'a> Analysis<'a> {
         let mut store_axis: Vec<StoreCap<'a>> = Vec::new();
         let main_cap = results.config.store_cpu;
         let mut rtt_axis: Vec<StoreRttLine<'a>> = Vec::new();
-        let main_rtt = crate::sweep::micros(results.config.store_rtt);
+        let main_rtt = crate::record::micros(results.config.store_rtt);
         for p in &results.points {
             // A point of the store-cpu axis at another cap is not on the round-trip axis.
             if let Some(rtt_us) = p.store_rtt_us.filter(|_| p.store_cpu.is_none_or(|c| c == main_cap)) {

@@ -45,15 +45,12 @@ impl Run {
             None => None,
         };
         // Round trips through the delay and straight to the store, all through the window.
-        let (rtt_stop, rtt_probe) = match (&self.delay, &self.store) {
-            (Some(d), Some(s)) if !self.store_rtt.is_zero() => {
+        let (rtt_stop, rtt_probe) = match (self.delayed(), &self.store) {
+            (Some(d), Some(s)) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let (via, direct, steer) = (d.url.clone(), s.url.clone(), d.steer.clone());
                 let every = Duration::from_millis(50);
-                (
-                    Some(tx),
-                    Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, Some(steer), rx).await })),
-                )
+                (Some(tx), Some(tokio::spawn(async move { RttProbe::run(&via, &direct, every, steer, rx).await })))
             }
             _ => (None, None),
         };

@@ -74,11 +74,6 @@ struct Run {
     store_rtt: Duration,
 }
 
-/// A duration in µs, as points record the store axes' values.
-pub(crate) fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
 /// Run a sweep; returns the results (also written to `config.out`).
 pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
     validate(&config)?;
@@ -116,7 +111,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     // One proxy for the run: steps at a round trip of 0 go straight to the store.
-    let first_rtt = std::iter::once(config.store_rtt).chain(config.store_rtts.iter().copied()).find(|d| !d.is_zero());
+    let first_rtt = config.store_rtt_values().find(|d| !d.is_zero());
     let delay = match (&store, first_rtt) {
         (Some(store), Some(rtt)) => {
             let exe = std::env::current_exe().context("cannot find the authbench binary for the delay proxy")?;
@@ -278,7 +273,7 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
     for (i, v) in c.store_rtts.iter().enumerate() {
         anyhow::ensure!(!c.store_rtts[..i].contains(v), "--store-rtt lists {v:?} twice");
     }
-    if std::iter::once(&c.store_rtt).chain(&c.store_rtts).any(|d| !d.is_zero()) {
+    if c.store_rtt_values().any(|d| !d.is_zero()) {
         anyhow::ensure!(
             c.redis_url.is_none() && !c.external(),
             "--store-rtt needs the private Redis a sweep starts (not --redis-url or --target)"
@@ -288,7 +283,7 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
             "--store-rtt delays the store, and none of --systems uses one"
         );
         anyhow::ensure!(
-            std::iter::once(&c.store_rtt).chain(&c.store_rtts).all(|d| *d <= Duration::from_millis(100)),
+            c.store_rtt_values().all(|d| d <= Duration::from_millis(100)),
             "--store-rtt must be at most 100ms"
         );
     }
@@ -306,7 +301,7 @@ impl Steps for Run {
         };
         let mut store = step.store_cpu.map_or(String::new(), |c| format!(" store {c} core"));
         if let Some(rtt) = step.store_rtt {
-            store += &format!(" store rtt {:.0} µs", micros(rtt));
+            store += &format!(" store rtt {:.0} µs", crate::record::micros(rtt));
         }
         self.status.step(format!("{round}[{}/{total}] {} N={}{store}", i + 1, step.system, step.instances));
     }
@@ -349,12 +344,7 @@ impl Run {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
             // Through the delay when this step has a round trip.
-            store_url: self
-                .delay
-                .as_ref()
-                .filter(|_| !self.store_rtt.is_zero())
-                .map(|d| d.url.as_str())
-                .or(self.store.as_ref().map(|s| s.url.as_str())),
+            store_url: self.delayed().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
             prefix: &self.prefix,
             key_dir: &self.key_dir,
             jwt_extra: &[],
@@ -378,11 +368,15 @@ impl Run {
     /// The proxy is steered to it; the instances are started through the proxy or not.
     async fn set_store_rtt(&mut self, step: &Step) {
         self.store_rtt = step.store_rtt.unwrap_or(self.config.store_rtt);
-        if let Some(d) = &self.delay
-            && !self.store_rtt.is_zero()
-        {
+        if let Some(d) = self.delayed() {
             d.steer.retarget(self.store_rtt).await;
         }
+    }
+
+    /// The delay proxy, when the current step reaches the store through it (a round trip
+    /// above 0); steps at 0 go straight to the store.
+    fn delayed(&self) -> Option<&deploy::delay::DelayProxy> {
+        self.delay.as_ref().filter(|_| !self.store_rtt.is_zero())
     }
 
     async fn deploy(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
@@ -533,7 +527,7 @@ impl Run {
         point.search = search;
         point.search_end = end;
         point.store_cpu = step.store_cpu;
-        point.store_rtt_us = step.store_rtt.map(micros);
+        point.store_rtt_us = step.store_rtt.map(crate::record::micros);
         if mode == PointMode::FindMax && point.held {
             point.latency = Some(self.latency_run(step, lb, deployment, &work, rate).await?);
         }
@@ -556,7 +550,7 @@ impl Run {
             targets: &self.config.targets,
             // Detected once, at the start of the run (`Machine::detect`).
             cores: self.results.machine.cores as f64,
-            store_rtt: self.delay.as_ref().and((!self.store_rtt.is_zero()).then_some(self.store_rtt)),
+            store_rtt: self.delayed().map(|_| self.store_rtt),
         }
     }
 

@@ -22,7 +22,7 @@ impl Run {
                 && p.instances == step.instances
                 && p.lb == lb
                 && p.store_cpu == step.store_cpu
-                && p.store_rtt_us == step.store_rtt.map(super::micros)
+                && p.store_rtt_us == step.store_rtt.map(crate::record::micros)
         })
     }
 

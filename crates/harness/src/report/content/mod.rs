@@ -62,7 +62,7 @@ fn point_name(r: &crate::record::Results, p: &Point) -> String {
     if let Some(c) = p.store_cpu.filter(|c| *c != r.config.store_cpu) {
         name.push_str(&format!(" (store {c} core)"));
     }
-    if let Some(rtt) = p.store_rtt_us.filter(|x| *x != crate::sweep::micros(r.config.store_rtt)) {
+    if let Some(rtt) = p.store_rtt_us.filter(|x| *x != crate::record::micros(r.config.store_rtt)) {
         name.push_str(&format!(" (store {rtt:.0} µs away)"));
     }
     name
@@ -201,7 +201,7 @@ fn run_line(a: &Analysis<'_>) -> String {
             if r.config.store_rtt.is_zero() {
                 String::new()
             } else {
-                format!(", {:.0} µs round trip to it", r.config.store_rtt.as_secs_f64() * 1e6)
+                format!(", {:.0} µs round trip to it", crate::record::micros(r.config.store_rtt))
             }
         )
     } else {

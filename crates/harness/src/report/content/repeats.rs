@@ -16,7 +16,7 @@ pub(super) struct Spread {
 }
 
 impl Spread {
-    pub(super) fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+    fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
         let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
         let median = analysis::median(v.clone())?;
         let min = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -46,6 +46,11 @@ pub(super) fn throughput(p: &Point) -> Option<Spread> {
 
 pub(super) fn cpu(p: &Point) -> Option<Spread> {
     Spread::of(p.rounds().iter().map(|r| r.cpu_per_request_us))
+}
+
+/// p50 of the latency runs over a point's rounds, ms.
+pub(super) fn p50_ms(p: &Point) -> Option<Spread> {
+    Spread::of(p.rounds().iter().filter_map(|r| r.p50_us).map(|us| us as f64 / 1e3))
 }
 
 pub(super) fn p99_ms(p: &Point) -> Option<Spread> {

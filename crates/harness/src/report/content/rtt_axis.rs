@@ -3,12 +3,10 @@
 //! capacity, CPU per request — beside the same system at the main round trip.
 
 use super::*;
-use crate::report::{analysis::StoreRttLine, content::repeats::Spread};
-
-/// p50 of the latency runs over a point's rounds, ms.
-fn p50_ms(p: &Point) -> Option<Spread> {
-    Spread::of(p.rounds().iter().filter_map(|r| r.p50_us).map(|us| us as f64 / 1e3))
-}
+use crate::report::{
+    analysis::StoreRttLine,
+    content::repeats::{Spread, p50_ms},
+};
 
 /// "within the noise" or "apart" for two spreads of K ≥ 2 rounds; nothing for one round.
 fn noise(x: &Spread, y: &Spread) -> &'static str {
@@ -35,7 +33,7 @@ fn machine_with_proxy(r: &crate::record::Results, p: &Point, at: &crate::report:
 
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
-    let main = crate::sweep::micros(r.config.store_rtt);
+    let main = crate::record::micros(r.config.store_rtt);
     let Some(n) =
         a.rtt_axis.iter().filter(|l| l.rtt_us != main).flat_map(|l| l.points.iter().map(|p| p.instances)).max()
     else {
