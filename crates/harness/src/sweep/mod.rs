@@ -42,6 +42,7 @@ use crate::{
 mod measure;
 mod rounds;
 pub mod search;
+mod store;
 
 use search::{Next, Observed, Search};
 
@@ -110,23 +111,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store
     };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
-    // One proxy for the run: steps at a round trip of 0 go straight to the store.
-    let first_rtt = config.store_rtt_values().find(|d| !d.is_zero());
-    let delay = match (&store, first_rtt) {
-        (Some(store), Some(rtt)) => {
-            let exe = std::env::current_exe().context("cannot find the authbench binary for the delay proxy")?;
-            // Its own cgroup, uncapped and first in line for the CPU: it stands for a
-            // network, which the instances and the generator do not slow down; its CPU is
-            // recorded as the rig's.
-            let group = deploy::group(cgroups.as_ref(), "store-delay", 1.0)?;
-            if let Some(g) = &group {
-                g.set_cores(None).map_err(anyhow::Error::msg)?;
-                g.set_weight(10_000).map_err(anyhow::Error::msg)?;
-            }
-            Some(deploy::delay::start(&exe, &store.url, rtt, group, &log_dir).await?)
-        }
-        _ => None,
-    };
+    let delay = store::start_delay(&config, store.as_ref(), cgroups.as_ref(), &log_dir).await?;
 
     if let Some(binaries) = &binaries {
         binaries.keygen(systems.iter().filter_map(|s| s.jwt_alg()), &key_dir)?;
@@ -350,33 +335,6 @@ impl Run {
             jwt_extra: &[],
         };
         deploy::server_args(system, k, &setup)
-    }
-
-    /// The store's cap for `step`: its own when store capacity is an axis, else the run's.
-    fn set_store_cap(&mut self, step: &Step) -> anyhow::Result<()> {
-        let cap = step.store_cpu.unwrap_or(self.config.store_cpu);
-        if cap != self.store_cap
-            && let Some(g) = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref())
-        {
-            g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
-        }
-        self.store_cap = cap;
-        Ok(())
-    }
-
-    /// The round trip for `step`: its own when the round trip is an axis, else the run's.
-    /// The proxy is steered to it; the instances are started through the proxy or not.
-    async fn set_store_rtt(&mut self, step: &Step) {
-        self.store_rtt = step.store_rtt.unwrap_or(self.config.store_rtt);
-        if let Some(d) = self.delayed() {
-            d.steer.retarget(self.store_rtt).await;
-        }
-    }
-
-    /// The delay proxy, when the current step reaches the store through it (a round trip
-    /// above 0); steps at 0 go straight to the store.
-    fn delayed(&self) -> Option<&deploy::delay::DelayProxy> {
-        self.delay.as_ref().filter(|_| !self.store_rtt.is_zero())
     }
 
     async fn deploy(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {

@@ -224,61 +224,12 @@ pub(super) fn store(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
     if let Some(ratio) = super::store_axis::ratio(a) {
         d.p(ratio);
     }
-    if let Some(rtt) = store_rtt(a) {
+    if let Some(rtt) = super::rtt_axis::achieved(a) {
         d.p(rtt);
     }
     if has("store.svg") {
         d.chart("store.svg", "Store commands/s (left) and CPU utilization of store and instances (right) vs instances");
     }
-}
-
-/// `--store-rtt`: the round trip the instances had to the store, as achieved under load.
-fn store_rtt(a: &Analysis<'_>) -> Option<String> {
-    let r = a.results;
-    let pts: Vec<&Point> = r.points.iter().filter(|p| p.store_rtt.is_some()).collect();
-    if pts.is_empty() {
-        return None;
-    }
-    let mut targets: Vec<f64> = pts.iter().filter_map(|p| Some(p.store_rtt.as_ref()?.target_us)).collect();
-    targets.sort_by(f64::total_cmp);
-    targets.dedup();
-    let added: Vec<f64> = pts.iter().filter_map(|p| p.store_rtt.as_ref()?.added_us).collect();
-    let off: Vec<String> = pts
-        .iter()
-        .filter(|p| p.store_rtt.as_ref().is_some_and(|x| !x.within))
-        .map(|p| format!("{} N={}", p.system, p.instances))
-        .collect();
-    let proxy: f64 = pts.iter().filter_map(|p| p.store_rtt.as_ref()?.proxy_cpu_s).sum();
-    let range = |v: &[f64]| {
-        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        format!("{lo:.0}–{hi:.0} µs")
-    };
-    let holds: Vec<f64> = pts.iter().filter_map(|p| p.store_rtt.as_ref()?.hold_us).collect();
-    // Runs made before the proxy was steered held the target itself.
-    let how = if holds.is_empty() {
-        "holding each direction for half, on high-resolution timers".to_string()
-    } else {
-        format!(
-            "holding each direction for half of a hold time on high-resolution timers; the probe below steers the hold so that \
-             hold plus the proxy's own forwarding make the target — {} at the ends of the windows",
-            range(&holds)
-        )
-    };
-    Some(format!(
-        "**The store a round trip away.** The instances reached Redis through a delay of {} µs round trip (`--store-rtt`: a proxy \
-         process {how}; its CPU is the rig's, {proxy:.2} s over the measured \
-         windows). Achieved under load — median PING through the delay minus median PING straight to Redis, sampled every 50 ms \
-         through each window — {} across {} store-backed points; {}.",
-        and_list(&targets.iter().map(|t| format!("{t:.0}")).collect::<Vec<_>>()),
-        if added.is_empty() { "not measured".to_string() } else { range(&added) },
-        pts.len(),
-        if off.is_empty() {
-            "every point within ±20% or ±50 µs of the target".to_string()
-        } else {
-            format!("off target (flagged `store-rtt-off`): {}", off.join(", "))
-        }
-    ))
 }
 
 pub(super) fn cpu(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {

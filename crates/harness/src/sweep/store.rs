@@ -1,0 +1,64 @@
+//! What store a step sees: its CPU cap and its round trip (the delay proxy, started once
+//! for the run and steered to each step's target), when either is an axis.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::Run;
+use crate::{
+    cgroup::CgroupRoot,
+    deploy::{self, Store, delay::DelayProxy},
+    plan::Step,
+    record::SweepConfig,
+};
+
+/// The run's one delay proxy, when any step asks for a round trip above 0 (steps at 0 go
+/// straight to the store); `None` without a private store.
+pub(super) async fn start_delay(
+    config: &SweepConfig,
+    store: Option<&Store>,
+    cgroups: Option<&CgroupRoot>,
+    log_dir: &Path,
+) -> anyhow::Result<Option<DelayProxy>> {
+    let (Some(store), Some(rtt)) = (store, config.store_rtt_values().find(|d| !d.is_zero())) else { return Ok(None) };
+    let exe = std::env::current_exe().context("cannot find the authbench binary for the delay proxy")?;
+    // Its own cgroup, uncapped and first in line for the CPU: it stands for a network,
+    // which the instances and the generator do not slow down; its CPU is recorded as the
+    // rig's.
+    let group = deploy::group(cgroups, "store-delay", 1.0)?;
+    if let Some(g) = &group {
+        g.set_cores(None).map_err(anyhow::Error::msg)?;
+        g.set_weight(10_000).map_err(anyhow::Error::msg)?;
+    }
+    Ok(Some(deploy::delay::start(&exe, &store.url, rtt, group, log_dir).await?))
+}
+
+impl Run {
+    /// The store's cap for `step`: its own when store capacity is an axis, else the run's.
+    pub(super) fn set_store_cap(&mut self, step: &Step) -> anyhow::Result<()> {
+        let cap = step.store_cpu.unwrap_or(self.config.store_cpu);
+        if cap != self.store_cap
+            && let Some(g) = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref())
+        {
+            g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
+        }
+        self.store_cap = cap;
+        Ok(())
+    }
+
+    /// The round trip for `step`: its own when the round trip is an axis, else the run's.
+    /// The proxy is steered to it; the instances are started through the proxy or not.
+    pub(super) async fn set_store_rtt(&mut self, step: &Step) {
+        self.store_rtt = step.store_rtt.unwrap_or(self.config.store_rtt);
+        if let Some(d) = self.delayed() {
+            d.steer.retarget(self.store_rtt).await;
+        }
+    }
+
+    /// The delay proxy, when the current step reaches the store through it (a round trip
+    /// above 0); steps at 0 go straight to the store.
+    pub(super) fn delayed(&self) -> Option<&DelayProxy> {
+        self.delay.as_ref().filter(|_| !self.store_rtt.is_zero())
+    }
+}
