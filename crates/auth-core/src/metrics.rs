@@ -114,9 +114,21 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: Option<&str>, status: u16, elapsed: Duration) {
+        self.observe_route(self.route_index(route), status, elapsed);
+    }
+
+    /// Where `route` (a matched path; `None` for none) is counted: its own slot, or
+    /// `other`. Stable for the life of `self`, so a caller may look it up before the
+    /// request runs and pass it to [`Metrics::observe_route`] after.
+    pub fn route_index(&self, route: Option<&str>) -> usize {
         let last = self.routes.len() - 1;
-        let idx = route.and_then(|r| self.routes[..last].iter().position(|m| m.route == r)).unwrap_or(last);
-        let m = &self.routes[idx];
+        route.and_then(|r| self.routes[..last].iter().position(|m| m.route == r)).unwrap_or(last)
+    }
+
+    /// [`Metrics::observe_request`] with the route already looked up by
+    /// [`Metrics::route_index`]; an index out of range counts as `other`.
+    pub fn observe_route(&self, route: usize, status: u16, elapsed: Duration) {
+        let m = self.routes.get(route).unwrap_or(&self.routes[self.routes.len() - 1]);
         if let Some(slot) = (status as usize).checked_sub(FIRST_STATUS).and_then(|i| m.by_status.get(i)) {
             slot.fetch_add(1, Relaxed);
         }

@@ -17,7 +17,6 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderValue, header},
-    middleware::{self, Next},
     response::{IntoResponse as _, Response},
     routing::{future::RouteFuture, get},
 };
@@ -56,27 +55,74 @@ pub fn common_layers(router: Router, metrics: Arc<Metrics>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(middleware::from_fn(no_store))
-        .layer(middleware::from_fn_with_state(metrics, track))
+        .layer(Track { metrics })
 }
 
-/// Responses carry credentials or user data; no cache may keep them.
-async fn no_store(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    res.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
-    res
+/// Request metrics and `Cache-Control: no-store` (responses carry credentials or user
+/// data; no cache may keep them), as one layer. Written out rather than as
+/// `middleware::from_fn` layers, which box a future and clone the inner service per
+/// request each: this one keeps the inner future unboxed and looks the route's counters
+/// up once, before the handler runs.
+#[derive(Clone)]
+struct Track {
+    metrics: Arc<Metrics>,
 }
 
-async fn track(
-    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let res = next.run(req).await;
-    metrics.observe_request(route.as_ref().map(MatchedPath::as_str), res.status().as_u16(), started.elapsed());
-    res
+impl<S> tower::Layer<S> for Track {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Tracked { inner, metrics: self.metrics.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<Request> for Tracked<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = self.metrics.route_index(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+        TrackedFuture { inner: self.inner.call(req), metrics: self.metrics.clone(), route, started: Instant::now() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        metrics: Arc<Metrics>,
+        route: usize,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        res.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+        this.metrics.observe_route(*this.route, res.status().as_u16(), this.started.elapsed());
+        Poll::Ready(Ok(res))
+    }
 }
 
 /// What a client may cost the server before it is cut off. Both servers take these from

@@ -18,13 +18,14 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
-/// `/me` and `/admin`.
+/// `/me` and `/admin`. Servers write it borrowed (`MeResponse<&str>`: no copy of the
+/// user or instance name per request); clients read it owned.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MeResponse {
-    pub user: String,
+pub struct MeResponse<S = String> {
+    pub user: S,
     pub role: Role,
     /// The answering server's `--instance-id`.
-    pub instance: String,
+    pub instance: S,
 }
 
 /// JWT server's `/login` and `/refresh` answer.

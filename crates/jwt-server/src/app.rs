@@ -24,13 +24,12 @@ use axum::{
 use crate::{
     refresh::{Grant, RefreshStore, Rotation},
     revocation::{Deny, Revocation},
-    tokens::{AccessClaims, RefreshToken, TokenService, new_family_id},
+    tokens::{RefreshToken, TokenService, VerifiedClaims, new_family_id},
 };
 
 pub const ROUTES: &[&str] =
     &["/login", "/me", "/admin", "/logout", "/refresh", "/.well-known/jwks.json", "/healthz", "/metrics"];
 
-#[derive(Clone)]
 pub struct AppState<R> {
     pub tokens: TokenService,
     pub refresh: R,
@@ -47,14 +46,25 @@ pub struct AppState<R> {
 /// (the `/me` hot path does not change).
 pub fn app<R: RefreshStore>(state: AppState<R>, throttle: LoginThrottle) -> Router {
     let metrics = state.metrics.clone();
+    let jwks = jwks_body(&state.tokens);
     let router = Router::new()
         .route("/login", post(login::<R>).layer(Extension(throttle)))
         .route("/me", get(me::<R>))
         .route("/admin", get(admin::<R>))
         .route("/logout", post(logout::<R>))
         .route("/refresh", post(refresh::<R>))
-        .route("/.well-known/jwks.json", get(jwks::<R>))
-        .with_state(state);
+        .route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let body = jwks.clone();
+                async move {
+                    let headers =
+                        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")];
+                    (headers, body)
+                }
+            }),
+        )
+        .with_state(Arc::new(state));
     auth_core::server::common_layers(router, metrics)
 }
 
@@ -75,13 +85,13 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// An authenticated caller: a bearer token that verified.
 #[derive(Debug, Clone)]
 pub struct TokenUser {
-    pub claims: AccessClaims,
+    pub claims: VerifiedClaims,
 }
 
-impl<R: RefreshStore> FromRequestParts<AppState<R>> for TokenUser {
+impl<R: RefreshStore> FromRequestParts<Arc<AppState<R>>> for TokenUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<R>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<R>>) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers).ok_or(ApiError::InvalidToken)?;
         let claims = state.tokens.verify(token)?;
         if !matches!(state.revocation, Revocation::None) {
@@ -109,7 +119,7 @@ fn token_response<R>(
 }
 
 async fn login<R: RefreshStore>(
-    State(state): State<AppState<R>>,
+    State(state): State<Arc<AppState<R>>>,
     Extension(throttle): Extension<LoginThrottle>,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -124,24 +134,26 @@ async fn login<R: RefreshStore>(
     token_response(&state, &user.name, user.role, &refresh, &grant.family)
 }
 
-async fn me<R: RefreshStore>(State(state): State<AppState<R>>, user: TokenUser) -> axum::Json<MeResponse> {
-    axum::Json(MeResponse { user: user.claims.sub, role: user.claims.role, instance: state.instance.to_string() })
+async fn me<R: RefreshStore>(State(state): State<Arc<AppState<R>>>, user: TokenUser) -> Response {
+    me_body(&state, &user)
+}
+
+fn me_body<R>(state: &AppState<R>, user: &TokenUser) -> Response {
+    axum::Json(MeResponse { user: user.claims.sub.as_str(), role: user.claims.role, instance: &*state.instance })
+        .into_response()
 }
 
 /// Authorization from the token's `role` claim alone: a role change reaches this check
 /// only when the next access token is issued (at most `--access-ttl` later).
-async fn admin<R: RefreshStore>(
-    State(state): State<AppState<R>>,
-    user: TokenUser,
-) -> Result<axum::Json<MeResponse>, ApiError> {
+async fn admin<R: RefreshStore>(State(state): State<Arc<AppState<R>>>, user: TokenUser) -> Result<Response, ApiError> {
     if user.claims.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }
-    Ok(me(State(state), user).await)
+    Ok(me_body(&state, &user))
 }
 
 async fn refresh<R: RefreshStore>(
-    State(state): State<AppState<R>>,
+    State(state): State<Arc<AppState<R>>>,
     Json(req): Json<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     let old = RefreshToken::parse(&req.refresh_token).ok_or(ApiError::InvalidGrant)?;
@@ -164,7 +176,7 @@ async fn refresh<R: RefreshStore>(
 /// refresh token (body) denies the whole family (its `sid`), since the server does not
 /// know which of the family's access tokens are out.
 async fn logout<R: RefreshStore>(
-    State(state): State<AppState<R>>,
+    State(state): State<Arc<AppState<R>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -176,7 +188,7 @@ async fn logout<R: RefreshStore>(
             ApiError::BadRequest("unreadable_body")
         }
     })?;
-    let (family, bearer): (Option<Arc<str>>, Option<AccessClaims>) = if body.iter().all(u8::is_ascii_whitespace) {
+    let (family, bearer): (Option<Arc<str>>, Option<VerifiedClaims>) = if body.iter().all(u8::is_ascii_whitespace) {
         let token = bearer_token(&headers).ok_or(ApiError::InvalidToken)?;
         let claims = state.tokens.verify(token)?;
         (Some(Arc::from(claims.sid.as_str())), Some(claims))
@@ -208,7 +220,9 @@ async fn logout<R: RefreshStore>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn jwks<R: RefreshStore>(State(state): State<AppState<R>>) -> Response {
-    let keys: Vec<serde_json::Value> = state.tokens.keys().jwk.iter().cloned().collect();
-    ([(header::CACHE_CONTROL, "public, max-age=300")], axum::Json(serde_json::json!({ "keys": keys }))).into_response()
+/// The JWKS document, built once: the keys are loaded at start and do not change while
+/// the process runs (rotation is a restart with the new key set).
+fn jwks_body(tokens: &TokenService) -> Bytes {
+    let keys: Vec<&serde_json::Value> = tokens.keys().jwk.iter().collect();
+    Bytes::from(serde_json::json!({ "keys": keys }).to_string())
 }

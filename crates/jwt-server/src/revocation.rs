@@ -30,7 +30,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, RwLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -46,7 +46,7 @@ use futures_util::StreamExt as _;
 use redis::aio::ConnectionManager;
 use tokio::sync::oneshot;
 
-use crate::tokens::AccessClaims;
+use crate::tokens::VerifiedClaims;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RevocationMode {
@@ -99,7 +99,7 @@ impl Revocation {
 
     /// Reject a verified token that is on the denylist. Only called when the mode is not
     /// `none` (the caller matches first, so that path stays as it was).
-    pub async fn check(&self, claims: &AccessClaims, metrics: &Metrics) -> Result<(), ApiError> {
+    pub async fn check(&self, claims: &VerifiedClaims, metrics: &Metrics) -> Result<(), ApiError> {
         let denied = match self {
             Revocation::None => false,
             Revocation::Denylist(redis) => timed(metrics, StoreOp::Get, redis.is_denied(claims)).await?,
@@ -152,7 +152,7 @@ impl RedisDenylist {
         format!("{}deny", self.prefix)
     }
 
-    async fn is_denied(&self, claims: &AccessClaims) -> Result<bool, StoreError> {
+    async fn is_denied(&self, claims: &VerifiedClaims) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let found: i64 = bounded(
             self.timeout,
@@ -263,8 +263,10 @@ const RETRY_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Local {
-    // A std Mutex: no `.await` while it is held, and the critical sections are map lookups.
-    lists: Mutex<Lists>,
+    // Read on every request, written once per logout and by the purge: a read-write lock,
+    // so concurrent requests check the lists side by side instead of queueing on one mutex.
+    // std's: no `.await` while it is held, and the critical sections are map lookups.
+    lists: RwLock<Lists>,
     in_sync: AtomicBool,
 }
 
@@ -276,7 +278,7 @@ struct Lists {
 
 impl Local {
     fn insert(&self, is_sid: bool, id: &str, until_ms: u64) {
-        let mut lists = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lists = self.lists.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let map = if is_sid { &mut lists.sid } else { &mut lists.jti };
         let slot = map.entry(id.to_owned()).or_insert(until_ms);
         *slot = (*slot).max(until_ms);
@@ -284,7 +286,7 @@ impl Local {
 
     fn purge(&self) {
         let now = auth_core::unix_millis();
-        let mut lists = self.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lists = self.lists.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         lists.jti.retain(|_, until| *until > now);
         lists.sid.retain(|_, until| *until > now);
     }
@@ -316,11 +318,11 @@ impl CachedDenylist {
         }
     }
 
-    fn is_denied(&self, claims: &AccessClaims) -> Result<bool, ApiError> {
+    fn is_denied(&self, claims: &VerifiedClaims) -> Result<bool, ApiError> {
         if !self.local.in_sync.load(Ordering::Acquire) {
             return Err(ApiError::StoreUnavailable);
         }
-        let lists = self.local.lists.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lists = self.local.lists.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         // No clock read: an entry outlives every token it names (a jti until that token's
         // exp + leeway, a sid until the family's last token's), so a stale entry that the
         // purge has not dropped yet only names tokens that no longer verify anyway.

@@ -35,6 +35,43 @@ pub struct AccessClaims {
     pub sid: String,
 }
 
+/// What a verified access token tells the request path: the claims handlers, the
+/// denylist and logout read. The claim set must still have [`AccessClaims`]'s shape —
+/// every claim present, each of its type — so what is accepted does not change; `iss`
+/// and `aud` (whose values [`validation`] checks) are type-checked but not copied out.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct VerifiedClaims {
+    pub sub: String,
+    pub role: Role,
+    pub exp: u64,
+    pub jti: String,
+    pub sid: String,
+    pub iat: u64,
+    pub nbf: u64,
+    iss: AString,
+    aud: AString,
+}
+
+/// A JSON string, checked and dropped: no allocation for a value nobody reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AString;
+
+impl<'de> Deserialize<'de> for AString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AString, E> {
+                Ok(AString)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
     pub issuer: String,
@@ -149,12 +186,12 @@ impl TokenService {
 
     /// Verify signature, algorithm, header and claims. Every failure is the same
     /// `invalid_token`: the client learns nothing about which check failed.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<VerifiedClaims, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::InvalidToken);
         }
         let inner = &self.inner;
-        let decode = || jsonwebtoken::decode::<AccessClaims>(token, &inner.keys.decoding, &inner.validation);
+        let decode = || jsonwebtoken::decode::<VerifiedClaims>(token, &inner.keys.decoding, &inner.validation);
         let data = match inner.verifier {
             crate::verifier::Verifier::Cached => crate::verifier::cached(decode),
             crate::verifier::Verifier::Stock => decode(),
@@ -261,7 +298,9 @@ mod tests {
             assert_eq!(header.kid.as_deref(), Some(s.keys().kid.as_str()));
             let claims = s.verify(&token).unwrap();
             assert_eq!((claims.sub.as_str(), claims.role, claims.sid.as_str()), ("user3", Role::User, "fam"));
-            assert_eq!(claims.exp - claims.iat, 300);
+            let all = jsonwebtoken::dangerous::insecure_decode::<AccessClaims>(&token).unwrap().claims;
+            assert_eq!(all.exp - all.iat, 300);
+            assert_eq!((claims.exp, claims.jti.as_str()), (all.exp, all.jti.as_str()));
             // One flipped signature bit and it is rejected.
             let mut bytes = token.into_bytes();
             let last = bytes.len() - 2;

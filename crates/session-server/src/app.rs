@@ -29,7 +29,6 @@ use crate::{
 
 pub const ROUTES: &[&str] = &["/login", "/me", "/admin", "/logout", "/healthz", "/metrics"];
 
-#[derive(Clone)]
 pub struct AppState<S> {
     pub store: S,
     pub users: UserDirectory,
@@ -60,7 +59,7 @@ pub fn app<S: SessionStore>(state: AppState<S>, throttle: LoginThrottle, control
         .route("/me", me_route)
         .route("/admin", get(admin))
         .route("/logout", post(logout::<S>))
-        .with_state(state);
+        .with_state(Arc::new(state));
     auth_core::server::common_layers(router, metrics)
 }
 
@@ -70,10 +69,10 @@ pub struct SessionUser {
     pub session: Session,
 }
 
-impl<S: SessionStore> FromRequestParts<AppState<S>> for SessionUser {
+impl<S: SessionStore> FromRequestParts<Arc<AppState<S>>> for SessionUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState<S>>) -> Result<Self, ApiError> {
         let CookieSession::Present(id) = cookie::session_from_headers(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
         };
@@ -85,7 +84,7 @@ impl<S: SessionStore> FromRequestParts<AppState<S>> for SessionUser {
 }
 
 async fn login<S: SessionStore>(
-    State(state): State<AppState<S>>,
+    State(state): State<Arc<AppState<S>>>,
     Extension(throttle): Extension<LoginThrottle>,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
@@ -109,12 +108,13 @@ async fn login<S: SessionStore>(
     Ok(([(header::SET_COOKIE, cookie::set_cookie(&id))], axum::Json(body)).into_response())
 }
 
-async fn me<S: SessionStore>(State(state): State<AppState<S>>, user: SessionUser) -> axum::Json<MeResponse> {
-    axum::Json(MeResponse {
-        user: user.session.user.to_string(),
-        role: user.session.role,
-        instance: state.instance.to_string(),
-    })
+async fn me<S: SessionStore>(State(state): State<Arc<AppState<S>>>, user: SessionUser) -> Response {
+    me_body(&user.session.user, user.session.role, &state.instance)
+}
+
+/// The `/me` and `/admin` body, written from borrowed fields.
+fn me_body(user: &str, role: Role, instance: &str) -> Response {
+    axum::Json(MeResponse { user, role, instance }).into_response()
 }
 
 /// authbench's control line: the same stack, route and response as `/me`, for a fixed
@@ -122,25 +122,28 @@ async fn me<S: SessionStore>(State(state): State<AppState<S>>, user: SessionUser
 /// the rig (caps, co-location, the generator, HTTP) costs on its own, so what a system
 /// costs beyond it is its authentication. Served only with `--control`.
 async fn control_me<S: SessionStore>(
-    State(state): State<AppState<S>>,
+    State(state): State<Arc<AppState<S>>>,
     Extension(control): Extension<ControlUser>,
-) -> axum::Json<MeResponse> {
-    axum::Json(MeResponse { user: control.user.to_string(), role: control.role, instance: state.instance.to_string() })
+) -> Response {
+    me_body(&control.user, control.role, &state.instance)
 }
 
 async fn admin<S: SessionStore>(
-    State(state): State<AppState<S>>,
+    State(state): State<Arc<AppState<S>>>,
     user: SessionUser,
-) -> Result<axum::Json<MeResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     if user.session.role != Role::Admin {
         return Err(ApiError::Forbidden);
     }
-    Ok(me(State(state), user).await)
+    Ok(me_body(&user.session.user, user.session.role, &state.instance))
 }
 
 /// Deletes the session in the store (so every instance rejects it at once) and clears
 /// the cookie. Idempotent: an unknown but well-formed ID also gets 204.
-async fn logout<S: SessionStore>(State(state): State<AppState<S>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn logout<S: SessionStore>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let CookieSession::Present(id) = cookie::session_from_headers(&headers) else {
         return Err(ApiError::Unauthenticated);
     };
