@@ -93,6 +93,41 @@ struct Inner {
     header: Header,
     validation: Validation,
     verifier: crate::verifier::Verifier,
+    /// The cached verifier's one-pass path; `None` for the stock verifier.
+    fast: Option<FastPath>,
+}
+
+/// [`Verifier::Cached`](crate::verifier::Verifier)'s path for a token whose header is
+/// byte for byte the one this server signs with. Every header check is a function of the
+/// header's bytes alone, and that header passes them all, so for such a token they are
+/// already answered; what is left is the signature, with the key kept parsed, and one
+/// pass over the claims that does exactly what `jsonwebtoken::decode` with [`validation`]
+/// and then [`VerifiedClaims`] would (same base64, the same claim types, the same `exp`,
+/// `nbf`, `iss` and `aud` rules). Any other header goes the full jsonwebtoken way.
+struct FastPath {
+    /// base64url of the header JSON, as jsonwebtoken writes it into every token we issue.
+    header: String,
+    key: std::sync::Arc<crate::verifier::Parsed>,
+}
+
+/// The claims as one borrowed pass reads them: the fields and types of [`VerifiedClaims`]
+/// (so exactly what it accepts), with `iss` and `aud` kept to compare.
+#[derive(Deserialize)]
+struct OnePass<'a> {
+    #[serde(borrow)]
+    sub: std::borrow::Cow<'a, str>,
+    role: Role,
+    exp: u64,
+    #[serde(borrow)]
+    jti: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    sid: std::borrow::Cow<'a, str>,
+    iat: u64,
+    nbf: u64,
+    #[serde(borrow)]
+    iss: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    aud: std::borrow::Cow<'a, str>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -132,20 +167,27 @@ impl TokenService {
     /// ([`crate::verifier`]); what is accepted is the same either way.
     pub fn with_verifier(keys: Keys, config: TokenConfig, verifier: crate::verifier::Verifier) -> Self {
         crate::keys::install_crypto_provider();
-        if verifier == crate::verifier::Verifier::Cached
-            && let Err(e) = crate::verifier::register(keys.alg.jwt(), &keys.decoding)
-        {
-            // Every algorithm the server loads has a cached form; should one not, the
-            // stock verifier still checks it.
-            eprintln!("jwt-server: key not cached, verified the stock way: {e}");
-        }
         let alg = keys.alg.jwt();
         let mut header = Header::new(alg);
         header.typ = Some(ACCESS_TOKEN_TYP.into());
         header.kid = Some(keys.kid.clone());
+        let fast = match verifier {
+            crate::verifier::Verifier::Stock => None,
+            crate::verifier::Verifier::Cached => match crate::verifier::register(alg, &keys.decoding) {
+                Ok(key) => {
+                    serde_json::to_vec(&header).ok().map(|json| FastPath { header: URL_SAFE_NO_PAD.encode(json), key })
+                }
+                Err(e) => {
+                    // Every algorithm the server loads has a cached form; should one not,
+                    // the stock verifier still checks it.
+                    eprintln!("jwt-server: key not cached, verified the stock way: {e}");
+                    None
+                }
+            },
+        };
 
         let validation = validation(keys.alg, &config);
-        Self { inner: Arc::new(Inner { keys, config, header, validation, verifier }) }
+        Self { inner: Arc::new(Inner { keys, config, header, validation, verifier, fast }) }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -191,6 +233,11 @@ impl TokenService {
             return Err(ApiError::InvalidToken);
         }
         let inner = &self.inner;
+        if let Some(fast) = &inner.fast
+            && let Some(outcome) = self.verify_fast(fast, token)
+        {
+            return outcome;
+        }
         let decode = || jsonwebtoken::decode::<VerifiedClaims>(token, &inner.keys.decoding, &inner.validation);
         let data = match inner.verifier {
             crate::verifier::Verifier::Cached => crate::verifier::cached(decode),
@@ -215,6 +262,48 @@ impl TokenService {
             return Err(ApiError::InvalidToken);
         }
         Ok(data.claims)
+    }
+}
+
+impl TokenService {
+    /// The one-pass verification ([`FastPath`]); `None` when the header is not ours, so
+    /// the caller takes the full way.
+    fn verify_fast(&self, fast: &FastPath, token: &str) -> Option<Result<VerifiedClaims, ApiError>> {
+        // Split as jsonwebtoken does: exactly three parts.
+        let (message, signature) = token.rsplit_once('.')?;
+        let (header, payload) = message.rsplit_once('.')?;
+        if header != fast.header {
+            return None;
+        }
+        Some(self.check_fast(fast, message, payload, signature).ok_or(ApiError::InvalidToken))
+    }
+
+    fn check_fast(&self, fast: &FastPath, message: &str, payload: &str, signature: &str) -> Option<VerifiedClaims> {
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !fast.key.verify(message.as_bytes(), &signature) {
+            return None;
+        }
+        let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let c: OnePass<'_> = serde_json::from_slice(&json).ok()?;
+        // `validation`'s rules, as jsonwebtoken applies them.
+        let config = &self.inner.config;
+        let now = jsonwebtoken::get_current_timestamp();
+        let leeway = config.leeway.as_secs();
+        let timely = c.exp >= now.saturating_sub(leeway) && c.nbf <= now + leeway;
+        let ours = c.iss == config.issuer && c.aud == config.audience;
+        // TokenService::verify's own claim checks.
+        let named = !c.sub.is_empty() && !c.jti.is_empty();
+        (timely && ours && named).then(|| VerifiedClaims {
+            sub: c.sub.into_owned(),
+            role: c.role,
+            exp: c.exp,
+            jti: c.jti.into_owned(),
+            sid: c.sid.into_owned(),
+            iat: c.iat,
+            nbf: c.nbf,
+            iss: AString,
+            aud: AString,
+        })
     }
 }
 
@@ -319,6 +408,139 @@ mod tests {
         let token = b.issue("user1", Role::User, "f").unwrap();
         assert!(a.verify(&token).is_err());
         assert!(a.verify(&other_alg.issue("user1", Role::User, "f").unwrap()).is_err());
+    }
+
+    /// Tokens with our exact header, properly signed, whose claims are edited one or two
+    /// at a time; plus encodings only one bit or one character off. The one-pass path
+    /// must accept exactly what jsonwebtoken + `VerifiedClaims` accept, with the same
+    /// claims.
+    #[test]
+    fn the_one_pass_path_accepts_exactly_what_the_stock_path_does() {
+        use crate::verifier::Verifier;
+        let dir = tempfile::tempdir().unwrap();
+        for alg in [Alg::Hs256, Alg::Es256] {
+            keygen(alg, dir.path(), true).unwrap();
+            let keys = load(alg, dir.path()).unwrap();
+            let config = TokenConfig {
+                issuer: "authbench".into(),
+                audience: "authbench-api".into(),
+                access_ttl: Duration::from_secs(300),
+                leeway: Duration::from_secs(5),
+            };
+            let fast = TokenService::with_verifier(load(alg, dir.path()).unwrap(), config.clone(), Verifier::Cached);
+            let stock = TokenService::with_verifier(load(alg, dir.path()).unwrap(), config, Verifier::Stock);
+            let header = fast.inner.fast.as_ref().expect("cached keeps a fast path").header.clone();
+            let issued = fast.issue("user1", Role::User, "fam").unwrap();
+            assert!(issued.starts_with(&format!("{header}.")), "{alg}: issued tokens take the one-pass path");
+
+            let sign = |payload: &str| {
+                let message = format!("{header}.{}", URL_SAFE_NO_PAD.encode(payload));
+                let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &keys.encoding, alg.jwt()).unwrap();
+                format!("{message}.{sig}")
+            };
+            let now = auth_core::unix_millis() / 1000;
+            let base: Vec<(&str, String)> = vec![
+                ("sub", r#""user1""#.into()),
+                ("role", r#""user""#.into()),
+                ("iss", r#""authbench""#.into()),
+                ("aud", r#""authbench-api""#.into()),
+                ("iat", now.to_string()),
+                ("nbf", now.to_string()),
+                ("exp", (now + 300).to_string()),
+                ("jti", r#""j1""#.into()),
+                ("sid", r#""fam""#.into()),
+            ];
+            let values: Vec<String> = [
+                "null",
+                "0",
+                "-1",
+                "1.5",
+                "1e3",
+                "18446744073709551616",
+                r#""""#,
+                r#""user1""#,
+                r#""admin""#,
+                r#""authbench""#,
+                r#""authbench-api""#,
+                r#"["authbench-api"]"#,
+                r#""\u0061uthbench""#,
+                r#""authbench ""#,
+                "{}",
+                "[]",
+                "true",
+            ]
+            .iter()
+            .map(|v| v.to_string())
+            .chain([now - 6, now - 5, now - 4, now, now + 4, now + 5, now + 6, now + 300].iter().map(|t| t.to_string()))
+            .collect();
+            let render = |fields: &[(&str, String)]| {
+                let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            };
+            let mut payloads = vec![render(&base)];
+            for (i, (name, _)) in base.iter().enumerate() {
+                let mut without = base.clone();
+                without.remove(i);
+                payloads.push(render(&without));
+                let mut twice = base.clone();
+                twice.push((name, base[i].1.clone()));
+                payloads.push(render(&twice));
+                for v in &values {
+                    let mut edited = base.clone();
+                    edited[i].1 = v.clone();
+                    payloads.push(render(&edited));
+                    // A second field off at the same time: exp with nbf, and iss with aud.
+                    let pair = match *name {
+                        "exp" => Some(5),
+                        "iss" => Some(3),
+                        _ => None,
+                    };
+                    if let Some(j) = pair {
+                        for w in &values {
+                            let mut both = edited.clone();
+                            both[j].1 = w.clone();
+                            payloads.push(render(&both));
+                        }
+                    }
+                }
+            }
+            payloads.push(format!("{} ", render(&base)));
+            payloads.push(format!("{}x", render(&base)));
+            payloads.push(r#"{"extra":1,"sub":"user1","role":"user","iss":"authbench","aud":"authbench-api","iat":1,"nbf":1,"exp":99999999999,"jti":"j","sid":"s"}"#.into());
+
+            let mut tokens: Vec<String> = payloads.iter().map(|p| sign(p)).collect();
+            let good = sign(&render(&base));
+            let (message, sig) = good.rsplit_once('.').unwrap();
+            let (h, p) = message.split_once('.').unwrap();
+            // One character off anywhere in the signature and payload; padding; extra parts.
+            for (i, _) in sig.char_indices() {
+                for c in ['A', 'B', 'Q', 'g', '_', '-', '='] {
+                    let mut s = sig.to_owned();
+                    s.replace_range(i..=i, &c.to_string());
+                    tokens.push(format!("{message}.{s}"));
+                }
+            }
+            for (i, _) in p.char_indices().step_by(3) {
+                let mut q = p.to_owned();
+                q.replace_range(i..=i, "A");
+                tokens.push(format!("{h}.{q}.{sig}"));
+            }
+            tokens.extend([
+                format!("{message}.{sig}="),
+                format!("{message}.{sig}A"),
+                format!("{h}.{p}=.{sig}"),
+                format!("{message}.{sig}.{sig}"),
+                format!("{h}..{sig}"),
+                format!("{message}."),
+                message.to_owned(),
+            ]);
+            for t in &tokens {
+                let (a, b) = (fast.verify(t).ok(), stock.verify(t).ok());
+                assert_eq!(a, b, "{alg}: the paths disagree on {t}");
+            }
+            let accepted = tokens.iter().filter(|t| stock.verify(t).is_ok()).count();
+            assert!(accepted > 20 && accepted < tokens.len() / 2, "{alg}: {accepted} of {} accepted", tokens.len());
+        }
     }
 
     #[test]

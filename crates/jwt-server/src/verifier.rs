@@ -11,6 +11,14 @@
 //! aws-lc-rs verifier unchanged, so nothing about *what* is accepted changes: only the
 //! signature arithmetic is shared, and jsonwebtoken still does every header and claim
 //! check. A rotated key is a new registration beside the old one.
+//!
+//! A cached service also verifies its own tokens in one pass (`TokenService::verify`):
+//! a token whose header is byte for byte the header the server signs with has every
+//! header check already answered, so only the signature (with the parsed key) and one
+//! parse of the claims remain, under exactly jsonwebtoken's rules; any other header goes
+//! through `jsonwebtoken::decode` as above. A unit test holds the two paths to the same
+//! answers over edited claims and encodings, and the adversarial suites run against both
+//! `--jwt-verifier` values.
 
 use std::{
     cell::Cell,
@@ -36,7 +44,7 @@ pub enum Verifier {
 }
 
 /// A key in the form the signature check needs.
-enum Parsed {
+pub(crate) enum Parsed {
     /// Boxed: an HMAC key holds both hash states, far larger than a parsed public key.
     Hmac(Box<hmac::Key>),
     Public(lc::ParsedPublicKey),
@@ -85,7 +93,8 @@ fn public_alg(alg: Algorithm) -> Option<&'static dyn lc::VerificationAlgorithm> 
 
 /// Keep `key` parsed for `alg`: from now on a verification with these exact key bytes and
 /// this algorithm uses the parsed key. Registering the same key twice keeps one entry.
-pub fn register(alg: Algorithm, key: &DecodingKey) -> std::result::Result<(), String> {
+/// Returns the parsed key, for a caller that verifies with it directly.
+pub(crate) fn register(alg: Algorithm, key: &DecodingKey) -> std::result::Result<Arc<Parsed>, String> {
     let bytes = key.try_get_as_bytes().map_err(|e| format!("a {alg:?} key in a form the cache cannot hold: {e}"))?;
     let parsed = match alg {
         Algorithm::HS256 => Parsed::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, bytes))),
@@ -95,10 +104,22 @@ pub fn register(alg: Algorithm, key: &DecodingKey) -> std::result::Result<(), St
         }
     };
     let mut keys = KEYS.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !keys.iter().any(|e| e.alg == alg && e.key == bytes) {
-        keys.push(Entry { alg, key: bytes.to_vec(), parsed: Arc::new(parsed) });
+    if let Some(e) = keys.iter().find(|e| e.alg == alg && e.key == bytes) {
+        return Ok(e.parsed.clone());
     }
-    Ok(())
+    let parsed = Arc::new(parsed);
+    keys.push(Entry { alg, key: bytes.to_vec(), parsed: parsed.clone() });
+    Ok(parsed)
+}
+
+impl Parsed {
+    /// Whether `sig` is this key's signature of `msg` (HMAC compared in constant time).
+    pub(crate) fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        match self {
+            Parsed::Hmac(key) => hmac::verify(key, msg, sig).is_ok(),
+            Parsed::Public(key) => key.verify_sig(msg, sig).is_ok(),
+        }
+    }
 }
 
 fn lookup(alg: Algorithm, key: &DecodingKey) -> Option<Arc<Parsed>> {
@@ -114,11 +135,7 @@ struct CachedVerifier {
 
 impl signature::Verifier<Vec<u8>> for CachedVerifier {
     fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> std::result::Result<(), signature::Error> {
-        match &*self.parsed {
-            Parsed::Hmac(key) => hmac::verify(key, msg, sig),
-            Parsed::Public(key) => key.verify_sig(msg, sig),
-        }
-        .map_err(signature::Error::from_source)
+        if self.parsed.verify(msg, sig) { Ok(()) } else { Err(signature::Error::new()) }
     }
 }
 
