@@ -85,9 +85,71 @@ pub enum Command {
     /// Set two sweeps side by side (normalised by their calibration when both have one),
     /// print the comparison and write it to compare.md; with --fail-above, a regression gate.
     Compare(CompareArgs),
+    /// Each of our servers beside what users would build instead (bare axum, tower-sessions,
+    /// axum + jsonwebtoken), interleaved on this machine; writes peers.md and peers.json.
+    Peers(PeersArgs),
     /// (internal) The delay `sweep --store-rtt` puts between the instances and the store.
     #[command(hide = true)]
     DelayProxy(DelayProxyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Pairs to measure (comma-separated): healthz, jwt-hs256, session-memory, session-redis.
+    #[arg(long, value_delimiter = ',', value_parser = crate::peers::pair,
+          default_value = "healthz,jwt-hs256,session-memory,session-redis")]
+    pub pairs: Vec<crate::peers::Pair>,
+
+    /// Interleaved rounds per pair (medians are taken over them).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub rounds: u16,
+
+    /// Closed-loop run before each measured window (not counted).
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub warmup: Duration,
+
+    /// Length of each measured window.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub duration: Duration,
+
+    /// Keep-alive connections of the closed loop.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub connections: u16,
+
+    /// Each server's CPU cap in cores (its own cgroup); 0 runs uncapped.
+    #[arg(long, default_value = "1", value_parser = cores_or_zero, allow_hyphen_values = true)]
+    pub cores: f64,
+
+    /// Directory for peers.md and peers.json.
+    #[arg(long, default_value = "bench-results")]
+    pub out: PathBuf,
+
+    /// Where session-server, jwt-server and authbench-peer are (default: next to authbench, or PATH).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
+fn cores_or_zero(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err("must be 0 (uncapped) or a positive number of cores".into());
+    }
+    Ok(v)
+}
+
+impl PeersArgs {
+    pub fn into_config(self) -> crate::peers::PeersConfig {
+        crate::peers::PeersConfig {
+            pairs: self.pairs,
+            rounds: usize::from(self.rounds),
+            warmup: self.warmup,
+            duration: self.duration,
+            connections: usize::from(self.connections),
+            cores: (self.cores > 0.0).then_some(self.cores),
+            out: self.out,
+            bin_dir: self.bin_dir,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

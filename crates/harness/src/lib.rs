@@ -22,6 +22,7 @@ pub mod drive;
 pub mod experiment;
 pub mod load;
 pub mod observe;
+pub mod peers;
 pub mod plan;
 pub mod progress;
 pub mod record;

@@ -32,16 +32,16 @@ pub const TOO_MANY: &str = r#"{"error":"too_many_requests"}"#;
 /// `--login-failure-window` default, in seconds.
 pub const DEFAULT_WINDOW_SECS: u64 = 15 * 60;
 
-/// The directory holding `session-server` and `jwt-server`: `dir`, the one of the test's own
-/// binary (`CARGO_BIN_EXE_…`), where `cargo test --workspace` builds them. A lone
-/// `cargo test -p CRATE` may not have built them, so build them once here if missing.
+/// The directory holding `session-server`, `jwt-server` and `authbench-peer`: `dir`, the one
+/// of the test's own binary (`CARGO_BIN_EXE_…`), where `cargo test --workspace` builds them.
+/// A lone `cargo test -p CRATE` may not have built them, so build them once here if missing.
 pub fn server_binaries(dir: &std::path::Path) -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        if !dir.join("session-server").is_file() || !dir.join("jwt-server").is_file() {
+        if ["session-server", "jwt-server", "authbench-peer"].iter().any(|b| !dir.join(b).is_file()) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-p", "session-server", "-p", "jwt-server", "--bins"])
+                .args(["build", "-p", "session-server", "-p", "jwt-server", "-p", "peers", "--bins"])
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the servers failed");

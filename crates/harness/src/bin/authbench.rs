@@ -126,6 +126,14 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => compare(&args),
+        Command::Peers(args) => {
+            let config = args.into_config();
+            let out = config.out.clone();
+            harness::peers::peers(config, stop_rx.clone()).await.map(|results| {
+                say!("{}", harness::peers::render(&results));
+                say!("results: {}\n", out.join(harness::peers::FILE_MD).display());
+            })
+        }
         Command::DelayProxy(args) => {
             let serve = tokio::task::spawn_blocking(move || {
                 let listener = std::net::TcpListener::bind(args.listen)

@@ -45,22 +45,24 @@ pub struct Binaries {
 /// Find `session-server` and `jwt-server`: next to the running `authbench` (same cargo
 /// target directory), in `dir` when given, or on PATH.
 pub fn find_binaries(dir: Option<&Path>) -> anyhow::Result<Binaries> {
+    Ok(Binaries { session: find_binary("session-server", dir)?, jwt: find_binary("jwt-server", dir)? })
+}
+
+/// Find the binary `name` in `dir` when given, next to the running `authbench`, or on PATH.
+pub fn find_binary(name: &str, dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let here = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
-    let find = |name: &str| -> anyhow::Result<PathBuf> {
-        let mut places: Vec<PathBuf> = dir.into_iter().map(Path::to_path_buf).collect();
-        places.extend(here.clone());
-        if let Some(path) = std::env::var_os("PATH") {
-            places.extend(std::env::split_paths(&path));
-        }
-        places.iter().map(|d| d.join(name)).find(|p| p.is_file()).with_context(|| {
-            format!(
-                "cannot find `{name}` next to authbench{} or on PATH; build the servers with \
-                 `cargo build --release --workspace --bins` (or pass --bin-dir)",
-                dir.map(|d| format!(", in {}", d.display())).unwrap_or_default()
-            )
-        })
-    };
-    Ok(Binaries { session: find("session-server")?, jwt: find("jwt-server")? })
+    let mut places: Vec<PathBuf> = dir.into_iter().map(Path::to_path_buf).collect();
+    places.extend(here);
+    if let Some(path) = std::env::var_os("PATH") {
+        places.extend(std::env::split_paths(&path));
+    }
+    places.iter().map(|d| d.join(name)).find(|p| p.is_file()).with_context(|| {
+        format!(
+            "cannot find `{name}` next to authbench{} or on PATH; build it with \
+             `cargo build --release --workspace --bins` (or pass --bin-dir)",
+            dir.map(|d| format!(", in {}", d.display())).unwrap_or_default()
+        )
+    })
 }
 
 impl Binaries {
@@ -219,7 +221,7 @@ impl Process {
 }
 
 /// Spawn `program args…`, put it in `cgroup`, and wait for `listening on http://ADDR`.
-async fn spawn_server(
+pub async fn spawn_server(
     name: &str,
     program: &Path,
     args: &[String],
