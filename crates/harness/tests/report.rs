@@ -918,3 +918,33 @@ fn unbracketed_capacities_are_told_apart_by_whether_a_resource_was_at_its_cap() 
         md.lines().find(|l| l.contains("**Capacity at a CPU ceiling, not bracketed.**")).expect("the ceiling item");
     assert!(ceiling.contains("jwt-es256 N=4") && !ceiling.contains("jwt-rs256"), "{ceiling}");
 }
+
+#[test]
+fn a_run_with_both_verifiers_says_what_the_library_call_path_cost() {
+    let (_plain, md) = rendered();
+    assert!(!md.contains("## JWT's cost without the library's call path"), "only when a run has @stock systems");
+
+    // The fixture's jwt-hs256 points again as jwt-hs256@stock, at 1.25× the CPU per request.
+    let dir = scratch();
+    let path = dir.path().join("results.json");
+    let mut results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let points = results["points"].as_array_mut().unwrap();
+    let mut stock: Vec<serde_json::Value> = points.iter().filter(|p| p["system"] == "jwt-hs256").cloned().collect();
+    assert!(!stock.is_empty());
+    for p in &mut stock {
+        p["system"] = "jwt-hs256@stock".into();
+        let us = p["cpu"]["per_request_us"].as_f64().unwrap();
+        p["cpu"]["per_request_us"] = (us * 1.25).into();
+    }
+    points.extend(stock);
+    std::fs::write(&path, serde_json::to_string(&results).unwrap()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("## JWT's cost without the library's call path"), "{md}");
+    let section = &md[md.find("## JWT's cost without the library's call path").unwrap()..];
+    let cells = row(section, &["jwt-hs256"]);
+    let (cached, stock): (f64, f64) = (cells[1].parse().unwrap(), cells[2].parse().unwrap());
+    assert!((stock / cached - 1.25).abs() < 0.02, "{cells:?}");
+    assert_eq!(cells[4], "20 %", "{cells:?}");
+    assert!(md.contains("The library's call path was jwt-hs256 20 % of the stock request"), "{md}");
+}

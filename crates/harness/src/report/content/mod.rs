@@ -28,6 +28,7 @@ mod rtt_axis;
 mod store_axis;
 mod validation;
 mod verdicts;
+mod verifier;
 
 pub use experiments::chart_file as chaos_chart_file;
 
@@ -166,6 +167,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     store_axis::section(a, &mut d, &has);
     rtt_axis::section(a, &mut d);
     details::cpu(a, &mut d, &has);
+    verifier::section(a, &mut d);
     control::section(a, &mut d);
     details::sync(a, &mut d, &has);
     details::latency_apart(a, &mut d);
