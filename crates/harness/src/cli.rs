@@ -183,6 +183,12 @@ pub struct CompareArgs {
     /// Where to write the comparison (default: compare.md in B's directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
+
+    /// What B's figures are expressed in: auto (the control line, else the CPU loop, else
+    /// raw), raw (as measured), or cpu-loop. Use raw or cpu-loop to compare two builds of
+    /// the servers: a changed stack moves the control line itself.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub basis: crate::report::compare::BasisChoice,
 }
 
 #[derive(Debug, Args)]

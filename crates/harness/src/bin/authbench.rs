@@ -39,7 +39,7 @@ fn rerender(dir: &std::path::Path) {
 fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
     let a = record::Results::read(&args.a)?;
     let b = record::Results::read(&args.b)?;
-    let c = report::compare::compare(&a, &b);
+    let c = report::compare::compare_on(&a, &b, args.basis);
     let md = report::compare::markdown(&c, &a, &b);
     say!("{md}");
     let out = args.out.clone().unwrap_or_else(|| args.b.join("compare.md"));

@@ -25,6 +25,8 @@ use crate::{
 pub enum Basis {
     /// As measured: at least one run has no calibration (made before runs recorded one).
     Raw,
+    /// As measured, because `--basis raw` asked for it.
+    RawRequested,
     /// Scaled to run A's machine by the CPU-loop probes of both runs; `factor` is B's loop
     /// time ÷ A's.
     CpuLoop { factor: f64 },
@@ -35,7 +37,7 @@ pub enum Basis {
 impl Basis {
     fn factor(self) -> f64 {
         match self {
-            Basis::Raw => 1.0,
+            Basis::Raw | Basis::RawRequested => 1.0,
             Basis::CpuLoop { factor } | Basis::Control { factor } => factor,
         }
     }
@@ -70,16 +72,36 @@ pub struct Comparison {
     pub systems: Vec<SystemChange>,
 }
 
-/// Set run `b` beside run `a`.
+/// How `authbench compare --basis` asks for B's figures to be expressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BasisChoice {
+    /// The control line when both runs have it (and measured the same way), else the CPU
+    /// loop when both are calibrated, else raw.
+    #[default]
+    Auto,
+    /// As measured, whatever the runs hold.
+    Raw,
+    /// The CPU-loop probes (raw when a run has none).
+    CpuLoop,
+}
+
+/// Set run `b` beside run `a`, normalised as [`BasisChoice::Auto`] picks.
 pub fn compare(a: &Results, b: &Results) -> Comparison {
+    compare_on(a, b, BasisChoice::Auto)
+}
+
+/// [`compare`] on a chosen basis.
+pub fn compare_on(a: &Results, b: &Results, choice: BasisChoice) -> Comparison {
     let loops =
         (a.calibration.as_ref().and_then(|c| c.cpu_loop_us()), b.calibration.as_ref().and_then(|c| c.cpu_loop_us()));
     // The control's CPU per request depends on the load it was measured at, and schema 2
     // measures at capacity where schema 1 stopped below it: across that change the control
     // is no yardstick, the CPU loop still is.
     let same_method = a.latency_apart() == b.latency_apart();
+    let use_control = choice == BasisChoice::Auto && same_method;
     let basis = match (control_us(a), control_us(b), loops) {
-        (Some(ca), Some(cb), _) if same_method => Basis::Control { factor: cb / ca },
+        _ if choice == BasisChoice::Raw => Basis::RawRequested,
+        (Some(ca), Some(cb), _) if use_control => Basis::Control { factor: cb / ca },
         (_, _, (Some(la), Some(lb))) if la > 0.0 && lb > 0.0 => Basis::CpuLoop { factor: lb / la },
         _ => Basis::Raw,
     };
@@ -145,11 +167,34 @@ pub fn worse(c: &Comparison, pct: f64) -> Vec<String> {
     out
 }
 
+/// When the control line moved much more (or less) than the machine's CPU loop between the
+/// runs, the stack itself changed (two builds of the servers, say): normalising by the
+/// control then folds that change away, and the reader must be told.
+pub fn yardsticks_disagree(c: &Comparison, a: &Results, b: &Results) -> Option<String> {
+    let Basis::Control { factor } = c.basis else { return None };
+    let la = a.calibration.as_ref()?.cpu_loop_us()?;
+    let lb = b.calibration.as_ref()?.cpu_loop_us()?;
+    let machine = lb / la;
+    let apart = factor / machine;
+    (!(0.8..=1.25).contains(&apart)).then(|| {
+        format!(
+            "**The two yardsticks disagree.** The control line cost ×{factor:.2} as much per request in B, but the \
+             machine's CPU loop took ×{machine:.2} A's time: the server stack itself performed differently, not only \
+             the machine. If the runs used different builds of the servers, the normalisation above folds the \
+             stack's own change into the machine factor: compare with `--basis raw` (on one machine) or \
+             `--basis cpu-loop`, or better, interleaved runs of both builds."
+        )
+    })
+}
+
 /// What the figures are, in one sentence.
 pub fn basis_text(c: &Comparison) -> String {
     match c.basis {
         Basis::Raw => "raw figures: at least one run has no calibration, so a difference between the machines cannot \
                        be told from a difference between the systems"
+            .into(),
+        Basis::RawRequested => "raw figures, as measured (`--basis raw`): right for two builds on one machine, \
+                                wrong across machines"
             .into(),
         Basis::CpuLoop { factor } => format!(
             "normalised to run A's machine by the CPU-loop probe: B's machine took ×{factor:.2} A's time, so B's \
@@ -191,6 +236,9 @@ pub fn markdown(c: &Comparison, a: &Results, b: &Results) -> String {
         );
     }
     let _ = writeln!(s, "\nFigures of B are {}.\n", basis_text(c));
+    if let Some(caveat) = yardsticks_disagree(c, a, b) {
+        let _ = writeln!(s, "{caveat}\n");
+    }
     if a.latency_apart() != b.latency_apart() {
         let _ = writeln!(
             s,
@@ -305,6 +353,35 @@ mod tests {
         assert_eq!(c.basis, Basis::CpuLoop { factor: 1.0 });
         assert!(!worse(&c, 10.0).is_empty());
         assert!(markdown(&c, &a, &b).contains("control line at N = 1: 60.0 µs"));
+    }
+
+    #[test]
+    fn a_control_that_moved_apart_from_the_machine_is_flagged_and_raw_is_on_request() {
+        let with_control = |r: &mut Results, us: f64| {
+            let mut c = r.points.iter().find(|p| p.instances == 1).unwrap().clone();
+            c.system = System::CONTROL;
+            c.cpu.per_request_us = us;
+            r.points.push(c);
+        };
+        // B: a leaner build on the same machine — the control itself fell by a third.
+        let mut a = run(1.0, 1.0, Some(4000.0));
+        with_control(&mut a, 30.0);
+        let mut b = run(1.0, 0.8, Some(4000.0));
+        with_control(&mut b, 20.0);
+        let auto = compare(&a, &b);
+        assert!(matches!(auto.basis, Basis::Control { .. }));
+        let md = markdown(&auto, &a, &b);
+        assert!(md.contains("The two yardsticks disagree"), "{md}");
+        // Raw: the leaner build's lower CPU per request shows as measured.
+        let raw = compare_on(&a, &b, BasisChoice::Raw);
+        assert_eq!(raw.basis, Basis::RawRequested);
+        assert!(yardsticks_disagree(&raw, &a, &b).is_none());
+        let loops = compare_on(&a, &b, BasisChoice::CpuLoop);
+        assert_eq!(loops.basis, Basis::CpuLoop { factor: 1.0 });
+        // Both yardsticks agreeing (a control and a loop that moved together) says nothing.
+        let mut b2 = run(0.5, 2.0, Some(8000.0));
+        with_control(&mut b2, 60.0);
+        assert!(yardsticks_disagree(&compare(&a, &b2), &a, &b2).is_none());
     }
 
     #[test]
