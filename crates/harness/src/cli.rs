@@ -127,6 +127,11 @@ pub struct PeersArgs {
     /// Where session-server, jwt-server and authbench-peer are (default: next to authbench, or PATH).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+
+    /// Measure nothing: re-render peers.md in --out from its peers.json (the same bytes
+    /// for the same file).
+    #[arg(long)]
+    pub render: bool,
 }
 
 fn cores_or_zero(s: &str) -> Result<f64, String> {

@@ -58,6 +58,12 @@ fn every_pair_is_measured_on_both_sides_and_the_table_renders_from_the_json() {
         assert!(md.contains(needle), "{needle} missing from:\n{md}");
     }
     assert!(out.path().join(FILE_JSON).is_file());
+
+    // --render re-makes the same bytes from peers.json alone.
+    std::fs::remove_file(out.path().join(FILE_MD)).unwrap();
+    let o = run(&["peers", "--render", "--out", dir]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out.path().join(FILE_MD)).unwrap(), md);
 }
 
 #[test]

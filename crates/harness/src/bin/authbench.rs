@@ -126,6 +126,14 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => compare(&args),
+        Command::Peers(args) if args.render => {
+            let out = args.out.clone();
+            harness::peers::PeersResults::read(&out).and_then(|results| {
+                results.write_md(&out)?;
+                say!("rendered: {}\n", out.join(harness::peers::FILE_MD).display());
+                Ok(())
+            })
+        }
         Command::Peers(args) => {
             let config = args.into_config();
             let out = config.out.clone();

@@ -69,8 +69,12 @@ impl PeersResults {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let json = serde_json::to_string_pretty(self)? + "\n";
         std::fs::write(dir.join(FILE_JSON), json).with_context(|| format!("cannot write {FILE_JSON}"))?;
-        std::fs::write(dir.join(FILE_MD), render(self)).with_context(|| format!("cannot write {FILE_MD}"))?;
-        Ok(())
+        self.write_md(dir)
+    }
+
+    /// `peers.md` alone (`authbench peers --render`: the JSON stays as measured).
+    pub fn write_md(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::write(dir.join(FILE_MD), render(self)).with_context(|| format!("cannot write {FILE_MD}"))
     }
 
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
@@ -174,7 +178,7 @@ pub fn render(results: &PeersResults) -> String {
         let _ = writeln!(
             out,
             "| {} vs {} | `{}` | {:.0} | {:.0} | **{:.2}×** | {:.2}–{:.2} | ≥ {:.2}× {met} | {:.2} | {:.2} | {:.2}× |",
-            pair.ours,
+            pair.ours_label,
             pair.peer_label,
             pair.path,
             f.ours_rps,
@@ -217,7 +221,7 @@ pub fn render(results: &PeersResults) -> String {
     let _ = writeln!(out, "## What each pair does differently\n");
     for id in &results.pairs {
         if let Some(pair) = known(id) {
-            let _ = writeln!(out, "- **{}** vs {}: {}", pair.ours, pair.peer_label, pair.differences);
+            let _ = writeln!(out, "- **{}** vs {}: {}", pair.ours_label, pair.peer_label, pair.differences);
         }
     }
     let _ = writeln!(out, "\n## Every round\n");

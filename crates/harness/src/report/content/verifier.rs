@@ -10,12 +10,11 @@ use crate::plan::Verifier;
 fn pairs<'a>(a: &'a Analysis<'_>) -> Vec<(&'a Cost, &'a Cost)> {
     a.costs
         .iter()
-        .filter(|s| s.system.verifier == Verifier::Stock)
+        .filter(|s| s.system.verifier == Verifier::Stock && s.instance_us > 0.0)
         .filter_map(|stock| {
             let cached = a.costs.iter().find(|c| {
                 c.system.verifier == Verifier::Builtin
-                    && (c.system.family, c.system.store, c.system.revocation)
-                        == (stock.system.family, stock.system.store, stock.system.revocation)
+                    && c.system == System { verifier: Verifier::Builtin, ..stock.system }
             })?;
             Some((cached, stock))
         })
