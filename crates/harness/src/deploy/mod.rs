@@ -26,6 +26,7 @@ use crate::{
 };
 
 pub mod delay;
+pub mod postgres;
 mod store;
 mod target;
 
