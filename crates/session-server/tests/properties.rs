@@ -149,7 +149,8 @@ proptest! {
     }
 
     /// An issued ID edited inside its cookie, among other cookies: never read as that ID,
-    /// unless the edits only added the spaces or tabs cookie parsing trims.
+    /// unless the edits only added the spaces or tabs cookie parsing trims, or a `;` that
+    /// ends the pair right after the ID.
     #[test]
     fn an_edited_id_in_a_cookie_header_is_never_the_issued_id(
         others in prop::collection::vec(other_cookie(), 0..4),
@@ -160,9 +161,13 @@ proptest! {
         let edited = apply(&text, &edits);
         let line = [others, vec![format!("{COOKIE_NAME}={edited}")]].concat().join("; ");
         let found = session_from_headers(&cookie_headers(&[line]));
+        // A `;` the edits put in ends the cookie pair there: what comes before it is the
+        // cookie's whole value (the rest is another pair), so the ID is still read when
+        // that value is the ID (CI found `ID;` read as the ID, which is right).
+        let value = edited.split(';').next().unwrap_or_default();
         if edited.trim_matches([' ', '\t']) == text {
             prop_assert_eq!(found, CookieSession::Present(id));
-        } else {
+        } else if value.trim_matches([' ', '\t']) != text {
             prop_assert_ne!(found, CookieSession::Present(id));
         }
     }
