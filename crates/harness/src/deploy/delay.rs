@@ -205,20 +205,13 @@ pub async fn start(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {} delay-proxy", exe.display()))?;
-    let pid = child.id().context("delay-proxy exited immediately")?;
     let control = child.stdin.take().context("delay-proxy has no control pipe")?;
     let steer = Arc::new(Steer {
         target_ns: AtomicU64::new(rtt.as_nanos() as u64),
         hold_ns: AtomicU64::new(rtt.as_nanos() as u64),
         control: tokio::sync::Mutex::new(control),
     });
-    if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid)
-    {
-        let _ = child.kill().await;
-        bail!("cannot move the delay proxy into its cgroup: {e}");
-    }
-    let mut process = Process { name: "delay-proxy".into(), child, pid, cgroup, stderr_log: log };
+    let mut process = Process::adopt("delay-proxy", child, cgroup, log).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(why) = process.exited() {

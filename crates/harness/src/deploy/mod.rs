@@ -182,6 +182,24 @@ pub struct Process {
 }
 
 impl Process {
+    /// A just-spawned `child`, moved into `cgroup` (killed, and an error, if it cannot be).
+    /// Every child the harness starts comes through here.
+    pub async fn adopt(
+        name: &str,
+        mut child: Child,
+        cgroup: Option<Cgroup>,
+        stderr_log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let pid = child.id().with_context(|| format!("{name} exited immediately"))?;
+        if let Some(group) = &cgroup
+            && let Err(e) = group.add(pid)
+        {
+            let _ = child.kill().await;
+            bail!("cannot move {name} into its cgroup: {e}");
+        }
+        Ok(Self { name: name.to_owned(), child, pid, cgroup, stderr_log })
+    }
+
     /// Whether the process has exited (and how), without waiting.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
@@ -240,15 +258,8 @@ pub async fn spawn_server(
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("cannot start {}", program.display()))?;
-    let pid = child.id().context("child exited immediately")?;
-    if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid)
-    {
-        let _ = child.kill().await;
-        bail!("cannot move {name} into its cgroup: {e}");
-    }
     let stdout = child.stdout.take().context("child stdout not captured")?;
-    let mut process = Process { name: name.to_owned(), child, pid, cgroup, stderr_log };
+    let mut process = Process::adopt(name, child, cgroup, stderr_log).await?;
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(READY_TIMEOUT, async {
         while let Some(line) = lines.next_line().await? {

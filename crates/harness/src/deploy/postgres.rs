@@ -157,7 +157,7 @@ pub async fn start_postgres(
 
     let on_off = |b: bool| if b { "on" } else { "off" };
     let stderr = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut child = command("postgres", as_user)
+    let child = command("postgres", as_user)
         .arg("-D")
         .arg(&data)
         .args(["-p", &port.to_string(), "-k"])
@@ -171,15 +171,13 @@ pub async fn start_postgres(
         .kill_on_drop(true)
         .spawn()
         .context("cannot start postgres")?;
-    let pid = child.id().context("postgres exited immediately")?;
-    if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid)
-    {
-        let _ = child.kill().await;
-        let _ = std::fs::remove_dir_all(&root);
-        bail!("cannot move postgres into its cgroup: {e}");
-    }
-    let process = Process { name: "postgres".into(), child, pid, cgroup, stderr_log: log.clone() };
+    let process = match Process::adopt("postgres", child, cgroup, log.clone()).await {
+        Ok(process) => process,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&root);
+            return Err(e);
+        }
+    };
     let mut pg = Postgres {
         url: format!("postgres://{role}@127.0.0.1:{port}/postgres"),
         port,

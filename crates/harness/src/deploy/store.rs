@@ -31,7 +31,7 @@ pub async fn start_redis(cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Resu
 /// [`start_redis`] on a given port (a restarted store comes back where clients look for it).
 pub async fn start_redis_on(port: u16, cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Result<Store> {
     let log = log_dir.join(format!("redis-server-{port}.log"));
-    let mut child = Command::new("redis-server")
+    let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(["--protected-mode", "yes", "--logfile", &log.display().to_string()])
         .stdin(Stdio::null())
@@ -40,15 +40,8 @@ pub async fn start_redis_on(port: u16, cgroup: Option<Cgroup>, log_dir: &Path) -
         .kill_on_drop(true)
         .spawn()
         .context("cannot start redis-server")?;
-    let pid = child.id().context("redis-server exited immediately")?;
-    if let Some(group) = &cgroup
-        && let Err(e) = group.add(pid)
-    {
-        let _ = child.kill().await;
-        bail!("cannot move redis-server into its cgroup: {e}");
-    }
     let url = format!("redis://127.0.0.1:{port}");
-    let mut process = Process { name: "redis-server".into(), child, pid, cgroup, stderr_log: log };
+    let mut process = Process::adopt("redis-server", child, cgroup, log).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(why) = process.exited() {

@@ -142,16 +142,14 @@ struct Rig {
     peer: PathBuf,
     work: WorkDir,
     redis: Option<deploy::Store>,
-    cgroups: Option<CgroupRoot>,
-    cores: Option<f64>,
+    /// The run's cgroup and each server's cap in it; `None` uncapped.
+    caps: Option<(CgroupRoot, f64)>,
 }
 
 impl Rig {
     fn group(&self, name: &str) -> anyhow::Result<Option<Cgroup>> {
-        let Some(root) = &self.cgroups else { return Ok(None) };
-        let group = root.child(name, self.cores.unwrap_or(1.0)).map_err(anyhow::Error::msg)?;
-        group.set_cores(self.cores).map_err(anyhow::Error::msg)?;
-        Ok(Some(group))
+        let Some((root, cores)) = &self.caps else { return Ok(None) };
+        deploy::group(Some(root), name, *cores)
     }
 
     async fn start(&self, pair: &Pair, side: Side, round: usize) -> anyhow::Result<(Process, std::net::SocketAddr)> {
@@ -190,15 +188,18 @@ pub async fn peers(config: PeersConfig, stop: tokio::sync::watch::Receiver<bool>
     let peer = deploy::find_binary("authbench-peer", config.bin_dir.as_deref())?;
     let work = WorkDir::create(&format!("authbench-peers-{id}"))?;
     ours.keygen(["HS256"], &work.keys)?;
-    let cgroups = match config.cores {
-        Some(_) => Some(CgroupRoot::create(&id, Duration::from_millis(100), 0.0).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot cap the servers ({e}); run as root with cgroup v2, or pass --cores 0 to run uncapped"
-            )
-        })?),
+    let caps = match config.cores {
+        Some(cores) => Some((
+            CgroupRoot::create(&id, Duration::from_millis(100), 0.0).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot cap the servers ({e}); run as root with cgroup v2, or pass --cores 0 to run uncapped"
+                )
+            })?,
+            cores,
+        )),
         None => None,
     };
-    let mut rig = Rig { ours, peer, work, redis: None, cgroups, cores: config.cores };
+    let mut rig = Rig { ours, peer, work, redis: None, caps };
     if config.pairs.iter().any(|p| p.ours.needs_redis()) {
         // Its own core share is not capped: the store is not what is compared.
         rig.redis = Some(deploy::start_redis(None, &rig.work.logs).await?);
