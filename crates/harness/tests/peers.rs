@@ -5,15 +5,8 @@
 
 mod common;
 
-use common::{run, serial};
+use common::{cgroups_writable, run, serial};
 use harness::peers::{FILE_JSON, FILE_MD, PeersResults, Side, render};
-
-fn cgroups_writable() -> bool {
-    let dir = std::path::Path::new("/sys/fs/cgroup/authbench-probe-peers");
-    let ok = std::fs::create_dir(dir).is_ok();
-    let _ = std::fs::remove_dir(dir);
-    ok
-}
 
 #[test]
 fn every_pair_is_measured_on_both_sides_and_the_table_renders_from_the_json() {

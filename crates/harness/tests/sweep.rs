@@ -4,28 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 mod common;
 
-use common::{authbench, ensure_servers, run, serial};
+use common::{authbench, cgroups_writable, ensure_servers, run, serial};
 use serde_json::Value;
-
-/// Can this process create a CPU cgroup? (What `capped` must say.)
-fn cgroups_writable() -> bool {
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
-    let dir = if v2.exists() {
-        PathBuf::from("/sys/fs/cgroup/authbench-probe-test")
-    } else {
-        PathBuf::from("/sys/fs/cgroup/cpu/authbench-probe-test")
-    };
-    let ok = std::fs::create_dir(&dir).is_ok();
-    let _ = std::fs::remove_dir(&dir);
-    ok
-}
 
 /// PIDs of running session-server / jwt-server processes started from our target dir.
 fn server_pids() -> Vec<u32> {

@@ -13,15 +13,12 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use reqwest::{
     Method, StatusCode,
     header::{self, HeaderName, HeaderValue},
 };
 use session_server::id::SessionId;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A well-formed ID that no server issued.
 fn unknown_id() -> String {
@@ -260,15 +257,6 @@ async fn raw_cookie_bytes_never_produce_a_5xx() {
         assert!(matches!(status, 400 | 401), "{what}: {status}");
     }
     assert_eq!(send(with(b"")).await, 200, "control: the same raw request with the ID intact");
-}
-
-async fn raw_status(addr: &str, request: &[u8]) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await.unwrap().unwrap_or(0);
-    let text = String::from_utf8_lossy(&answer);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -341,6 +341,19 @@ impl Drop for RedisServer {
 }
 
 /// No cookie store, no redirects, no proxy: what the test sends is what the server gets.
+/// Send `request` as raw bytes on a fresh connection to `addr` (`HOST:PORT`) and return the
+/// status code of the answer (the server closes the connection after it); panics when no
+/// status line arrives within 10 s. For requests no HTTP client would send.
+pub async fn raw_status(addr: &str, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await.unwrap().unwrap_or(0);
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

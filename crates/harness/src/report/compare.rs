@@ -328,14 +328,16 @@ mod tests {
         assert!(w.iter().any(|s| s.contains("CPU per request ×2.00")), "{w:?}");
     }
 
+    /// `r` with a control line at N = 1 costing `us` per request.
+    fn with_control(r: &mut Results, us: f64) {
+        let mut c = r.points.iter().find(|p| p.instances == 1).unwrap().clone();
+        c.system = System::CONTROL;
+        c.cpu.per_request_us = us;
+        r.points.push(c);
+    }
+
     #[test]
     fn the_control_line_is_the_yardstick_when_both_runs_have_it() {
-        let with_control = |r: &mut Results, us: f64| {
-            let mut c = r.points.iter().find(|p| p.instances == 1).unwrap().clone();
-            c.system = System::CONTROL;
-            c.cpu.per_request_us = us;
-            r.points.push(c);
-        };
         let mut a = run(1.0, 1.0, Some(4000.0));
         with_control(&mut a, 20.0);
         // B: a machine whose syscalls cost 3x while its CPU loop is as fast.
@@ -357,12 +359,6 @@ mod tests {
 
     #[test]
     fn a_control_that_moved_apart_from_the_machine_is_flagged_and_raw_is_on_request() {
-        let with_control = |r: &mut Results, us: f64| {
-            let mut c = r.points.iter().find(|p| p.instances == 1).unwrap().clone();
-            c.system = System::CONTROL;
-            c.cpu.per_request_us = us;
-            r.points.push(c);
-        };
         // B: a leaner build on the same machine — the control itself fell by a third.
         let mut a = run(1.0, 1.0, Some(4000.0));
         with_control(&mut a, 30.0);

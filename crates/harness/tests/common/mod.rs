@@ -30,3 +30,16 @@ pub fn run(args: &[&str]) -> Output {
     ensure_servers();
     Command::new(authbench()).args(args).stdin(Stdio::null()).output().expect("run authbench")
 }
+
+/// Can this process create a CPU cgroup? (What `capped` must say.)
+pub fn cgroups_writable() -> bool {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers");
+    let dir = if v2.exists() {
+        PathBuf::from("/sys/fs/cgroup/authbench-probe-test")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/cpu/authbench-probe-test")
+    };
+    let ok = std::fs::create_dir(&dir).is_ok();
+    let _ = std::fs::remove_dir(&dir);
+    ok
+}

@@ -21,7 +21,6 @@ use reqwest::{
     header::{self, HeaderValue},
 };
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 type Object = Map<String, Value>;
 
@@ -834,15 +833,6 @@ async fn raw_header_bytes_never_produce_a_5xx() {
         assert!(matches!(status, 400 | 401), "{what}: {status}");
     }
     assert_eq!(send(with(b"")).await, 200, "control: the same raw request with the token intact");
-}
-
-async fn raw_status(addr: &str, request: &[u8]) -> u16 {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await.unwrap().unwrap_or(0);
-    let text = String::from_utf8_lossy(&answer);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line in {text:?}"))
 }
 
 // ---------------------------------------------------------------------------------------

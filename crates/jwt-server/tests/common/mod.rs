@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 pub use test_support::{
     DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
-    client, free_port, pass,
+    client, free_port, pass, raw_status,
 };
 
 pub const BEARER_CHALLENGE: &str = "Bearer error=\"invalid_token\"";
