@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod password;
+pub mod pg;
 pub mod server;
 pub mod store;
 pub mod throttle;

@@ -19,8 +19,9 @@
 //!
 //! **Backends.** [`LoginThrottle::Memory`] counts in this process (bounded, see
 //! [`MemoryThrottle`]); [`LoginThrottle::Redis`] counts in the Redis the instances share, so
-//! failures on one instance count on all of them. Redis errors fail closed: the attempt is
-//! refused with 503, the check is never skipped.
+//! failures on one instance count on all of them; [`LoginThrottle::Postgres`] does the same
+//! in the database that holds the sessions (one upsert per attempt). Store errors fail
+//! closed: the attempt is refused with 503, the check is never skipped.
 
 use std::{
     collections::HashMap,
@@ -61,6 +62,8 @@ pub enum LoginThrottle {
     Memory(MemoryThrottle),
     /// In Redis, shared by every instance that uses the same Redis and key prefix.
     Redis(RedisThrottle),
+    /// In PostgreSQL, shared by every instance that uses the same database and schema.
+    Postgres(PgThrottle),
 }
 
 impl LoginThrottle {
@@ -91,6 +94,7 @@ impl LoginThrottle {
         match self {
             LoginThrottle::Memory(m) => m.attempt(username),
             LoginThrottle::Redis(r) => r.attempt(username).await,
+            LoginThrottle::Postgres(p) => p.attempt(username).await,
         }
     }
 
@@ -102,6 +106,7 @@ impl LoginThrottle {
                 Ok(())
             }
             LoginThrottle::Redis(r) => r.reset(username).await,
+            LoginThrottle::Postgres(p) => p.reset(username).await,
         }
     }
 }
@@ -340,6 +345,95 @@ impl RedisThrottle {
             .await
             .map_err(|_| ApiError::StoreUnavailable)?;
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------
+
+/// Attempt counters in `<schema>.login_attempts`: one row per account name (cut to
+/// [`MAX_KEY_NAME_BYTES`]) with its count and the end of its window, on the database's
+/// clock. One statement per attempt: an upsert that opens a new window when the old one has
+/// ended, and counts otherwise. Ended rows are deleted by [`PgThrottle::purge`], which the
+/// session store's purge task calls.
+#[derive(Clone)]
+pub struct PgThrottle {
+    pool: deadpool_postgres::Pool,
+    timeout: Duration,
+    config: ThrottleConfig,
+    attempt_sql: Arc<str>,
+    reset_sql: Arc<str>,
+    purge_sql: Arc<str>,
+}
+
+impl std::fmt::Debug for PgThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgThrottle").field("config", &self.config).finish()
+    }
+}
+
+impl PgThrottle {
+    /// The table's DDL, for [`crate::pg::ensure_schema`] (the store creates it with its own).
+    pub fn ddl(schema: &str) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.login_attempts (\
+             name text PRIMARY KEY, count integer NOT NULL, window_ends timestamptz NOT NULL);"
+        )
+    }
+
+    /// Counters in `schema` (already created, see [`Self::ddl`]).
+    pub fn new(pool: deadpool_postgres::Pool, schema: &str, timeout: Duration, config: ThrottleConfig) -> Self {
+        let attempt_sql = format!(
+            "INSERT INTO {schema}.login_attempts AS a (name, count, window_ends) \
+             VALUES ($1, 1, now() + $2::float8 * interval '1 millisecond') \
+             ON CONFLICT (name) DO UPDATE SET \
+               count = CASE WHEN a.window_ends > now() THEN LEAST(a.count, 2147483646) + 1 ELSE 1 END, \
+               window_ends = CASE WHEN a.window_ends > now() THEN a.window_ends ELSE excluded.window_ends END \
+             RETURNING count, (extract(epoch FROM window_ends - now()) * 1000)::bigint"
+        );
+        Self {
+            pool,
+            timeout,
+            config,
+            attempt_sql: attempt_sql.into(),
+            reset_sql: format!("DELETE FROM {schema}.login_attempts WHERE name = $1").into(),
+            purge_sql: format!("DELETE FROM {schema}.login_attempts WHERE window_ends <= now()").into(),
+        }
+    }
+
+    pub async fn attempt(&self, username: &str) -> Result<(), ApiError> {
+        let window_ms = f64::from(u32::try_from(self.config.window.as_millis()).unwrap_or(u32::MAX).max(1));
+        let row = crate::pg::call(&self.pool, self.timeout, |c| async move {
+            let stmt = c.prepare_cached(&self.attempt_sql).await?;
+            c.query_one(&stmt, &[&key_name(username), &window_ms]).await
+        })
+        .await
+        .map_err(|_| ApiError::StoreUnavailable)?;
+        let (count, left_ms): (i32, i64) = (row.get(0), row.get(1));
+        if i64::from(count) > i64::from(self.config.max_failures) {
+            return Err(retry_after(Duration::from_millis(left_ms.max(0) as u64)));
+        }
+        Ok(())
+    }
+
+    pub async fn reset(&self, username: &str) -> Result<(), ApiError> {
+        crate::pg::call(&self.pool, self.timeout, |c| async move {
+            let stmt = c.prepare_cached(&self.reset_sql).await?;
+            c.execute(&stmt, &[&key_name(username)]).await
+        })
+        .await
+        .map(|_| ())
+        .map_err(|_| ApiError::StoreUnavailable)
+    }
+
+    /// Delete counters whose window has ended; returns how many.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        let purge = self.purge_sql.as_ref();
+        crate::pg::call(&self.pool, self.timeout.max(Duration::from_secs(10)), |c| async move {
+            c.execute(purge, &[]).await
+        })
+        .await
     }
 }
 

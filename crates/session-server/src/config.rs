@@ -16,6 +16,7 @@ use crate::{
     store::{
         Timeouts,
         memory::MemoryStore,
+        postgres::{PgStore, PgStoreConfig},
         redis::{RedisConfig, RedisStore},
     },
 };
@@ -26,6 +27,8 @@ pub enum StoreKind {
     Memory,
     /// Sessions in Redis, shared by every instance pointed at it.
     Redis,
+    /// Sessions in a PostgreSQL table, shared by every instance pointed at it.
+    Postgres,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -55,6 +58,9 @@ pub struct Args {
     #[command(flatten)]
     pub redis: RedisArgs,
 
+    #[command(flatten)]
+    pub postgres: PgArgs,
+
     /// A session unused for this long ends.
     #[arg(long, env = "AUTHBENCH_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -68,6 +74,38 @@ pub struct Args {
     /// Never for a real deployment: every request is user0.
     #[arg(long, env = "AUTHBENCH_CONTROL")]
     pub control: bool,
+}
+
+/// Where and how `--store postgres` keeps sessions. `--store-timeout` (shared with Redis)
+/// bounds every statement.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PgArgs {
+    /// PostgreSQL to use when the store is `postgres` (postgres:// or postgresql://).
+    #[arg(long, env = "AUTHBENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+
+    /// Schema for the session and login-throttle tables (created if missing).
+    #[arg(long, env = "AUTHBENCH_DATABASE_SCHEMA", default_value = "authbench", value_parser = auth_core::pg::parse_schema)]
+    pub database_schema: String,
+
+    /// Most database connections this instance opens.
+    #[arg(long, env = "AUTHBENCH_DATABASE_POOL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_pool: u16,
+
+    /// Write a session's sliding expiry only when at least this long has passed since it was
+    /// last written (the touch throttling frameworks use); by default every request writes.
+    /// A session may then end up to this much earlier than the idle timeout after its last
+    /// use. Must be shorter than --idle-timeout.
+    #[arg(long, env = "AUTHBENCH_TOUCH_AFTER", value_parser = parse_duration)]
+    pub touch_after: Option<Duration>,
+
+    /// Create the sessions table UNLOGGED: no WAL for session rows, which a crash loses.
+    #[arg(long, env = "AUTHBENCH_UNLOGGED")]
+    pub unlogged: bool,
+
+    /// How often expired sessions are deleted (one instance at a time).
+    #[arg(long, env = "AUTHBENCH_PURGE_EVERY", default_value = "60s", value_parser = parse_duration)]
+    pub purge_every: Duration,
 }
 
 /// Build the router for `args`: users hashed, store connected.
@@ -89,6 +127,9 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
     };
     // The control reports itself as what it is, whatever its store.
     let system = |name: &'static str| if control.is_some() { "control" } else { name };
+    if args.store != StoreKind::Postgres && (args.postgres.touch_after.is_some() || args.postgres.unlogged) {
+        anyhow::bail!("--touch-after and --unlogged apply to --store postgres only");
+    }
     Ok(match args.store {
         StoreKind::Memory => {
             let metrics = Arc::new(Metrics::new(system("session-memory"), &instance, ROUTES));
@@ -112,6 +153,25 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
                 .await
                 .context("--store redis needs a reachable Redis (see --redis-url)")?;
             let metrics = Arc::new(Metrics::new(system("session-redis"), &instance, ROUTES));
+            app(AppState { store, users, passwords, instance, metrics }, throttle, control)
+        }
+        StoreKind::Postgres => {
+            let pg = &args.postgres;
+            let config = PgStoreConfig {
+                url: pg.database_url.clone(),
+                schema: pg.database_schema.clone(),
+                pool_size: usize::from(pg.database_pool),
+                timeout: args.redis.store_timeout,
+                touch_after: pg.touch_after,
+                unlogged: pg.unlogged,
+                purge_every: pg.purge_every,
+            };
+            // Failed logins are counted in the same database, so every instance sees them.
+            let (store, throttle) = PgStore::connect(&config, timeouts, args.common.login_throttle())
+                .await
+                .context("--store postgres needs a reachable PostgreSQL (see --database-url)")?;
+            let throttle = LoginThrottle::Postgres(throttle);
+            let metrics = Arc::new(Metrics::new(system("session-postgres"), &instance, ROUTES));
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
     })

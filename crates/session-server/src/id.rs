@@ -46,6 +46,11 @@ impl SessionId {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// The 32 raw bytes (the database store's key).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// First byte, used to pick a shard: uniformly distributed because IDs are random.
     pub fn shard_byte(&self) -> u8 {
         self.0[0]

@@ -243,3 +243,38 @@ async fn port_in_use_fails_with_a_message() {
     assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
     drop(taken);
 }
+
+#[tokio::test]
+async fn postgres_flags_fail_at_start_with_one_line_naming_the_problem() {
+    // (args, what stderr must say, exit code: 2 for a clap usage error, 1 otherwise)
+    let pg = test_support::PgSchema::new();
+    let cases: [(&[&str], &str, i32); 6] = [
+        // Unreachable: names the URL (never its password).
+        (
+            &["--store", "postgres", "--database-url", "postgres://u:hunter2@127.0.0.1:1/db"],
+            "cannot connect to PostgreSQL at postgres://u:***@127.0.0.1:1/db",
+            1,
+        ),
+        (&["--store", "postgres", "--database-url", "redis://127.0.0.1:6379"], "starts with postgres://", 1),
+        (&["--store", "postgres", "--database-schema", "Robert'); DROP TABLE x"], "a schema name is", 2),
+        (&["--store", "memory", "--touch-after", "1m"], "--touch-after and --unlogged apply to --store postgres only", 1),
+        (
+            &["--store", "postgres", "--database-url", &pg.url, "--database-schema", &pg.schema, "--touch-after", "30m"],
+            "must be shorter than the idle timeout",
+            1,
+        ),
+        (&["--store", "postgres", "--database-pool", "0"], "invalid value '0' for '--database-pool", 2),
+    ];
+    for (args, expected, code) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--demo-users", "1"]);
+        let (status, stdout, stderr) = run_to_end(&mut session_server(&all)).await;
+        assert_clean_failure(status, &stdout, &stderr);
+        assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "printed a password: {stderr}");
+        if code == 1 {
+            assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+        }
+    }
+}

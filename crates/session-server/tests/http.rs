@@ -70,6 +70,18 @@ async fn session_lifecycle(store: Store) {
         let ttl = prefix.pttl(&format!("{}s:{user_id}", prefix.prefix));
         assert!((29 * 60_000..=30 * 60_000).contains(&ttl), "PTTL {ttl}");
     }
+    if let Store::Postgres(pg) = &store {
+        assert_eq!(pg.session_rows(), 4, "one row per session");
+        // Default idle timeout 30 min, counted from the last use on the database's clock.
+        let left: f64 = pg
+            .psql(&format!(
+                "SELECT extract(epoch FROM min(expires_at) - now()) FROM {}.sessions WHERE username = 'user1'",
+                pg.schema
+            ))
+            .parse()
+            .unwrap();
+        assert!((29.0 * 60.0..=30.0 * 60.0).contains(&left), "expires in {left} s");
+    }
 
     // Logout: 204, the cookie is cleared, the session is gone server-side.
     let out = post_empty(&http, &server.at("/logout"), Some(&cookie(&user_id))).await;
@@ -86,6 +98,9 @@ async fn session_lifecycle(store: Store) {
     if let Store::Redis(prefix) = &store {
         assert!(!prefix.keys().contains(&format!("{}s:{user_id}", prefix.prefix)), "logout deletes the key");
         assert_eq!(prefix.keys().len(), 3);
+    }
+    if let Store::Postgres(pg) = &store {
+        assert_eq!(pg.session_rows(), 3, "logout deletes the row");
     }
 
     // Logging out again (well-formed, now unknown ID) is idempotent.
@@ -104,6 +119,11 @@ async fn session_lifecycle_memory() {
 #[tokio::test]
 async fn session_lifecycle_redis() {
     session_lifecycle(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn session_lifecycle_postgres() {
+    session_lifecycle(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -159,6 +179,11 @@ async fn unauthenticated_requests_memory() {
 #[tokio::test]
 async fn unauthenticated_requests_redis() {
     unauthenticated(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_postgres() {
+    unauthenticated(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -314,6 +339,11 @@ async fn health_and_metrics_redis() {
     health_and_metrics(Store::redis()).await;
 }
 
+#[tokio::test]
+async fn health_and_metrics_postgres() {
+    health_and_metrics(Store::postgres()).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // session fixation
 // ---------------------------------------------------------------------------------------
@@ -375,6 +405,11 @@ async fn login_replaces_carried_session_memory() {
 #[tokio::test]
 async fn login_replaces_carried_session_redis() {
     login_replaces_carried_session(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn login_replaces_carried_session_postgres() {
+    login_replaces_carried_session(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -445,8 +480,12 @@ async fn timeouts(store: Store) {
 
     // Memory: the server's clock is the test's, and time passes when the test advances it.
     // Redis keeps the deadlines as TTLs on real time, so that variant really waits.
-    let (server, clock) =
-        store.start_for_expiry("timeouts-1", &["--idle-timeout", "1s", "--absolute-timeout", "3s"]).await;
+    // PostgreSQL keeps expired rows (never served) until its purge task deletes them.
+    let mut flags = vec!["--idle-timeout", "1s", "--absolute-timeout", "3s"];
+    if matches!(store, Store::Postgres(_)) {
+        flags.extend(["--purge-every", "300ms"]);
+    }
+    let (server, clock) = store.start_for_expiry("timeouts-1", &flags).await;
     let http = client();
 
     // The server stamps the session between our send and our receipt of the answer.
@@ -500,6 +539,13 @@ async fn timeouts(store: Store) {
     if let Store::Redis(prefix) = &store {
         assert_eq!(prefix.keys(), Vec::<String>::new(), "expired sessions leave no keys");
     }
+    if let Store::Postgres(pg) = &store {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while pg.session_rows() > 0 {
+            assert!(Instant::now() < deadline, "the purge task left {} expired rows", pg.session_rows());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test]
@@ -510,6 +556,11 @@ async fn timeouts_idle_and_absolute_memory() {
 #[tokio::test]
 async fn timeouts_idle_and_absolute_redis() {
     timeouts(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn timeouts_idle_and_absolute_postgres() {
+    timeouts(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------

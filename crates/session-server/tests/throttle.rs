@@ -66,6 +66,11 @@ async fn after_the_limit_even_the_right_password_is_throttled_redis() {
     after_the_limit_even_the_right_password_is_throttled(Store::redis()).await;
 }
 
+#[tokio::test]
+async fn after_the_limit_even_the_right_password_is_throttled_postgres() {
+    after_the_limit_even_the_right_password_is_throttled(Store::postgres()).await;
+}
+
 async fn a_success_before_the_limit_resets_the_count(store: Store) {
     let server = store.start("t-1", &[]).await;
     let http = client();
@@ -89,6 +94,11 @@ async fn a_success_before_the_limit_resets_the_count_memory() {
 #[tokio::test]
 async fn a_success_before_the_limit_resets_the_count_redis() {
     a_success_before_the_limit_resets_the_count(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn a_success_before_the_limit_resets_the_count_postgres() {
+    a_success_before_the_limit_resets_the_count(Store::postgres()).await;
 }
 
 async fn unknown_users_are_throttled_like_known_ones(store: Store) {
@@ -128,6 +138,11 @@ async fn unknown_users_are_throttled_like_known_ones_redis() {
     unknown_users_are_throttled_like_known_ones(Store::redis()).await;
 }
 
+#[tokio::test]
+async fn unknown_users_are_throttled_like_known_ones_postgres() {
+    unknown_users_are_throttled_like_known_ones(Store::postgres()).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The lock cannot last: it ends with its window
 // ---------------------------------------------------------------------------------------
@@ -158,6 +173,11 @@ async fn the_lock_ends_with_its_window_memory() {
 #[tokio::test]
 async fn the_lock_ends_with_its_window_redis() {
     the_lock_ends_with_its_window(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn the_lock_ends_with_its_window_postgres() {
+    the_lock_ends_with_its_window(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -202,6 +222,11 @@ async fn parallel_guesses_cannot_pass_the_limit_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_guesses_cannot_pass_the_limit_redis() {
     parallel_guesses_cannot_pass_the_limit(Store::redis()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_guesses_cannot_pass_the_limit_postgres() {
+    parallel_guesses_cannot_pass_the_limit(Store::postgres()).await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,6 +27,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub const DEMO_PASSWORD: &str = "demo-password";
 /// The Redis every session starts; tests touch only keys under their own [`RedisPrefix`].
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+/// The PostgreSQL every session starts (trust auth); tests touch only their own
+/// [`PgSchema`]. `AUTHBENCH_TEST_DATABASE_URL` points the tests at another one.
+pub const SHARED_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// The login throttle's body, byte for byte.
 pub const TOO_MANY: &str = r#"{"error":"too_many_requests"}"#;
 /// `--login-failure-window` default, in seconds.
@@ -167,11 +170,70 @@ impl Drop for RedisPrefix {
     }
 }
 
+/// A PostgreSQL schema private to one test, dropped with everything in it on drop (with
+/// `psql`, so it works from any thread and outside a runtime).
+pub struct PgSchema {
+    pub schema: String,
+    pub url: String,
+}
+
+impl Default for PgSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PgSchema {
+    /// A fresh schema name on the shared PostgreSQL (or `AUTHBENCH_TEST_DATABASE_URL`). The
+    /// schema itself is created by the server under test.
+    pub fn new() -> Self {
+        let url = std::env::var("AUTHBENCH_TEST_DATABASE_URL").unwrap_or_else(|_| SHARED_POSTGRES.to_owned());
+        Self::on(&url)
+    }
+
+    pub fn on(url: &str) -> Self {
+        let bytes: [u8; 6] = auth_core::random_bytes();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self { schema: format!("authbench_test_{hex}"), url: url.to_owned() }
+    }
+
+    /// Run one SQL statement with `psql` and return its unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-c", sql])
+            .output()
+            .expect("run psql (it comes with PostgreSQL; .ci/run installs it)");
+        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Rows in this schema's `sessions` table (expired ones not yet purged included).
+    pub fn session_rows(&self) -> u64 {
+        self.psql(&format!("SELECT count(*) FROM {}.sessions", self.schema)).parse().unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let dropped = Command::new("psql")
+            .args(["-X", "-q", "-d", &self.url, "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // A test's own postgres may already be gone; its data went with it.
+        if !dropped.is_ok_and(|s| s.success()) {
+            eprintln!("could not drop schema {} in {}", self.schema, self.url);
+        }
+    }
+}
+
 /// Where a server under test keeps its sessions or refresh tokens (and so its login
-/// throttle): its own memory, or the shared Redis under a key prefix deleted on drop.
+/// throttle): its own memory, the shared Redis under a key prefix deleted on drop, or (the
+/// session server only) the shared PostgreSQL in a schema dropped on drop.
 pub enum Store {
     Memory,
     Redis(RedisPrefix),
+    Postgres(PgSchema),
 }
 
 impl Store {
@@ -179,21 +241,29 @@ impl Store {
         Store::Redis(RedisPrefix::new())
     }
 
+    pub fn postgres() -> Self {
+        Store::Postgres(PgSchema::new())
+    }
+
     /// The server's flags for this store; `store_flag` is how the server names the choice.
     pub fn flags<'a>(&'a self, store_flag: &'a str) -> Vec<&'a str> {
         match self {
             Store::Memory => vec![store_flag, "memory"],
             Store::Redis(p) => vec![store_flag, "redis", "--redis-url", SHARED_REDIS, "--redis-prefix", &p.prefix],
+            Store::Postgres(p) => {
+                vec![store_flag, "postgres", "--database-url", &p.url, "--database-schema", &p.schema]
+            }
         }
     }
 
     /// The clock a test of this store's deadlines runs its server on: a manual one for
     /// memory, whose deadlines the server keeps in this process; the system's for Redis,
-    /// which keeps them as TTLs on real time that no manual clock reaches.
+    /// which keeps them as TTLs on real time that no manual clock reaches (PostgreSQL's
+    /// deadlines are on the database's clock, likewise).
     pub fn expiry_clock(&self) -> Clock {
         match self {
             Store::Memory => ManualClock::new().into(),
-            Store::Redis(_) => Clock::System,
+            Store::Redis(_) | Store::Postgres(_) => Clock::System,
         }
     }
 }

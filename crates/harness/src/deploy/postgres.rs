@@ -41,8 +41,9 @@ impl Default for PgSettings {
     }
 }
 
-/// A running private cluster. Stopped by [`Postgres::stop`]; its directory is removed when
-/// this is dropped (the server is killed first if still running).
+/// A running private cluster. Stopped by [`Postgres::stop`] and started again on the same
+/// port and data by [`Postgres::restart`]; its directory is removed when this is dropped
+/// (the server is killed first if still running).
 #[derive(Debug)]
 pub struct Postgres {
     /// `postgres://USER@127.0.0.1:PORT/postgres`
@@ -53,6 +54,8 @@ pub struct Postgres {
     pub settings: PgSettings,
     pub process: Process,
     root: PathBuf,
+    as_user: Option<(u32, u32)>,
+    log: PathBuf,
 }
 
 impl Postgres {
@@ -64,6 +67,40 @@ impl Postgres {
         let _ = self.process.signal("INT");
         if tokio::time::timeout(Duration::from_secs(5), self.process.child.wait()).await.is_err() {
             self.process.stop().await;
+        }
+    }
+
+    /// Start the stopped server again, on the same port, data and cgroup; returns once it
+    /// accepts connections (what a store restart looks like to the servers using it).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.process.exited().is_some(), "postgres on port {} is still running", self.port);
+        // The old process hands its (now empty) cgroup on to the new one.
+        let cgroup = self.process.cgroup.take();
+        self.process = spawn(self.port, &self.root, self.as_user, self.settings, cgroup, &self.log).await?;
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        // The postmaster logs this line once it accepts connections (before, clients are
+        // told "the database system is starting up"); the log is appended to on a restart,
+        // so count the lines.
+        const READY: &str = "database system is ready to accept connections";
+        let before = std::fs::read_to_string(&self.log).unwrap_or_default().matches(READY).count();
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(why) = self.process.exited() {
+                bail!("{why}");
+            }
+            let ready = std::fs::read_to_string(&self.log).unwrap_or_default().matches(READY).count();
+            // `before` counts lines of earlier starts; a first start has none yet.
+            if ready > before || (before == 0 && ready > 0) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                self.stop().await;
+                bail!("postgres on port {} was not ready within {READY_TIMEOUT:?} (log: {})", self.port, self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -101,9 +138,9 @@ fn ids_of(user: &str) -> anyhow::Result<(u32, u32)> {
 }
 
 /// `program args…` as `as_user` (root only: through `setpriv`, which execs it directly).
-fn command(program: &str, as_user: Option<(&str, u32, u32)>) -> Command {
+fn command(program: &str, as_user: Option<(u32, u32)>) -> Command {
     match as_user {
-        Some((_, uid, gid)) => {
+        Some((uid, gid)) => {
             let mut c = Command::new("setpriv");
             c.args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()]);
             c.arg(program);
@@ -111,6 +148,38 @@ fn command(program: &str, as_user: Option<(&str, u32, u32)>) -> Command {
         }
         None => Command::new(program),
     }
+}
+
+/// Start the postmaster on `root/data`, appending its log to `log`, in `cgroup`.
+async fn spawn(
+    port: u16,
+    root: &Path,
+    as_user: Option<(u32, u32)>,
+    settings: PgSettings,
+    cgroup: Option<Cgroup>,
+    log: &Path,
+) -> anyhow::Result<Process> {
+    let on_off = |b: bool| if b { "on" } else { "off" };
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let child = command("postgres", as_user)
+        .arg("-D")
+        .arg(root.join("data"))
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(root)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", &format!("fsync={}", on_off(settings.fsync))])
+        .args(["-c", &format!("synchronous_commit={}", on_off(settings.synchronous_commit))])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start postgres")?;
+    Process::adopt("postgres", child, cgroup, log.to_path_buf()).await
 }
 
 /// Create a cluster in a fresh directory and start it on a free loopback port, in
@@ -121,30 +190,23 @@ pub async fn start_postgres(
     cgroup: Option<Cgroup>,
     log_dir: &Path,
 ) -> anyhow::Result<Postgres> {
-    let root_user = running_as_root();
-    let as_user = if root_user {
-        let (uid, gid) = ids_of(user)?;
-        Some((user, uid, gid))
-    } else {
-        None
-    };
+    let as_user = if running_as_root() { Some(ids_of(user)?) } else { None };
     let role = match as_user {
-        Some((name, ..)) => name.to_owned(),
+        Some(_) => user.to_owned(),
         None => std::env::var("USER").unwrap_or_else(|_| "postgres".into()),
     };
     let port = free_port()?;
     let root = std::env::temp_dir().join(format!("authbench-pg-{}-{port}", crate::experiment::run_id()));
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    if let Some((_, uid, gid)) = as_user {
+    if let Some((uid, gid)) = as_user {
         std::os::unix::fs::chown(&root, Some(uid), Some(gid))
             .with_context(|| format!("cannot hand {} to {user}", root.display()))?;
     }
-    let data = root.join("data");
     let log = log_dir.join(format!("postgres-{port}.log"));
 
     let init = command("initdb", as_user)
         .args(["-D"])
-        .arg(&data)
+        .arg(root.join("data"))
         .args(["-A", "trust", "-U", &role, "-E", "UTF8", "--no-sync"])
         .stdin(Stdio::null())
         .output()
@@ -155,23 +217,7 @@ pub async fn start_postgres(
         bail!("initdb failed: {}", String::from_utf8_lossy(&init.stderr).trim());
     }
 
-    let on_off = |b: bool| if b { "on" } else { "off" };
-    let stderr = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let child = command("postgres", as_user)
-        .arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string(), "-k"])
-        .arg(&root)
-        .args(["-c", "listen_addresses=127.0.0.1"])
-        .args(["-c", &format!("fsync={}", on_off(settings.fsync))])
-        .args(["-c", &format!("synchronous_commit={}", on_off(settings.synchronous_commit))])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start postgres")?;
-    let process = match Process::adopt("postgres", child, cgroup, log.clone()).await {
+    let process = match spawn(port, &root, as_user, settings, cgroup, &log).await {
         Ok(process) => process,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&root);
@@ -185,24 +231,11 @@ pub async fn start_postgres(
         settings,
         process,
         root,
+        as_user,
+        log,
     };
-    // The postmaster logs this line once it accepts connections (before, clients are told
-    // "the database system is starting up").
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Some(why) = pg.process.exited() {
-            bail!("{why}");
-        }
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("database system is ready to accept connections") {
-            return Ok(pg);
-        }
-        if tokio::time::Instant::now() > deadline {
-            pg.stop().await;
-            bail!("postgres on port {port} was not ready within {READY_TIMEOUT:?} (log: {})", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    pg.wait_ready().await?;
+    Ok(pg)
 }
 
 #[cfg(test)]
@@ -229,10 +262,16 @@ mod tests {
         let out = psql(pg.port, &pg.user, "show synchronous_commit");
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "off");
         assert!(pg.url.ends_with(&format!("@127.0.0.1:{}/postgres", pg.port)), "{}", pg.url);
+        let out = psql(pg.port, &pg.user, "create table kept (x int); insert into kept values (7)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let root = pg.root.clone();
         pg.stop().await;
         assert!(pg.process.exited().is_some(), "stopped");
         assert!(!psql(pg.port, &pg.user, "select 1").status.success(), "no longer answers");
+        // Started again: same port, same data.
+        pg.restart().await.expect("restart");
+        assert_eq!(String::from_utf8_lossy(&psql(pg.port, &pg.user, "select x from kept").stdout).trim(), "7");
+        pg.stop().await;
         drop(pg);
         assert!(!root.exists(), "its directory is removed");
     }

@@ -1,12 +1,13 @@
 //! Where sessions live. The session logic in [`crate::app`] talks to a [`SessionStore`]
-//! and never knows which one: [`memory::MemoryStore`] (per instance) or
-//! [`redis::RedisStore`] (shared by every instance).
+//! and never knows which one: [`memory::MemoryStore`] (per instance), or
+//! [`redis::RedisStore`] and [`postgres::PgStore`] (shared by every instance).
 //!
 //! Contract every store keeps: an entry disappears at
 //! `min(last_use + idle, created + absolute)`, and [`SessionStore::get`] both reads the
 //! session and pushes its idle deadline forward in **one** round trip.
 
 pub mod memory;
+pub mod postgres;
 pub mod redis;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -42,7 +43,7 @@ impl Timeouts {
 pub use auth_core::store::StoreError;
 
 pub trait SessionStore: Clone + Send + Sync + 'static {
-    /// Store kind as it appears in metrics and results (`memory`, `redis`).
+    /// Store kind as it appears in metrics and results (`memory`, `redis`, `postgres`).
     fn kind(&self) -> &'static str;
 
     /// Unix ms now by the clock this store's deadlines are checked against; a new session

@@ -10,7 +10,7 @@ use clap::Parser as _;
 use reqwest::{StatusCode, header};
 use session_server::config::Cli;
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, PgSchema, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
     client, free_port, pass, raw_status,
 };
 
@@ -75,6 +75,7 @@ impl OnStore for Store {
         match self {
             Store::Memory => "session-memory",
             Store::Redis(_) => "session-redis",
+            Store::Postgres(_) => "session-postgres",
         }
     }
 }
