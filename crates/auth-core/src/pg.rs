@@ -82,10 +82,31 @@ pub async fn connect(url: &str, size: usize, timeout: Duration) -> Result<Pool, 
         .recycle_timeout(Some(timeout))
         .build()
         .map_err(|e| StoreError::Unavailable(format!("cannot build a pool for {}: {e}", redact(url))))?;
-    match pool.get().await {
-        Ok(_) => Ok(pool),
-        Err(e) => Err(StoreError::Unavailable(format!("cannot connect to PostgreSQL at {}: {}", redact(url), cause(&e)))),
+    // Open every connection now, at start, where no request waits: a new connection forks
+    // a backend on the database (milliseconds of its CPU), which a request's deadline on a
+    // busy or CPU-capped database does not always cover. A pool that later loses
+    // connections opens new ones on demand, within the request's deadline.
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..size.max(1) {
+        let pool = pool.clone();
+        opening.spawn(async move { pool.get().await });
     }
+    // Held until all are open, so each `get` opens a connection of its own.
+    let mut held = Vec::with_capacity(size);
+    while let Some(got) = opening.join_next().await {
+        match got {
+            Ok(Ok(client)) => held.push(client),
+            Ok(Err(e)) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {}",
+                    redact(url),
+                    cause(&e)
+                )));
+            }
+            Err(e) => return Err(StoreError::Unavailable(format!("opening connections failed: {e}"))),
+        }
+    }
+    Ok(pool)
 }
 
 /// The innermost message of an error chain: tokio-postgres' `Display` alone often says

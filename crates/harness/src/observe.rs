@@ -1,5 +1,6 @@
 //! Observe: what every point costs. Process CPU and RSS from /proc, the generator's own
-//! CPU, and the store's CPU, commands and memory from Redis `INFO` — sampled at the edges
+//! CPU, and the store's CPU, commands and memory from Redis `INFO` or PostgreSQL's
+//! statistics views ([`PgObserver`]) — sampled at the edges
 //! of a measurement window ([`Sample`]) — and whether the instances have gone quiet again
 //! after a load ([`settle`]).
 
@@ -134,7 +135,7 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
 pub struct Sample {
     pub instance_cpu: Vec<ThreadCpu>,
     pub generator_cpu: f64,
-    pub store: Option<RedisInfo>,
+    pub store: Option<StoreInfo>,
     /// CPU seconds of a store process we started (`None` for an external store).
     pub store_proc_cpu: Option<f64>,
     /// Throttled periods of the instances' cgroups together (`None` when uncapped).
@@ -240,16 +241,22 @@ pub async fn bytes_per_key(url: &str, prefix: &str) -> Option<f64> {
     (n > 0).then(|| total as f64 / n as f64)
 }
 
-/// The fields of Redis `INFO` we use.
+/// What one snapshot of the store says: the fields of Redis `INFO` we use, or their
+/// PostgreSQL counterparts ([`PgObserver::info`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RedisInfo {
+pub struct StoreInfo {
     pub cpu_s: f64,
+    /// Commands (Redis) or statements (PostgreSQL, from `pg_stat_statements`).
     pub commands: u64,
     pub used_memory: u64,
     pub keys: u64,
+    /// PostgreSQL: rows updated in the sessions table (the sliding-expiry writes).
+    pub writes: Option<u64>,
+    /// PostgreSQL: WAL bytes written so far (`pg_current_wal_lsn()`).
+    pub wal_bytes: Option<u64>,
 }
 
-pub fn parse_info(text: &str) -> RedisInfo {
+pub fn parse_info(text: &str) -> StoreInfo {
     let fields: HashMap<&str, &str> = text.lines().filter_map(|l| l.trim_end_matches('\r').split_once(':')).collect();
     let num = |k: &str| fields.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // db0:keys=12,expires=12,avg_ttl=0
@@ -258,11 +265,13 @@ pub fn parse_info(text: &str) -> RedisInfo {
         .filter(|(k, _)| k.starts_with("db"))
         .filter_map(|(_, v)| v.split(',').find_map(|kv| kv.strip_prefix("keys="))?.parse::<u64>().ok())
         .sum();
-    RedisInfo {
+    StoreInfo {
         cpu_s: num("used_cpu_sys") + num("used_cpu_user"),
         commands: num("total_commands_processed") as u64,
         used_memory: num("used_memory") as u64,
         keys,
+        writes: None,
+        wal_bytes: None,
     }
 }
 
@@ -278,7 +287,7 @@ impl RedisObserver {
         Ok(Self { conn })
     }
 
-    pub async fn info(&mut self) -> anyhow::Result<RedisInfo> {
+    pub async fn info(&mut self) -> anyhow::Result<StoreInfo> {
         let text: String = tokio::time::timeout(
             Duration::from_secs(3),
             redis::cmd("INFO").arg("everything").query_async(&mut self.conn),
@@ -286,6 +295,109 @@ impl RedisObserver {
         .await??;
         Ok(parse_info(&text))
     }
+}
+
+/// CPU seconds of a PostgreSQL cluster: the postmaster and every process it forked (the
+/// backends serving connections, the writers). A backend that exits between two samples
+/// takes its time with it; the servers' pooled connections live through a run.
+pub fn postgres_cpu_seconds(postmaster: u32) -> f64 {
+    let children = std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children")).unwrap_or_default();
+    std::iter::once(postmaster.to_string())
+        .chain(children.split_whitespace().map(str::to_owned))
+        .filter_map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
+/// Snapshots of a private PostgreSQL for one window (one connection, one query each).
+///
+/// Statements come from `pg_stat_statements` (loaded by the private cluster), which counts
+/// each one as it finishes: exact. Row updates come from the statistics views, which
+/// backends flush at most once a second: a count read during load misses up to about a
+/// second of activity at each edge; sampled at both edges of a window under the same load,
+/// the misses cancel on average, and what remains is noise of up to a second's worth over
+/// the window. WAL bytes are read off the current WAL position and are exact.
+pub struct PgObserver {
+    client: tokio_postgres::Client,
+    postmaster: u32,
+    query: String,
+}
+
+impl PgObserver {
+    /// Observe the cluster at `url` (run by `postmaster`), its sessions in `schema`.
+    pub async fn connect(url: &str, postmaster: u32, schema: &str) -> anyhow::Result<Self> {
+        let (client, connection) =
+            tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
+        tokio::spawn(connection);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"),
+        )
+        .await??;
+        let table = format!("'{schema}.sessions'");
+        // Every statement but the observer's own (which all name pg_stat_statements).
+        let query = format!(
+            "SELECT (SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+                     WHERE query NOT LIKE '%pg_stat_statements%'), \
+                    coalesce((SELECT n_tup_upd FROM pg_stat_user_tables WHERE relid = to_regclass({table})), 0)::bigint, \
+                    coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = to_regclass({table})), 0)::bigint, \
+                    coalesce(pg_total_relation_size(to_regclass({table})), 0)::bigint, \
+                    (pg_current_wal_lsn() - '0/0')::bigint"
+        );
+        Ok(Self { client, postmaster, query })
+    }
+
+    pub async fn info(&mut self) -> anyhow::Result<StoreInfo> {
+        let row = tokio::time::timeout(Duration::from_secs(3), self.client.query_one(&self.query, &[])).await??;
+        let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(StoreInfo {
+            cpu_s: postgres_cpu_seconds(self.postmaster),
+            commands: n(0),
+            used_memory: n(3),
+            keys: n(2),
+            writes: Some(n(1)),
+            wal_bytes: Some(n(4)),
+        })
+    }
+}
+
+/// Either store's snapshots, for the store the system under test uses.
+pub enum StoreObserver {
+    Redis(RedisObserver),
+    Postgres(PgObserver),
+}
+
+impl StoreObserver {
+    pub async fn info(&mut self) -> anyhow::Result<StoreInfo> {
+        match self {
+            StoreObserver::Redis(r) => r.info().await,
+            StoreObserver::Postgres(p) => p.info().await,
+        }
+    }
+}
+
+/// Bytes of `schema.sessions` (table, indexes, TOAST) per row, counted exactly (`None`
+/// without rows).
+pub async fn pg_bytes_per_row(url: &str, schema: &str) -> anyhow::Result<Option<f64>> {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
+    tokio::spawn(connection);
+    let q = format!("SELECT pg_total_relation_size('{schema}.sessions'), count(*) FROM {schema}.sessions");
+    let row = tokio::time::timeout(Duration::from_secs(30), client.query_one(&q, &[])).await??;
+    let (bytes, rows): (i64, i64) = (row.get(0), row.get(1));
+    Ok((rows > 0).then(|| bytes as f64 / rows as f64))
+}
+
+/// Drop `schema` and everything in it (between steps, as a Redis prefix is deleted).
+pub async fn drop_pg_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
+    tokio::spawn(connection);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")),
+    )
+    .await??;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -306,7 +418,10 @@ mod tests {
         let text = "# CPU\r\nused_cpu_sys:1.50\r\nused_cpu_user:2.25\r\n# Stats\r\ntotal_commands_processed:1234\r\n\
                     # Memory\r\nused_memory:1048576\r\n# Keyspace\r\ndb0:keys=10,expires=10,avg_ttl=5\r\ndb3:keys=2,expires=0,avg_ttl=0\r\n";
         let info = parse_info(text);
-        assert_eq!(info, RedisInfo { cpu_s: 3.75, commands: 1234, used_memory: 1_048_576, keys: 12 });
+        assert_eq!(
+            info,
+            StoreInfo { cpu_s: 3.75, commands: 1234, used_memory: 1_048_576, keys: 12, writes: None, wal_bytes: None }
+        );
     }
 
     #[test]

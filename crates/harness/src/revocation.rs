@@ -62,6 +62,9 @@ pub async fn revocation(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<RevocationResults> {
     anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
+    if let Some(s) = config.systems.iter().find(|s| s.needs_postgres()) {
+        anyhow::bail!("{s}: `authbench revocation` does not run the PostgreSQL store yet (measure it with `authbench sweep`)");
+    }
     anyhow::ensure!((1..=64).contains(&config.instances), "--instances must be between 1 and 64");
     anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
     anyhow::ensure!(

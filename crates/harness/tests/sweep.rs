@@ -191,6 +191,10 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--store-cpu", "0.1,0.1"], "twice"),
         (&["sweep", "--store-cpu", "0.1,0.2", "--redis-url", "redis://127.0.0.1:6379"], "private, capped Redis"),
         (&["sweep", "--systems", "jwt-hs256", "--store-rtt", "1ms"], "none of --systems uses one"),
+        (&["sweep", "--systems", "session-redis+touch"], "unknown system"),
+        (&["sweep", "--systems", "session-redis,session-postgres", "--store-rtt", "1ms"], "Redis only so far"),
+        (&["chaos", "--systems", "session-postgres"], "does not run the PostgreSQL store yet"),
+        (&["revocation", "--systems", "session-postgres+touch"], "does not run the PostgreSQL store yet"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -338,6 +342,79 @@ fn denylist_systems_run_when_asked() {
     let per_request = |id| point(&results, id, 2, "round-robin")["store"]["commands_per_request"].as_f64().unwrap();
     assert!((0.9..=1.2).contains(&per_request("jwt-hs256+denylist")), "{}", per_request("jwt-hs256+denylist"));
     assert!(per_request("jwt-hs256+denylist-cached") < 0.5, "{}", per_request("jwt-hs256+denylist-cached"));
+}
+
+/// The PostgreSQL systems run in a sweep against a private cluster the sweep starts and
+/// removes: one statement per request; a write per request, or (`+touch`) none once every
+/// session's expiry is fresh; WAL with the writes; the settings recorded.
+#[test]
+fn postgres_systems_run_on_a_private_cluster_with_their_writes_measured() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let before = server_pids();
+    let clusters_before = pg_clusters();
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-postgres,session-postgres+touch",
+        "--instances",
+        "2",
+        "--rate",
+        "150",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--min-requests",
+        "100",
+        "--users",
+        "8",
+        "--store-cpu",
+        "0.5",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let pg = &results["postgres"];
+    assert!(pg["version"].as_str().unwrap().starts_with(char::is_numeric), "{pg}");
+    assert_eq!((pg["fsync"].as_bool(), pg["unlogged"].as_bool()), (Some(true), Some(false)), "{pg}");
+    assert!(!pg["data_filesystem"].as_str().unwrap().is_empty(), "{pg}");
+    for id in ["session-postgres", "session-postgres+touch"] {
+        let p = point(&results, id, 2, "round-robin");
+        assert_eq!(total_errors(p), 0, "{id}: {p:#}");
+        let store = &p["store"];
+        let statements = store["commands_per_request"].as_f64().unwrap();
+        assert!((0.9..=1.1).contains(&statements), "{id}: one statement per request, got {statements}");
+        assert!(store["bytes_per_session"].as_f64().unwrap() > 0.0, "{id}");
+        assert!(p["cpu"]["store_per_request_us"].as_f64().unwrap() > 0.0, "{id}");
+    }
+    let every = &point(&results, "session-postgres", 2, "round-robin")["store"];
+    let touch = &point(&results, "session-postgres+touch", 2, "round-robin")["store"];
+    // Row updates lag by up to a second at each edge of the window: loose bounds.
+    assert!(every["writes_per_request"].as_f64().unwrap() > 0.5, "{every}");
+    assert!(touch["writes_per_request"].as_f64().unwrap() < 0.05, "{touch}");
+    // WAL is exact: every write logs its new row version; no write, (almost) no WAL.
+    assert!(every["wal_bytes_per_request"].as_f64().unwrap() > 50.0, "{every}");
+    assert!(touch["wal_bytes_per_request"].as_f64().unwrap() < 10.0, "{touch}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("writes/request") && report.contains("fsync on"), "report lacks the PostgreSQL table");
+    assert_eq!(server_pids(), before, "orphaned server processes");
+    assert_eq!(pg_clusters(), clusters_before, "the private cluster's directory is removed");
+}
+
+/// The private clusters' directories under the temp dir (`authbench-pg-…`).
+fn pg_clusters() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("authbench-pg-"))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Find-max measures capacity on throughput and errors alone, then latency apart, at 70 %

@@ -48,6 +48,9 @@ use clients::{ChaosWorkload, User};
 
 fn check(config: &ChaosConfig) -> anyhow::Result<()> {
     anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
+    if let Some(s) = config.systems.iter().find(|s| s.needs_postgres()) {
+        anyhow::bail!("{s}: `authbench chaos` does not run the PostgreSQL store yet (measure it with `authbench sweep`)");
+    }
     anyhow::ensure!(!config.experiments.is_empty(), "--experiments is empty");
     anyhow::ensure!((2..=64).contains(&config.instances), "--instances must be between 2 and 64 (one is lost)");
     anyhow::ensure!(config.rate.is_finite() && config.rate > 0.0, "--rate must be greater than zero");

@@ -92,13 +92,26 @@ impl Binaries {
     }
 }
 
+/// The schema `session-postgres` instances keep their tables in, in the run's private
+/// cluster (dropped after each step, as a Redis prefix is deleted).
+pub const PG_SCHEMA: &str = "authbench_run";
+
+/// Connections each `session-postgres` instance keeps (`--database-pool`): enough for the
+/// requests one capped instance has at the store at once, and 64 instances stay within
+/// the private cluster's `max_connections`.
+pub const PG_POOL: u16 = 4;
+
+/// session-server's `--idle-timeout` default, which the harness leaves as it is; `+touch`
+/// systems derive their `--touch-after` from it.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
 /// What every instance of a run is started with beyond its system's own flags.
 #[derive(Clone, Debug)]
 pub struct ServerSetup<'a> {
     /// `--demo-users`.
     pub users: usize,
     pub password: &'a str,
-    /// The store's URL, for systems that use one.
+    /// The URL of the store the system uses (Redis, or PostgreSQL for `session-postgres`).
     pub store_url: Option<&'a str>,
     /// Key prefix of this run in the store (its keys are deleted after each step).
     pub prefix: &'a str,
@@ -119,15 +132,24 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
         "--demo-password".into(),
         setup.password.to_owned(),
     ];
-    let store = |args: &mut Vec<String>| {
+    let redis = |args: &mut Vec<String>| {
         args.extend(["--redis-url".into(), setup.store_url.unwrap_or_default().to_owned()]);
         args.extend(["--redis-prefix".into(), setup.prefix.to_owned()]);
     };
     match system.server() {
+        Server::Session if system.needs_postgres() => {
+            args.extend(["--store".into(), "postgres".into()]);
+            args.extend(["--database-url".into(), setup.store_url.unwrap_or_default().to_owned()]);
+            args.extend(["--database-schema".into(), PG_SCHEMA.into()]);
+            args.extend(["--database-pool".into(), PG_POOL.to_string()]);
+            if let Some(after) = system.touch_after(SESSION_IDLE) {
+                args.extend(["--touch-after".into(), format!("{}ms", after.as_millis())]);
+            }
+        }
         Server::Session => {
             args.extend(["--store".into(), if system.needs_redis() { "redis" } else { "memory" }.into()]);
             if system.needs_redis() {
-                store(&mut args);
+                redis(&mut args);
             }
             if system.is_control() {
                 args.push("--control".into());
@@ -139,7 +161,7 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
             args.extend(["--revocation".into(), system.revocation().unwrap_or("none").into()]);
             args.extend(["--jwt-verifier".into(), system.jwt_verifier().unwrap_or("cached").into()]);
             if system.needs_redis() {
-                store(&mut args);
+                redis(&mut args);
             }
             args.extend(setup.jwt_extra.iter().cloned());
         }
@@ -301,6 +323,7 @@ pub async fn spawn_instances(
     mut group: impl FnMut(&str) -> anyhow::Result<Option<Cgroup>>,
     log_dir: &Path,
 ) -> anyhow::Result<()> {
+    deployment.system = Some(system);
     for k in 0..count {
         let name = format!("{system}-{k}");
         let cgroup = group(&name)?;
@@ -325,6 +348,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 pub struct Deployment {
     pub instances: Vec<Process>,
     pub addrs: Vec<SocketAddr>,
+    /// The system the instances run (`None` for an external deployment).
+    pub system: Option<System>,
 }
 
 impl Deployment {

@@ -18,7 +18,7 @@ use anyhow::{Context as _, bail};
 use tokio::process::Command;
 
 use super::{Process, free_port};
-use crate::cgroup::Cgroup;
+use crate::{cgroup::Cgroup, record::PgFacts};
 
 /// The user a root harness runs PostgreSQL as.
 pub const DEFAULT_USER: &str = "postgres";
@@ -78,6 +78,24 @@ impl Postgres {
         let cgroup = self.process.cgroup.take();
         self.process = spawn(self.port, &self.root, self.as_user, self.settings, cgroup, &self.log).await?;
         self.wait_ready().await
+    }
+
+    /// What the run records about this cluster (see [`PgFacts`]).
+    pub async fn facts(&self) -> PgFacts {
+        let show = |name: &str| {
+            let out = std::process::Command::new("psql")
+                .args(["-X", "-A", "-t", "-d", &self.url, "-c", &format!("SHOW {name}")])
+                .output();
+            out.ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+        };
+        let fs = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(&self.root).output();
+        PgFacts {
+            version: show("server_version"),
+            fsync: self.settings.fsync,
+            synchronous_commit: self.settings.synchronous_commit,
+            unlogged: false,
+            data_filesystem: fs.ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default(),
+        }
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -171,6 +189,11 @@ async fn spawn(
         .args(["-p", &port.to_string(), "-k"])
         .arg(root)
         .args(["-c", "listen_addresses=127.0.0.1"])
+        // Up to 64 instances × their pools, the observer and the tests' own connections.
+        .args(["-c", "max_connections=300"])
+        // Statement counts that are exact at any moment (the statistics views lag up to a
+        // second); it ships with PostgreSQL and is common in production.
+        .args(["-c", "shared_preload_libraries=pg_stat_statements"])
         .args(["-c", &format!("fsync={}", on_off(settings.fsync))])
         .args(["-c", &format!("synchronous_commit={}", on_off(settings.synchronous_commit))])
         .stdin(Stdio::null())

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 mod system;
 
-pub use system::{Alg, Balancer, Family, Revocation, Server, StoreKind, System, Verifier};
+pub use system::{Alg, Balancer, Family, Revocation, Server, StoreKind, System, TOUCH_FRACTION, Verifier};
 
 /// Client-side load-balancing policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
@@ -78,7 +78,7 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
         // With one instance there is nothing to balance: both policies are the same
         // measurement, so it is made once (as round-robin).
         let lbs_at = |n: usize| if n == 1 && lb.is_none() { vec![Lb::RoundRobin] } else { lbs.clone() };
-        let store = system.needs_redis();
+        let store = system.uses_store();
         let cpu = (store && axes.cpus.len() > 1).then(|| axes.cpus[0]);
         let rtt = (store && axes.rtts.len() > 1).then(|| axes.rtts[0]);
         for &n in instances {

@@ -9,12 +9,14 @@
 //! a string of its own:
 //!
 //! ```text
-//! system   = "control" | family [ "@" verifier ] [ "+" revocation ]
+//! system   = "control" | family [ "@" verifier ] [ "+" modifier ]
 //! family   = "session-" store | "jwt-" alg
-//! store    = "memory" | "redis"
+//! store    = "memory" | "redis" | "postgres"
 //! alg      = "hs256" | "rs256" | "es256" | "eddsa"
 //! verifier = "stock"                                  (jwt only)
-//! revocation = "denylist" | "denylist-cached"        (jwt only)
+//! modifier = revocation                               (jwt)
+//!          | "touch"                                  (session-postgres)
+//! revocation = "denylist" | "denylist-cached"
 //! ```
 //!
 //! The verifier's default (`jwt-server --jwt-verifier cached`, the key kept parsed) adds
@@ -25,6 +27,10 @@
 use std::{cmp::Ordering, fmt, str::FromStr};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `+touch` systems write a session's sliding expiry only after this fraction of the idle
+/// timeout has passed since it was last written (3 min of the default 30).
+pub const TOUCH_FRACTION: f64 = 0.1;
 
 /// Which server authenticates, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +86,8 @@ pub enum StoreKind {
     Memory,
     /// One shared Redis.
     Redis,
+    /// One shared PostgreSQL.
+    Postgres,
 }
 
 impl StoreKind {
@@ -88,6 +96,7 @@ impl StoreKind {
             StoreKind::None => "none",
             StoreKind::Memory => "memory",
             StoreKind::Redis => "redis",
+            StoreKind::Postgres => "postgres",
         }
     }
 }
@@ -159,6 +168,10 @@ pub struct System {
     pub revocation: Revocation,
     /// Shards of the store (1: a single store, or none).
     pub shards: u16,
+    /// Sessions in PostgreSQL only: the sliding expiry is written only when
+    /// `--touch-after` ([`TOUCH_FRACTION`] of the idle timeout) has passed since it was
+    /// last written, instead of on every request (`+touch`).
+    pub touch: bool,
     pub balancer: Balancer,
 }
 
@@ -170,6 +183,7 @@ impl System {
             verifier: Verifier::Builtin,
             revocation: Revocation::None,
             shards: 1,
+            touch: false,
             balancer: Balancer::Client,
         }
     }
@@ -185,6 +199,7 @@ impl System {
             verifier: Verifier::Builtin,
             revocation,
             shards: 1,
+            touch: false,
             balancer: Balancer::Client,
         }
     }
@@ -196,10 +211,15 @@ impl System {
         verifier: Verifier::Builtin,
         revocation: Revocation::None,
         shards: 1,
+        touch: false,
         balancer: Balancer::Client,
     };
     pub const SESSION_MEMORY: System = System::session(StoreKind::Memory);
     pub const SESSION_REDIS: System = System::session(StoreKind::Redis);
+    /// Sessions in PostgreSQL, the sliding expiry written on every request.
+    pub const SESSION_POSTGRES: System = System::session(StoreKind::Postgres);
+    /// Sessions in PostgreSQL with the touch-throttled expiry (`+touch`).
+    pub const SESSION_POSTGRES_TOUCH: System = System { touch: true, ..System::session(StoreKind::Postgres) };
     pub const JWT_HS256: System = System::jwt(Alg::Hs256, Revocation::None);
     pub const JWT_RS256: System = System::jwt(Alg::Rs256, Revocation::None);
     pub const JWT_ES256: System = System::jwt(Alg::Es256, Revocation::None);
@@ -223,7 +243,7 @@ impl System {
 
     /// Every system that can be run, in the order results and the report list them (the
     /// control last: it is not a contender).
-    pub const ALL: [System; 13] = [
+    pub const ALL: [System; 15] = [
         System::SESSION_MEMORY,
         System::SESSION_REDIS,
         System::JWT_HS256,
@@ -236,6 +256,8 @@ impl System {
         System::JWT_RS256_STOCK,
         System::JWT_ES256_STOCK,
         System::JWT_EDDSA_STOCK,
+        System::SESSION_POSTGRES,
+        System::SESSION_POSTGRES_TOUCH,
         System::CONTROL,
     ];
 
@@ -251,9 +273,24 @@ impl System {
         }
     }
 
-    /// Systems whose requests touch the shared store.
+    /// Systems whose requests touch the shared Redis.
     pub fn needs_redis(self) -> bool {
         self.store == StoreKind::Redis
+    }
+
+    /// Systems whose requests touch the shared PostgreSQL.
+    pub fn needs_postgres(self) -> bool {
+        self.store == StoreKind::Postgres
+    }
+
+    /// Systems whose requests touch a shared store (Redis or PostgreSQL).
+    pub fn uses_store(self) -> bool {
+        self.needs_redis() || self.needs_postgres()
+    }
+
+    /// `--touch-after` for `idle` (the session idle timeout), for `+touch` systems.
+    pub fn touch_after(self, idle: std::time::Duration) -> Option<std::time::Duration> {
+        self.touch.then(|| idle.mul_f64(TOUCH_FRACTION))
     }
 
     /// `--revocation` value for JWT systems (`None` for sessions). Passed explicitly even
@@ -318,8 +355,14 @@ impl System {
             None => (family, Verifier::Builtin),
         };
         if let Some(store) = family.strip_prefix("session-") {
-            let store = [StoreKind::Memory, StoreKind::Redis].into_iter().find(|x| x.id() == store)?;
-            return (modifier.is_none() && verifier == Verifier::Builtin).then_some(System::session(store));
+            let store =
+                [StoreKind::Memory, StoreKind::Redis, StoreKind::Postgres].into_iter().find(|x| x.id() == store)?;
+            let touch = match modifier {
+                None => false,
+                Some("touch") => true,
+                Some(_) => return None,
+            };
+            return (verifier == Verifier::Builtin).then_some(System { touch, ..System::session(store) });
         }
         let alg = family.strip_prefix("jwt-")?;
         let alg = Alg::ALL.into_iter().find(|a| a.id() == alg)?;
@@ -347,6 +390,9 @@ impl fmt::Display for System {
         if matches!(self.family, Family::Jwt(_)) && self.revocation != Revocation::None {
             id.push('+');
             id.push_str(self.revocation.flag());
+        }
+        if self.touch {
+            id.push_str("+touch");
         }
         // `pad`, so `{:<25}` lines tables up.
         f.pad(&id)
@@ -422,6 +468,8 @@ mod tests {
                 "jwt-rs256@stock",
                 "jwt-es256@stock",
                 "jwt-eddsa@stock",
+                "session-postgres",
+                "session-postgres+touch",
                 "control"
             ]
         );
@@ -442,10 +490,16 @@ mod tests {
             "jwt-hs256@cached",
             "jwt-hs256@",
             "control@stock",
+            "session-postgres+denylist",
+            "jwt-hs256+touch",
+            "session-postgres@stock",
         ] {
             assert!(bad.parse::<System>().is_err(), "{bad}");
         }
-        // Parsed by the grammar but not built: a denylist needs HS256 in this project.
+        // Parsed by the grammar but not built: touch throttling is PostgreSQL's, a denylist
+        // needs HS256 in this project.
+        assert!(System::parse("session-redis+touch").is_some());
+        assert!("session-redis+touch".parse::<System>().is_err());
         assert!(System::parse("jwt-es256+denylist").is_some());
         assert!("jwt-es256+denylist".parse::<System>().is_err());
     }

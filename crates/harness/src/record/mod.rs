@@ -52,6 +52,7 @@ pub mod sweep;
 pub mod verdict;
 
 pub use sweep::{
+    PgFacts,
     Caps, Cpu, Errors, Fit, LatencyRun, Point, Repeat, Results, RoundFigures, SearchStep, Skipped, StoreRtt,
     StoreStats, SweepConfig, summary_table,
 };

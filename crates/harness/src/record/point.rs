@@ -72,17 +72,21 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         _ => None,
     }
     .or_else(|| Some(b.store_proc_cpu? - a.store_proc_cpu?));
-    let uses_store = w.system.needs_redis();
+    let uses_store = w.system.uses_store();
     let store = match (&a.store, &b.store) {
         (Some(x), Some(y)) if uses_store => {
-            // The INFO that opened the window is itself one command.
+            // The INFO that opened the window is itself one command (PostgreSQL's observer
+            // excludes its own statements, so there this takes one too many off: 1 in thousands).
             let commands = y.commands.saturating_sub(x.commands).saturating_sub(1) as f64;
+            let per_request = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / completed);
             Some(StoreStats {
                 ops_per_sec: commands / secs,
                 commands_per_request: commands / completed,
                 used_memory_bytes: y.used_memory,
                 bytes_per_session: None,
                 keys: y.keys,
+                writes_per_request: per_request(x.writes, y.writes),
+                wal_bytes_per_request: per_request(x.wal_bytes, y.wal_bytes),
             })
         }
         _ => None,

@@ -146,6 +146,12 @@ pub struct StoreStats {
     /// Store memory per live session or refresh token (growth over the login phase).
     pub bytes_per_session: Option<f64>,
     pub keys: u64,
+    /// PostgreSQL: rows updated per request (the sliding-expiry writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_per_request: Option<f64>,
+    /// PostgreSQL: WAL bytes written per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_bytes_per_request: Option<f64>,
 }
 
 /// One try of the find-max search.
@@ -396,6 +402,19 @@ pub struct Caps {
     pub store_cpu: f64,
 }
 
+/// The settings and place that decide what a PostgreSQL write costs, as the run had them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PgFacts {
+    /// `server_version`.
+    pub version: String,
+    pub fsync: bool,
+    pub synchronous_commit: bool,
+    /// The sessions table is `UNLOGGED` (no WAL).
+    pub unlogged: bool,
+    /// File system type of the data directory (`stat -f`), e.g. `ext4`, `tmpfs`.
+    pub data_filesystem: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Results {
     pub schema_version: u32,
@@ -406,6 +425,10 @@ pub struct Results {
     pub config: SweepConfig,
     pub caps: Caps,
     pub store: Option<String>,
+    /// The private PostgreSQL of the `session-postgres` systems: what a write costs there
+    /// (absent when no such system ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PgFacts>,
     pub skipped: Vec<Skipped>,
     pub points: Vec<Point>,
     pub fits: Vec<Fit>,

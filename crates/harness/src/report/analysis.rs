@@ -417,7 +417,7 @@ impl<'a> Analysis<'a> {
     pub fn peak(&self, s: &Series<'_>) -> Option<Peak> {
         let f = s.fit.as_ref().ok()?;
         let Some(at) = f.peak() else { return Some(Peak::None) };
-        if s.system.needs_redis() || s.system.is_control() {
+        if s.system.uses_store() || s.system.is_control() {
             return Some(Peak::At(at));
         }
         let control = self.control.as_ref().and_then(|c| c.kappa_interval);

@@ -9,10 +9,10 @@ use std::{
 
 use super::Run;
 use crate::{
-    deploy::Deployment,
+    deploy::{self, Deployment},
     deploy::delay::RttProbe,
     drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
-    observe::{self, RedisObserver, RttSample, Sample},
+    observe::{self, PgObserver, RedisObserver, RttSample, Sample, StoreObserver},
     plan::{Lb, Step},
     record::{
         LatencyRun, PointMode, WorkloadKind,
@@ -40,9 +40,12 @@ impl Run {
         };
         let progress = Arc::new(Progress::default());
         self.status.phase_counters(progress.clone());
-        let mut obs = match &self.store {
-            Some(s) => RedisObserver::connect(&s.url).await.ok(),
-            None => None,
+        let mut obs = match (&self.store, &self.pg) {
+            (_, Some(pg)) if deployment.system.is_some_and(|s| s.needs_postgres()) => {
+                PgObserver::connect(&pg.url, pg.process.pid, deploy::PG_SCHEMA).await.ok().map(StoreObserver::Postgres)
+            }
+            (Some(s), _) => RedisObserver::connect(&s.url).await.ok().map(StoreObserver::Redis),
+            _ => None,
         };
         // Round trips through the delay and straight to the store, all through the window.
         let (rtt_stop, rtt_probe) = match (self.delayed(), &self.store) {
@@ -98,14 +101,17 @@ impl Run {
         Ok((outcome, start_sample, end_sample))
     }
 
-    async fn sample(&self, deployment: &Deployment, obs: &mut Option<RedisObserver>) -> Sample {
+    async fn sample(&self, deployment: &Deployment, obs: &mut Option<StoreObserver>) -> Sample {
         let instance_cpu = deployment.instances.iter().map(|p| observe::ThreadCpu::read(p.pid)).collect();
         let store = match obs {
             Some(o) => o.info().await.ok(),
             None => None,
         };
-        let store_proc_cpu =
-            self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()));
+        let store_proc_cpu = if matches!(obs, Some(StoreObserver::Postgres(_))) {
+            self.pg.as_ref().map(|p| observe::postgres_cpu_seconds(p.process.pid))
+        } else {
+            self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()))
+        };
         let throttled = if deployment.instances.is_empty() {
             None
         } else {

@@ -24,7 +24,10 @@ use anyhow::{Context as _, bail};
 use crate::{
     calibrate,
     cgroup::CgroupRoot,
-    deploy::{self, Binaries, Deployment, Store},
+    deploy::{
+        self, Binaries, Deployment, Store,
+        postgres::{PgSettings, Postgres, start_postgres},
+    },
     drive::engine::{Mode, Outcome, Workload},
     experiment::{self, Steps},
     observe,
@@ -57,6 +60,8 @@ struct Run {
     /// The delay between instances and store (`--store-rtt`), dropped before the store.
     delay: Option<deploy::delay::DelayProxy>,
     store: Option<Store>,
+    /// The private PostgreSQL `session-postgres` systems share.
+    pg: Option<Postgres>,
     cgroups: Option<CgroupRoot>,
     key_dir: PathBuf,
     log_dir: PathBuf,
@@ -110,6 +115,23 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         skipped.extend(missing.into_iter().map(|(system, reason)| Skipped { system, reason }));
         store
     };
+    let pg = if systems.iter().any(|s| s.needs_postgres()) {
+        let group = deploy::group(cgroups.as_ref(), "store-pg", config.store_cpu)?;
+        match start_postgres(deploy::postgres::DEFAULT_USER, PgSettings::default(), group, &log_dir).await {
+            Ok(pg) => Some(pg),
+            Err(e) => {
+                let reason = format!("no private PostgreSQL ({e:#})");
+                display.println(&format!("authbench: skipping the session-postgres systems: {reason}"));
+                skipped.extend(
+                    systems.iter().filter(|s| s.needs_postgres()).map(|s| Skipped { system: *s, reason: reason.clone() }),
+                );
+                systems.retain(|s| !s.needs_postgres());
+                None
+            }
+        }
+    } else {
+        None
+    };
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     let delay = store::start_delay(&config, store.as_ref(), cgroups.as_ref(), &log_dir).await?;
 
@@ -128,6 +150,10 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store: store
             .as_ref()
             .map(|s| if s.private() { "private redis-server".into() } else { "external (--redis-url)".into() }),
+        postgres: match &pg {
+            Some(pg) => Some(pg.facts().await),
+            None => None,
+        },
         skipped,
         points: Vec::new(),
         fits: Vec::new(),
@@ -143,6 +169,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         cgroups,
         delay,
         store,
+        pg,
         key_dir,
         log_dir,
         results,
@@ -180,6 +207,9 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         } else if !external {
             let _ = deploy::delete_prefix(&store.url, &run.prefix).await;
         }
+    }
+    if let Some(pg) = &mut run.pg {
+        pg.stop().await;
     }
     drop(run.display);
     drop(work);
@@ -268,6 +298,10 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
             "--store-rtt delays the store, and none of --systems uses one"
         );
         anyhow::ensure!(
+            !c.systems.iter().any(|s| s.needs_postgres()),
+            "--store-rtt delays Redis only so far: measure the session-postgres systems in a run of their own"
+        );
+        anyhow::ensure!(
             c.store_rtt_values().all(|d| d <= Duration::from_millis(100)),
             "--store-rtt must be at most 100ms"
         );
@@ -301,6 +335,11 @@ impl Steps for Run {
         {
             let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
         }
+        if let Some(pg) = &self.pg {
+            observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA)
+                .await
+                .context("cannot drop the sessions of the last step from the private PostgreSQL")?;
+        }
         self.calibrate().await;
         self.results.write(&self.config.out)
     }
@@ -329,7 +368,11 @@ impl Run {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
             // Through the delay when this step has a round trip.
-            store_url: self.delayed().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str())),
+            store_url: if system.needs_postgres() {
+                self.pg.as_ref().map(|p| p.url.as_str())
+            } else {
+                self.delayed().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str()))
+            },
             prefix: &self.prefix,
             key_dir: &self.key_dir,
             jwt_extra: &[],
@@ -413,9 +456,14 @@ impl Run {
                     }
                 })?;
         // An external store holds its keys under a prefix we do not know.
-        let bytes_per_session = match &self.store {
-            Some(store) if step.system.needs_redis() && !self.config.external() => {
+        let bytes_per_session = match (&self.store, &self.pg) {
+            (Some(store), _) if step.system.needs_redis() && !self.config.external() => {
                 observe::bytes_per_key(&store.url, &self.prefix).await
+            }
+            // Table + index + TOAST, per row: whole 8 KiB pages, so with few sessions this
+            // is mostly the pages' free space (the live-sessions axis measures at scale).
+            (_, Some(pg)) if step.system.needs_postgres() => {
+                observe::pg_bytes_per_row(&pg.url, deploy::PG_SCHEMA).await.ok().flatten()
             }
             _ => None,
         };

@@ -1,4 +1,4 @@
-//! What store a step sees: its CPU cap and its round trip (the delay proxy, started once
+//! What store a step sees: its CPU cap (Redis's or PostgreSQL's) and its round trip (the delay proxy, started once
 //! for the run and steered to each step's target), when either is an axis.
 
 use std::path::Path;
@@ -38,10 +38,12 @@ impl Run {
     /// The store's cap for `step`: its own when store capacity is an axis, else the run's.
     pub(super) fn set_store_cap(&mut self, step: &Step) -> anyhow::Result<()> {
         let cap = step.store_cpu.unwrap_or(self.config.store_cpu);
-        if cap != self.store_cap
-            && let Some(g) = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref())
-        {
-            g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
+        if cap != self.store_cap {
+            let redis = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref());
+            let pg = self.pg.as_ref().and_then(|p| p.process.cgroup.as_ref());
+            for g in redis.into_iter().chain(pg) {
+                g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
+            }
         }
         self.store_cap = cap;
         Ok(())

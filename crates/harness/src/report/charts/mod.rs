@@ -40,8 +40,10 @@ pub struct Chart {
 pub fn color(system: System) -> RGBColor {
     // In the order of `System::ALL`: session-memory, session-redis, jwt-hs256, -rs256,
     // -es256, -eddsa, +denylist, +denylist-cached, then the `@stock` verifiers in a light
-    // shade of their algorithm's colour. The control is grey: the rig, not a contender.
-    const PALETTE: [RGBColor; 12] = [
+    // shade of their algorithm's colour, then session-postgres (dark blue-green) and its
+    // touch-throttled variant (a light shade of it). The control is grey: the rig, not a
+    // contender.
+    const PALETTE: [RGBColor; 14] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
@@ -54,6 +56,8 @@ pub fn color(system: System) -> RGBColor {
         RGBColor(197, 176, 213),
         RGBColor(255, 187, 120),
         RGBColor(196, 156, 148),
+        RGBColor(0, 104, 93),
+        RGBColor(102, 194, 165),
     ];
     if system.is_control() {
         return RGBColor(127, 127, 127);
@@ -141,7 +145,7 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
             svg: latency(a, n)?,
         });
     }
-    if a.series.iter().any(|s| s.system.needs_redis() && s.points.iter().any(|p| p.store.is_some())) {
+    if a.series.iter().any(|s| s.system.uses_store() && s.points.iter().any(|p| p.store.is_some())) {
         out.push(Chart {
             file: "store.svg",
             title: "The store: commands/s and CPU utilization vs instances".into(),
@@ -312,7 +316,7 @@ fn latency(a: &Analysis<'_>, n: usize) -> anyhow::Result<String> {
 /// beside it (right). Where commands/s flattens while the store's CPU nears its cap, the
 /// store is the bottleneck.
 fn store(a: &Analysis<'_>) -> anyhow::Result<String> {
-    let backed: Vec<&Series<'_>> = a.series.iter().filter(|s| s.system.needs_redis()).collect();
+    let backed: Vec<&Series<'_>> = a.series.iter().filter(|s| s.system.uses_store()).collect();
     let max_n = a.largest_n().unwrap_or(1) as f64;
     let ops = |p: &Point| p.store.as_ref().map(|st| st.ops_per_sec);
     let ymax = top(backed.iter().flat_map(|s| {

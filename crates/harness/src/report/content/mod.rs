@@ -305,7 +305,7 @@ fn headline(a: &Analysis<'_>) -> String {
         })
         .collect();
     let store_bound = flat.iter().any(|(s, ..)| {
-        s.system.needs_redis()
+        s.system.uses_store()
             && s.largest()
                 .is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
     });

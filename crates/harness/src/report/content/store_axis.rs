@@ -8,13 +8,13 @@ use crate::report::charts::store_axis::lines;
 /// The ratio sentence: what the store had against the instances at the largest N.
 pub(super) fn ratio(a: &Analysis<'_>) -> Option<String> {
     let r = a.results;
-    if !r.caps.capped || !a.series.iter().any(|s| s.system.needs_redis()) {
+    if !r.caps.capped || !a.series.iter().any(|s| s.system.uses_store()) {
         return None;
     }
     let n = a.largest_n()?;
     let instances = n as f64 * r.caps.instance_cpu;
     Some(format!(
-        "Every store conclusion here rests on a ratio: Redis capped at {} core against {n} × {} core of instances at N={n} \
+        "Every store conclusion here rests on a ratio: the store capped at {} core against {n} × {} core of instances at N={n} \
          (1 : {:.0}). A store with more cores per instance moves the ceiling up and the N where it binds out{}.",
         r.caps.store_cpu,
         r.caps.instance_cpu,

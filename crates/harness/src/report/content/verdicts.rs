@@ -282,7 +282,7 @@ fn scalability_verdict(a: &Analysis<'_>) -> String {
             ));
         }
     }
-    if let Some(s) = a.series.iter().find(|s| s.system.needs_redis())
+    if let Some(s) = a.series.iter().find(|s| s.system.uses_store())
         && let (Some(p), Some((pn, ln, g))) = (s.largest(), last_step(s))
     {
         let at = attribute(a.results, p);
