@@ -256,7 +256,7 @@ fn an_unknown_flag_or_subcommand_or_value_is_caught() {
     assert!(check(&["session-server", "--bogus-flag=1"])[0].contains("has no --bogus-flag"));
     // A prefix of a real flag is not that flag.
     assert!(check(&["session-server", "--stor", "redis"])[0].contains("has no --stor"));
-    assert!(check(&["session-server", "--store", "postgres"])[0].contains("is refused"));
+    assert!(check(&["session-server", "--store", "mongodb"])[0].contains("is refused"));
     assert!(check(&["session-server", "--idle-timeout", "0s"])[0].contains("is refused"));
     assert!(check(&["jwt-server", "keygen", "--alg", "HS257", "--key-dir", "/keys"])[0].contains("is refused"));
     assert!(check(&["jwt-server", "keygen", "--listen", "0.0.0.0:1"])[0].contains("has no --listen"));
