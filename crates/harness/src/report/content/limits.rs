@@ -18,10 +18,11 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
         let ones: Vec<f64> = a.series.iter().filter_map(|s| s.at(1)).map(|p| p.cpu.instance_utilization).collect();
         let (lo, hi) = (ones.iter().copied().fold(f64::INFINITY, f64::min), ones.iter().copied().fold(0.0, f64::max));
         let mut t = format!(
-            "**CPU caps.** Each instance ran capped at {} core ({} ms of CPU per {period_ms:.0} ms period), Redis at {} core. An instance \
+            "**CPU caps.** Each instance ran capped at {} core ({} ms of CPU per {period_ms:.0} ms period), {} at {} core. An instance \
              that spends its budget early in a period is paused until the next one — up to {:.0} ms, close to the {} ms objective.",
             r.caps.instance_cpu,
             r.caps.instance_cpu * period_ms,
+            if r.postgres.is_some() { "each store" } else { "Redis" },
             r.caps.store_cpu,
             period_ms * (1.0 - r.caps.instance_cpu),
             slo_ms(a).map_or("?".into(), |s| format!("{s}"))

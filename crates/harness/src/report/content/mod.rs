@@ -506,8 +506,9 @@ fn rig_note(a: &Analysis<'_>) -> String {
     let flagged: usize = r.points.iter().filter(|p| p.flags.iter().any(crate::record::verdict::rig_flag)).count();
     let caps = if r.caps.capped {
         format!(
-            "every instance in its own cgroup capped at {} core and Redis at {} core ({}, {:.0} ms period), all on one {}-core machine with the load generator",
+            "every instance in its own cgroup capped at {} core and {} at {} core ({}, {:.0} ms period), all on one {}-core machine with the load generator",
             r.caps.instance_cpu,
+            if r.postgres.is_some() { "each store (Redis, PostgreSQL)" } else { "Redis" },
             r.caps.store_cpu,
             r.caps.cgroup.as_deref().unwrap_or("cgroup"),
             r.caps.period_us as f64 / 1e3,

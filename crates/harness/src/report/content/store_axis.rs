@@ -14,8 +14,9 @@ pub(super) fn ratio(a: &Analysis<'_>) -> Option<String> {
     let n = a.largest_n()?;
     let instances = n as f64 * r.caps.instance_cpu;
     Some(format!(
-        "Every store conclusion here rests on a ratio: the store capped at {} core against {n} × {} core of instances at N={n} \
+        "Every store conclusion here rests on a ratio: {} capped at {} core against {n} × {} core of instances at N={n} \
          (1 : {:.0}). A store with more cores per instance moves the ceiling up and the N where it binds out{}.",
+        if r.postgres.is_some() { "each store" } else { "Redis" },
         r.caps.store_cpu,
         r.caps.instance_cpu,
         instances / r.caps.store_cpu,
@@ -41,10 +42,11 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         return;
     }
     let r = a.results;
+    let store = if r.postgres.is_some() { "each store" } else { "Redis" };
     d.h(2, "store-axis", "Store capacity as an axis");
     d.p(format!(
-        "The store-backed systems measured again with Redis capped at {} core, everything else unchanged ({} core per instance). \
-         The rest of this report shows the main line, Redis at {} core. The store-to-instance ratio is the store's cap over the \
+        "The store-backed systems measured again with {store} capped at {} core, everything else unchanged ({} core per instance). \
+         The rest of this report shows the main line, {store} at {} core. The store-to-instance ratio is the store's cap over the \
          instances' at N={n}.",
         and_list(&caps(a).iter().map(|c| c.to_string()).collect::<Vec<_>>()),
         r.caps.instance_cpu,

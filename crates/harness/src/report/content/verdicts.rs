@@ -31,6 +31,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         cells(&|s| match s {
             System::SESSION_MEMORY => "each instance's memory".into(),
             System::SESSION_REDIS => "one shared Redis".into(),
+            System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => "one shared PostgreSQL table".into(),
             System::JWT_HS256_DENYLIST => "in the token; denied tokens in Redis".into(),
             System::JWT_HS256_DENYLIST_CACHED => "in the token; denied tokens in Redis, copied to each instance".into(),
             _ => "in the token, on the client".into(),
@@ -45,6 +46,10 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
                 .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
                 .map_or("not measured".into(), |b| format!("{b:.0} B (Redis `MEMORY USAGE`)")),
             System::SESSION_MEMORY => "not measured (in-process map)".into(),
+            System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => a
+                .series_of(s)
+                .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
+                .map_or("not measured".into(), |b| format!("{b:.0} B (table + index per row, whole pages)")),
             _ => "0 (refresh-token families: not measured)".into(),
         }),
     ));
@@ -131,9 +136,15 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
          (header with `typ`, `alg`, 16-character `kid`; claims `sub` = `user12`, `role`, `iss`, `aud`, three 10-digit timestamps, 22-character \
          `jti` and `sid`; signatures of 32 B for HS256, 256 B for RS256 with a 2048-bit key, 64 B for ES256 and EdDSA), not measured on the wire. \
          CPU is per completed request from /proc, the median over the system's points; store commands are Redis `INFO commandstats` deltas over requests. \
-         session-memory's scalability cells use its sticky line.",
+         session-memory's scalability cells use its sticky line.{}",
         session_credential().header,
         jwt_credential(System::JWT_HS256).map_or("", |c| c.header),
+        if a.results.postgres.is_some() {
+            " For PostgreSQL, server-side bytes are the sessions table's size with its index over its rows, and store commands \
+             are statements from pg_stat_statements."
+        } else {
+            ""
+        }
     ));
     let mut verdicts = Vec::new();
     verdicts.push(state_verdict(a));
