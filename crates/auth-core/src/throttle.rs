@@ -30,12 +30,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
 
 use crate::{
     ApiError,
     clock::Clock,
-    store::{StoreError, bounded, redis_connect},
+    store::{RedisConn, StoreError, bounded, redis_connect},
 };
 
 /// Longest prefix of a submitted username that identifies its counter. Real user names are
@@ -84,6 +84,11 @@ impl LoginThrottle {
         config: ThrottleConfig,
     ) -> Result<Self, StoreError> {
         Ok(LoginThrottle::Redis(RedisThrottle::connect(url, key_prefix, timeout, config).await?))
+    }
+
+    /// Counters on an open connection (a single Redis or a cluster).
+    pub fn redis_on(conn: RedisConn, key_prefix: &str, timeout: Duration, config: ThrottleConfig) -> Self {
+        LoginThrottle::Redis(RedisThrottle::on(conn, key_prefix, timeout, config))
     }
 
     /// Count one login attempt for `username`, before its password is checked.
@@ -292,7 +297,7 @@ return {n, ttl}
 /// [`MAX_KEY_NAME_BYTES`]), an integer that expires when its window ends.
 #[derive(Clone)]
 pub struct RedisThrottle {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: Arc<str>,
     timeout: Duration,
     config: ThrottleConfig,
@@ -312,13 +317,13 @@ impl RedisThrottle {
         timeout: Duration,
         config: ThrottleConfig,
     ) -> Result<Self, StoreError> {
-        Ok(Self {
-            conn: redis_connect(url, timeout).await?,
-            prefix: Arc::from(key_prefix),
-            timeout,
-            config,
-            attempt: Arc::new(Script::new(ATTEMPT)),
-        })
+        Ok(Self::on(RedisConn::Single(redis_connect(url, timeout).await?), key_prefix, timeout, config))
+    }
+
+    /// Counters on an open connection. The script touches one key, so it runs on a
+    /// cluster too (on the shard that owns the key).
+    pub fn on(conn: RedisConn, key_prefix: &str, timeout: Duration, config: ThrottleConfig) -> Self {
+        Self { conn, prefix: Arc::from(key_prefix), timeout, config, attempt: Arc::new(Script::new(ATTEMPT)) }
     }
 
     /// The Redis key counting `username`'s attempts.

@@ -105,7 +105,7 @@ fn redis_benches(c: &mut Criterion) {
     let session = Session { user: Arc::from("user1"), role: Role::User, created_ms: auth_core::unix_millis() };
     let store = rt
         .block_on(RedisStore::connect(
-            &RedisConfig { url, key_prefix: prefix.0.clone(), timeout: Duration::from_millis(500) },
+            &RedisConfig { url, cluster: false, key_prefix: prefix.0.clone(), timeout: Duration::from_millis(500) },
             TIMEOUTS,
         ))
         .expect("RedisStore");

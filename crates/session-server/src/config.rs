@@ -29,6 +29,9 @@ pub enum StoreKind {
     Redis,
     /// Sessions in a PostgreSQL table, shared by every instance pointed at it.
     Postgres,
+    /// Sessions in a Redis Cluster (`--redis-url` lists seed nodes, comma-separated),
+    /// spread over its shards by key.
+    RedisCluster,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -137,22 +140,28 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
             let store = MemoryStore::with_clock(timeouts, clock);
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
-        StoreKind::Redis => {
+        StoreKind::Redis | StoreKind::RedisCluster => {
+            let cluster = args.store == StoreKind::RedisCluster;
             let config = RedisConfig {
                 url: args.redis.url.clone(),
+                cluster,
                 key_prefix: args.redis.prefix.clone(),
                 timeout: args.redis.store_timeout,
             };
-            let store = RedisStore::connect(&config, timeouts)
-                .await
-                .context("--store redis needs a reachable Redis (see --redis-url)")?;
+            let store = RedisStore::connect(&config, timeouts).await.context(if cluster {
+                "--store redis-cluster needs a formed Redis Cluster (see --redis-url)"
+            } else {
+                "--store redis needs a reachable Redis (see --redis-url)"
+            })?;
             // Failed logins are counted where the sessions are, so every instance sees them.
-            let throttle = args
-                .redis
-                .login_throttle(args.common.login_throttle())
-                .await
-                .context("--store redis needs a reachable Redis (see --redis-url)")?;
-            let metrics = Arc::new(Metrics::new(system("session-redis"), &instance, ROUTES));
+            let throttle = LoginThrottle::redis_on(
+                store.connection(),
+                &args.redis.prefix,
+                args.redis.store_timeout,
+                args.common.login_throttle(),
+            );
+            let name = if cluster { "session-redis-cluster" } else { "session-redis" };
+            let metrics = Arc::new(Metrics::new(system(name), &instance, ROUTES));
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
         StoreKind::Postgres => {

@@ -278,3 +278,23 @@ async fn postgres_flags_fail_at_start_with_one_line_naming_the_problem() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_redis_that_is_not_a_formed_cluster_is_refused_at_start() {
+    // The shared Redis runs without cluster mode.
+    for (args, expected) in [
+        (&["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:6379"][..], "Redis Cluster"),
+        (&["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:1,redis://127.0.0.1:2"][..], "redis://127.0.0.1:1"),
+        (&["--store", "redis-cluster", "--redis-url", ","][..], "no Redis Cluster node given"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--demo-users", "1"]);
+        let started = Instant::now();
+        let (status, stdout, stderr) = run_to_end(&mut session_server(&all)).await;
+        assert_clean_failure(status, &stdout, &stderr);
+        assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{args:?} took {:?}", started.elapsed());
+    }
+}

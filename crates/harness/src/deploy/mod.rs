@@ -25,6 +25,7 @@ use crate::{
     plan::{Server, System},
 };
 
+pub mod cluster;
 pub mod delay;
 pub mod postgres;
 mod store;

@@ -30,10 +30,21 @@ pub async fn start_redis(cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Resu
 
 /// [`start_redis`] on a given port (a restarted store comes back where clients look for it).
 pub async fn start_redis_on(port: u16, cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Result<Store> {
+    start_redis_with(port, &[], cgroup, log_dir).await
+}
+
+/// [`start_redis_on`] with `extra` arguments for `redis-server` (a cluster node's).
+pub async fn start_redis_with(
+    port: u16,
+    extra: &[String],
+    cgroup: Option<Cgroup>,
+    log_dir: &Path,
+) -> anyhow::Result<Store> {
     let log = log_dir.join(format!("redis-server-{port}.log"));
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(["--protected-mode", "yes", "--logfile", &log.display().to_string()])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

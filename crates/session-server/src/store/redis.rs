@@ -1,6 +1,11 @@
 //! Sessions in one Redis shared by every instance: what lets N instances act as one
 //! service, and the component the benchmark watches become the bottleneck.
 //!
+//! The same code serves a Redis Cluster (`--store redis-cluster`): every command names one
+//! key, which the cluster client sends to the shard that owns its slot; keys carry no hash
+//! tag, so sessions spread evenly over the shards, and a stopped shard fails closed for its
+//! own keys only.
+//!
 //! One authenticated request is one `GETEX key PX idle`: the read and the sliding idle
 //! expiry travel together, so a request never costs a second round trip (only a session
 //! found past its absolute deadline costs a `DEL`, once).
@@ -10,15 +15,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use auth_core::store::{bounded, redis_connect};
-use redis::{AsyncCommands as _, aio::ConnectionManager};
+use auth_core::store::{RedisConn, bounded, redis_conn};
+use redis::AsyncCommands as _;
 
 use super::{Session, SessionStore, StoreError, Timeouts};
 use crate::id::{ENCODED_LEN, SessionId};
 
 #[derive(Clone, Debug)]
 pub struct RedisConfig {
+    /// One Redis, or with `cluster` the cluster's seed nodes, comma-separated.
     pub url: String,
+    /// A Redis Cluster: each session key lives on the shard that owns its slot.
+    pub cluster: bool,
     /// Prepended to every key, so runs and tests never touch each other's data.
     pub key_prefix: String,
     /// Longest a store call may take before the request fails closed with 503.
@@ -27,7 +35,8 @@ pub struct RedisConfig {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
+    cluster: bool,
     prefix: Arc<str>,
     timeout: Duration,
     timeouts: Timeouts,
@@ -41,8 +50,19 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     pub async fn connect(config: &RedisConfig, timeouts: Timeouts) -> Result<Self, StoreError> {
-        let conn = redis_connect(&config.url, config.timeout).await?;
-        Ok(Self { conn, prefix: Arc::from(config.key_prefix.as_str()), timeout: config.timeout, timeouts })
+        let conn = redis_conn(&config.url, config.cluster, config.timeout).await?;
+        Ok(Self {
+            conn,
+            cluster: config.cluster,
+            prefix: Arc::from(config.key_prefix.as_str()),
+            timeout: config.timeout,
+            timeouts,
+        })
+    }
+
+    /// The connection, for a login throttle that counts in the same store.
+    pub fn connection(&self) -> RedisConn {
+        self.conn.clone()
     }
 
     fn key(&self, id: &SessionId) -> String {
@@ -74,7 +94,7 @@ fn decode(v: &str) -> Result<Session, StoreError> {
 
 impl SessionStore for RedisStore {
     fn kind(&self) -> &'static str {
-        "redis"
+        if self.cluster { "redis-cluster" } else { "redis" }
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
