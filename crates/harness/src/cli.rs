@@ -424,6 +424,12 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_STORE_CPU", value_delimiter = ',', default_value = "0.1", value_parser = positive)]
     pub store_cpu: Vec<f64>,
 
+    /// Primaries of the Redis Cluster that `session-redis-cluster` runs on, each its own
+    /// redis-server capped at --store-cpu. A comma-separated list (e.g. 1,2,4) makes it an
+    /// axis at the largest N, as --store-cpu does: store capacity is shards × the cap.
+    #[arg(long, env = "AUTHBENCH_STORE_SHARDS", value_delimiter = ',', default_value = "1", value_parser = shard_count)]
+    pub store_shards: Vec<u16>,
+
     /// CFS period for the caps; short, so throttling stalls stay short.
     #[arg(long, env = "AUTHBENCH_CPU_PERIOD", default_value = "10ms", value_parser = duration)]
     pub cpu_period: Duration,
@@ -518,6 +524,7 @@ impl SweepArgs {
             instance_cpu: self.instance_cpu,
             store_cpu: self.store_cpu.first().copied().unwrap_or(0.1),
             store_cpus: if self.store_cpu.len() > 1 { self.store_cpu } else { Vec::new() },
+            store_shards: if self.store_shards == [1] { Vec::new() } else { self.store_shards },
             cpu_period: self.cpu_period,
             cpu_burst: self.cpu_burst,
             cgroups: !self.no_cgroups,
@@ -601,4 +608,13 @@ impl LoadArgs {
             timeout: self.timeout,
         })
     }
+}
+
+/// `--store-shards`: 1 to 16 primaries.
+fn shard_count(s: &str) -> Result<u16, String> {
+    let n: u16 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of shards"))?;
+    if !(1..=16).contains(&n) {
+        return Err(format!("a Redis Cluster here has 1 to 16 shards (got {n})"));
+    }
+    Ok(n)
 }

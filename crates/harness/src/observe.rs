@@ -364,6 +364,8 @@ impl PgObserver {
 pub enum StoreObserver {
     Redis(RedisObserver),
     Postgres(PgObserver),
+    /// Every primary of a Redis Cluster, summed; `calls`: snapshots taken so far.
+    Cluster { nodes: Vec<RedisObserver>, calls: u64 },
 }
 
 impl StoreObserver {
@@ -371,6 +373,21 @@ impl StoreObserver {
         match self {
             StoreObserver::Redis(r) => r.info().await,
             StoreObserver::Postgres(p) => p.info().await,
+            StoreObserver::Cluster { nodes, calls } => {
+                let mut sum = StoreInfo::default();
+                for n in nodes.iter_mut() {
+                    let i = n.info().await?;
+                    sum.cpu_s += i.cpu_s;
+                    sum.commands += i.commands;
+                    sum.used_memory += i.used_memory;
+                    sum.keys += i.keys;
+                }
+                // Each snapshot is one INFO on every node, where a single Redis sees one
+                // (which record::point takes off a window's count): take the others off.
+                sum.commands = sum.commands.saturating_sub(*calls * nodes.len().saturating_sub(1) as u64);
+                *calls += 1;
+                Ok(sum)
+            }
         }
     }
 }

@@ -192,6 +192,10 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--store-cpu", "0.1,0.2", "--redis-url", "redis://127.0.0.1:6379"], "private, capped Redis"),
         (&["sweep", "--systems", "jwt-hs256", "--store-rtt", "1ms"], "none of --systems uses one"),
         (&["sweep", "--systems", "session-redis+touch"], "unknown system"),
+        (&["sweep", "--store-shards", "0"], "1 to 16 shards"),
+        (&["sweep", "--store-shards", "two"], "not a number of shards"),
+        (&["sweep", "--systems", "session-redis-cluster", "--store-shards", "1,2,1"], "lists 1 twice"),
+        (&["sweep", "--systems", "session-redis", "--store-shards", "1,2"], "none of --systems is that"),
         (&["sweep", "--systems", "session-redis,session-postgres", "--store-rtt", "1ms"], "Redis only so far"),
         (&["chaos", "--systems", "session-postgres"], "does not run the PostgreSQL store yet"),
         (&["revocation", "--systems", "session-postgres+touch"], "does not run the PostgreSQL store yet"),
@@ -353,7 +357,7 @@ fn postgres_systems_run_on_a_private_cluster_with_their_writes_measured() {
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("run");
     let before = server_pids();
-    let clusters_before = pg_clusters();
+    let clusters_before = temp_dirs("authbench-pg-");
     let o = run(&[
         "sweep",
         "--systems",
@@ -402,19 +406,67 @@ fn postgres_systems_run_on_a_private_cluster_with_their_writes_measured() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("writes/request") && report.contains("fsync on"), "report lacks the PostgreSQL table");
     assert_eq!(server_pids(), before, "orphaned server processes");
-    assert_eq!(pg_clusters(), clusters_before, "the private cluster's directory is removed");
+    assert_eq!(temp_dirs("authbench-pg-"), clusters_before, "the private cluster's directory is removed");
 }
 
-/// The private clusters' directories under the temp dir (`authbench-pg-…`).
-fn pg_clusters() -> Vec<String> {
+/// Entries of the temp dir whose names start with `prefix`.
+fn temp_dirs(prefix: &str) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("authbench-pg-"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     v.sort();
     v
+}
+
+/// session-redis-cluster runs on a private Redis Cluster per shard count, and the shards
+/// axis is measured at the largest N: every request one command on the cluster.
+#[test]
+fn the_cluster_system_runs_on_private_clusters_of_each_shard_count() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let before = server_pids();
+    let clusters_before = temp_dirs("authbench-cluster-");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-redis-cluster",
+        "--instances",
+        "1,2",
+        "--store-shards",
+        "1,3",
+        "--rate",
+        "150",
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "100",
+        "--users",
+        "12",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let points = results["points"].as_array().unwrap();
+    let shards: Vec<(u64, u64)> =
+        points.iter().map(|p| (p["instances"].as_u64().unwrap(), p["store_shards"].as_u64().unwrap())).collect();
+    assert_eq!(shards, [(1, 1), (2, 1), (2, 3)], "main line at 1 shard, the axis at the largest N");
+    for p in points {
+        assert_eq!(total_errors(p), 0, "{p:#}");
+        let per_request = p["store"]["commands_per_request"].as_f64().unwrap();
+        assert!((0.9..=1.1).contains(&per_request), "one GETEX per request on the cluster: {per_request}");
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("Store shards as an axis"), "the report shows the shards axis");
+    assert_eq!(server_pids(), before, "orphaned server processes");
+    assert_eq!(temp_dirs("authbench-cluster-"), clusters_before, "the clusters' node files are removed");
 }
 
 /// Find-max measures capacity on throughput and errors alone, then latency apart, at 70 %

@@ -147,6 +147,10 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
                 args.extend(["--touch-after".into(), format!("{}ms", after.as_millis())]);
             }
         }
+        Server::Session if system.needs_cluster() => {
+            args.extend(["--store".into(), "redis-cluster".into()]);
+            redis(&mut args);
+        }
         Server::Session => {
             args.extend(["--store".into(), if system.needs_redis() { "redis" } else { "memory" }.into()]);
             if system.needs_redis() {

@@ -49,6 +49,8 @@ pub struct Step {
     /// The round trip to the store for this step, when it is an axis (`--store-rtt` with
     /// several values); `None` keeps the run's one round trip.
     pub store_rtt: Option<Duration>,
+    /// Primaries of the Redis Cluster for this step (`session-redis-cluster` only).
+    pub store_shards: Option<u16>,
 }
 
 /// The store axes of a run: every `--store-cpu` and `--store-rtt` value when more than one
@@ -57,6 +59,9 @@ pub struct Step {
 pub struct StoreAxes<'a> {
     pub cpus: &'a [f64],
     pub rtts: &'a [Duration],
+    /// `--store-shards` (a Redis Cluster's primaries), for `session-redis-cluster` only;
+    /// its first value is the main line (1 when empty).
+    pub shards: &'a [u16],
 }
 
 /// The sweep's steps, in run order. Without an explicit `--lb`, every system runs
@@ -81,15 +86,29 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
         let store = system.uses_store();
         let cpu = (store && axes.cpus.len() > 1).then(|| axes.cpus[0]);
         let rtt = (store && axes.rtts.len() > 1).then(|| axes.rtts[0]);
+        let shards = system.needs_cluster().then(|| axes.shards.first().copied().unwrap_or(1));
+        let step = |n: usize, store_cpu, store_rtt, store_shards| Step {
+            system,
+            instances: n,
+            lbs: lbs_at(n),
+            store_cpu,
+            store_rtt,
+            store_shards,
+        };
         for &n in instances {
-            out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: cpu, store_rtt: rtt });
+            out.push(step(n, cpu, rtt, shards));
         }
         if let (true, Some(n)) = (store, largest) {
             for &c in axes.cpus.iter().skip(1) {
-                out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: Some(c), store_rtt: rtt });
+                out.push(step(n, Some(c), rtt, shards));
             }
             for &r in axes.rtts.iter().skip(1) {
-                out.push(Step { system, instances: n, lbs: lbs_at(n), store_cpu: cpu, store_rtt: Some(r) });
+                out.push(step(n, cpu, Some(r), shards));
+            }
+            if system.needs_cluster() {
+                for &k in axes.shards.iter().skip(1) {
+                    out.push(step(n, cpu, rtt, Some(k)));
+                }
             }
         }
     }
@@ -115,15 +134,39 @@ mod tests {
                 instances: 4,
                 lbs: vec![Lb::Sticky],
                 store_cpu: None,
-                store_rtt: None
+                store_rtt: None,
+                store_shards: None
             }]
+        );
+    }
+
+    #[test]
+    fn the_shards_axis_is_the_cluster_systems_at_the_largest_n() {
+        let axes = StoreAxes { cpus: &[0.05, 0.1], rtts: &[], shards: &[1, 2, 4] };
+        let plan = steps(&[System::SESSION_REDIS_CLUSTER, System::SESSION_REDIS], &[1, 4], None, axes);
+        let got: Vec<(String, usize, Option<f64>, Option<u16>)> =
+            plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_shards)).collect();
+        let c = "session-redis-cluster".to_owned();
+        let r = "session-redis".to_owned();
+        assert_eq!(
+            got,
+            vec![
+                (c.clone(), 1, Some(0.05), Some(1)),
+                (c.clone(), 4, Some(0.05), Some(1)),
+                (c.clone(), 4, Some(0.1), Some(1)),
+                (c.clone(), 4, Some(0.05), Some(2)),
+                (c, 4, Some(0.05), Some(4)),
+                (r.clone(), 1, Some(0.05), None),
+                (r.clone(), 4, Some(0.05), None),
+                (r, 4, Some(0.1), None),
+            ]
         );
     }
 
     #[test]
     fn a_store_axis_adds_only_the_store_backed_systems_at_the_largest_n() {
         let half = Duration::from_micros(500);
-        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half] };
+        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half], shards: &[] };
         let plan = steps(&[System::SESSION_REDIS, System::JWT_HS256], &[1, 8], None, axes);
         let got: Vec<(String, usize, Option<f64>, Option<Duration>)> =
             plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_rtt)).collect();
@@ -140,7 +183,7 @@ mod tests {
             ],
             "one store dimension at a time, the main line at every N"
         );
-        let one = steps(&[System::SESSION_REDIS], &[8], None, StoreAxes { cpus: &[0.2], rtts: &[half] });
+        let one = steps(&[System::SESSION_REDIS], &[8], None, StoreAxes { cpus: &[0.2], rtts: &[half], shards: &[] });
         assert_eq!((one[0].store_cpu, one[0].store_rtt), (None, None), "one value is the run's, not an axis");
     }
 }

@@ -11,7 +11,7 @@
 //! ```text
 //! system   = "control" | family [ "@" verifier ] [ "+" modifier ]
 //! family   = "session-" store | "jwt-" alg
-//! store    = "memory" | "redis" | "postgres"
+//! store    = "memory" | "redis" | "postgres" | "redis-cluster"
 //! alg      = "hs256" | "rs256" | "es256" | "eddsa"
 //! verifier = "stock"                                  (jwt only)
 //! modifier = revocation                               (jwt)
@@ -88,6 +88,8 @@ pub enum StoreKind {
     Redis,
     /// One shared PostgreSQL.
     Postgres,
+    /// A Redis Cluster: sessions spread over its shards (`--store-shards`).
+    RedisCluster,
 }
 
 impl StoreKind {
@@ -97,6 +99,7 @@ impl StoreKind {
             StoreKind::Memory => "memory",
             StoreKind::Redis => "redis",
             StoreKind::Postgres => "postgres",
+            StoreKind::RedisCluster => "redis-cluster",
         }
     }
 }
@@ -218,6 +221,8 @@ impl System {
     pub const SESSION_REDIS: System = System::session(StoreKind::Redis);
     /// Sessions in PostgreSQL, the sliding expiry written on every request.
     pub const SESSION_POSTGRES: System = System::session(StoreKind::Postgres);
+    /// Sessions in a Redis Cluster of `--store-shards` primaries.
+    pub const SESSION_REDIS_CLUSTER: System = System::session(StoreKind::RedisCluster);
     /// Sessions in PostgreSQL with the touch-throttled expiry (`+touch`).
     pub const SESSION_POSTGRES_TOUCH: System = System { touch: true, ..System::session(StoreKind::Postgres) };
     pub const JWT_HS256: System = System::jwt(Alg::Hs256, Revocation::None);
@@ -243,7 +248,7 @@ impl System {
 
     /// Every system that can be run, in the order results and the report list them (the
     /// control last: it is not a contender).
-    pub const ALL: [System; 15] = [
+    pub const ALL: [System; 16] = [
         System::SESSION_MEMORY,
         System::SESSION_REDIS,
         System::JWT_HS256,
@@ -258,6 +263,7 @@ impl System {
         System::JWT_EDDSA_STOCK,
         System::SESSION_POSTGRES,
         System::SESSION_POSTGRES_TOUCH,
+        System::SESSION_REDIS_CLUSTER,
         System::CONTROL,
     ];
 
@@ -283,9 +289,14 @@ impl System {
         self.store == StoreKind::Postgres
     }
 
-    /// Systems whose requests touch a shared store (Redis or PostgreSQL).
+    /// Systems whose requests touch a Redis Cluster.
+    pub fn needs_cluster(self) -> bool {
+        self.store == StoreKind::RedisCluster
+    }
+
+    /// Systems whose requests touch a shared store (Redis, PostgreSQL or a Redis Cluster).
     pub fn uses_store(self) -> bool {
-        self.needs_redis() || self.needs_postgres()
+        self.needs_redis() || self.needs_postgres() || self.needs_cluster()
     }
 
     /// `--touch-after` for `idle` (the session idle timeout), for `+touch` systems.
@@ -355,8 +366,9 @@ impl System {
             None => (family, Verifier::Builtin),
         };
         if let Some(store) = family.strip_prefix("session-") {
-            let store =
-                [StoreKind::Memory, StoreKind::Redis, StoreKind::Postgres].into_iter().find(|x| x.id() == store)?;
+            let store = [StoreKind::Memory, StoreKind::Redis, StoreKind::Postgres, StoreKind::RedisCluster]
+                .into_iter()
+                .find(|x| x.id() == store)?;
             let touch = match modifier {
                 None => false,
                 Some("touch") => true,
@@ -470,6 +482,7 @@ mod tests {
                 "jwt-eddsa@stock",
                 "session-postgres",
                 "session-postgres+touch",
+                "session-redis-cluster",
                 "control"
             ]
         );

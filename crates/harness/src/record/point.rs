@@ -120,6 +120,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         lb: w.lb,
         store_cpu: None,
         store_rtt_us: None,
+        store_shards: None,
         workload: w.workload,
         mode: w.mode,
         offered_rps: o.offered_rps,

@@ -42,6 +42,11 @@ pub struct SweepConfig {
     /// measured at each (empty otherwise, and in runs made before the axis existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub store_cpus: Vec<f64>,
+    /// `--store-shards`: the Redis Cluster's primaries for `session-redis-cluster`, the
+    /// first the main line, the others measured at the largest N (empty: one shard, and
+    /// in runs made before the axis existed). Each shard has the store's CPU cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub store_shards: Vec<u16>,
     #[serde(with = "super::secs")]
     pub cpu_period: Duration,
     /// Burst allowance as a fraction of each group's quota (0 = none; absent from runs
@@ -179,6 +184,10 @@ pub struct Point {
     /// (`config.store_rtts`); otherwise absent and `config.store_rtt` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_rtt_us: Option<f64>,
+    /// Primaries of the Redis Cluster this point ran on (`session-redis-cluster` only),
+    /// each capped at the point's store cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_shards: Option<u16>,
     pub workload: WorkloadKind,
     pub mode: PointMode,
     pub offered_rps: Option<f64>,

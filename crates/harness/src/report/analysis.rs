@@ -133,7 +133,8 @@ pub struct Attribution {
 
 pub fn attribute(results: &Results, p: &Point) -> Attribution {
     let secs = p.duration_s.max(1e-9);
-    let cap = p.store_cpu.unwrap_or(results.caps.store_cpu);
+    // A Redis Cluster's capacity is its shards × each one's cap.
+    let cap = p.store_cpu.unwrap_or(results.caps.store_cpu) * f64::from(p.store_shards.unwrap_or(1));
     let store_cap = if results.caps.capped && cap > 0.0 { cap } else { 1.0 };
     let store = p.cpu.store_s.map(|s| s / (secs * store_cap));
     let cores = results.machine.cores.max(1) as f64;
@@ -263,6 +264,10 @@ pub struct Analysis<'a> {
     /// store-backed system at every round trip, the main one included, in system then
     /// round-trip order. The other sections show the main round trip only.
     pub rtt_axis: Vec<StoreRttLine<'a>>,
+    /// `session-redis-cluster` at every `--store-shards` value (main included) at the
+    /// main store cap, in system then shard order; the other sections show the main
+    /// shard count only.
+    pub shard_axis: Vec<(System, u16, &'a Point)>,
 }
 
 /// A store-backed system's points at one round trip to the store.
@@ -295,7 +300,19 @@ impl<'a> Analysis<'a> {
         let main_cap = results.config.store_cpu;
         let mut rtt_axis: Vec<StoreRttLine<'a>> = Vec::new();
         let main_rtt = crate::record::micros(results.config.store_rtt);
+        let main_shards = results.config.store_shards.first().copied().unwrap_or(1);
+        let mut shard_axis = Vec::new();
         for p in &results.points {
+            if let Some(k) = p.store_shards
+                && !results.config.store_shards.is_empty()
+                && p.store_cpu.is_none_or(|c| c == main_cap)
+                && p.instances == results.points.iter().filter(|q| q.system == p.system).map(|q| q.instances).max().unwrap_or(0)
+            {
+                shard_axis.push((p.system, k, p));
+            }
+            if p.store_shards.is_some_and(|k| k != main_shards) {
+                continue;
+            }
             // A point of the store-cpu axis at another cap is not on the round-trip axis.
             if let Some(rtt_us) = p.store_rtt_us.filter(|_| p.store_cpu.is_none_or(|c| c == main_cap)) {
                 match rtt_axis.iter_mut().find(|c| c.system == p.system && c.lb == p.lb && c.rtt_us == rtt_us) {
@@ -407,7 +424,20 @@ impl<'a> Analysis<'a> {
                 points: control,
             }
         });
-        Self { results, series, rejecting, costs, checks, control, revocation: None, chaos: None, store_axis, rtt_axis }
+        shard_axis.sort_by_key(|(s, k, _)| (*s, *k));
+        Self {
+            results,
+            series,
+            rejecting,
+            costs,
+            checks,
+            control,
+            revocation: None,
+            chaos: None,
+            store_axis,
+            rtt_axis,
+            shard_axis,
+        }
     }
 
     /// Where a line peaks, if the report may say so. A line that shares nothing between

@@ -40,10 +40,21 @@ impl Run {
         };
         let progress = Arc::new(Progress::default());
         self.status.phase_counters(progress.clone());
+        let system = deployment.system;
         let mut obs = match (&self.store, &self.pg) {
-            (_, Some(pg)) if deployment.system.is_some_and(|s| s.needs_postgres()) => {
+            (_, Some(pg)) if system.is_some_and(|s| s.needs_postgres()) => {
                 PgObserver::connect(&pg.url, pg.process.pid, deploy::PG_SCHEMA).await.ok().map(StoreObserver::Postgres)
             }
+            _ if system.is_some_and(|s| s.needs_cluster()) => match &self.cluster {
+                Some(c) => {
+                    let mut nodes = Vec::new();
+                    for n in &c.nodes {
+                        nodes.push(RedisObserver::connect(&n.url).await?);
+                    }
+                    Some(StoreObserver::Cluster { nodes, calls: 0 })
+                }
+                None => None,
+            },
             (Some(s), _) => RedisObserver::connect(&s.url).await.ok().map(StoreObserver::Redis),
             _ => None,
         };
@@ -109,6 +120,13 @@ impl Run {
         };
         let store_proc_cpu = if matches!(obs, Some(StoreObserver::Postgres(_))) {
             self.pg.as_ref().map(|p| observe::postgres_cpu_seconds(p.process.pid))
+        } else if matches!(obs, Some(StoreObserver::Cluster { .. })) {
+            self.cluster.as_ref().map(|c| {
+                c.nodes
+                    .iter()
+                    .filter_map(|n| observe::cpu_seconds(&n.process.as_ref()?.pid.to_string()))
+                    .sum::<f64>()
+            })
         } else {
             self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()))
         };

@@ -26,6 +26,7 @@ use crate::{
     cgroup::CgroupRoot,
     deploy::{
         self, Binaries, Deployment, Store,
+        cluster::RedisCluster,
         postgres::{PgSettings, Postgres, start_postgres},
     },
     drive::engine::{Mode, Outcome, Workload},
@@ -62,6 +63,9 @@ struct Run {
     store: Option<Store>,
     /// The private PostgreSQL `session-postgres` systems share.
     pg: Option<Postgres>,
+    /// The private Redis Cluster of the current `session-redis-cluster` step, started
+    /// again when a step asks for another number of shards.
+    cluster: Option<RedisCluster>,
     cgroups: Option<CgroupRoot>,
     key_dir: PathBuf,
     log_dir: PathBuf,
@@ -170,6 +174,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         delay,
         store,
         pg,
+        cluster: None,
         key_dir,
         log_dir,
         results,
@@ -181,7 +186,8 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store_cap,
         store_rtt,
     };
-    let axes = plan::StoreAxes { cpus: &run.config.store_cpus, rtts: &run.config.store_rtts };
+    let axes =
+        plan::StoreAxes { cpus: &run.config.store_cpus, rtts: &run.config.store_rtts, shards: &run.config.store_shards };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), axes);
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;
@@ -210,6 +216,9 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
     }
     if let Some(pg) = &mut run.pg {
         pg.stop().await;
+    }
+    if let Some(cluster) = &mut run.cluster {
+        cluster.stop().await;
     }
     drop(run.display);
     drop(work);
@@ -285,6 +294,16 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(c.users >= 1, "--users must be at least 1");
+    for (i, v) in c.store_shards.iter().enumerate() {
+        anyhow::ensure!(!c.store_shards[..i].contains(v), "--store-shards lists {v} twice");
+    }
+    if !c.store_shards.is_empty() {
+        anyhow::ensure!(
+            c.systems.iter().any(|s| s.needs_cluster()),
+            "--store-shards sizes the Redis Cluster of session-redis-cluster, and none of --systems is that"
+        );
+        anyhow::ensure!(!c.external(), "--store-shards needs the private Redis Cluster a sweep starts (not --target)");
+    }
     for (i, v) in c.store_rtts.iter().enumerate() {
         anyhow::ensure!(!c.store_rtts[..i].contains(v), "--store-rtt lists {v:?} twice");
     }
@@ -319,6 +338,9 @@ impl Steps for Run {
             String::new()
         };
         let mut store = step.store_cpu.map_or(String::new(), |c| format!(" store {c} core"));
+        if let Some(k) = step.store_shards {
+            store += &format!(" {k} shard{}", if k == 1 { "" } else { "s" });
+        }
         if let Some(rtt) = step.store_rtt {
             store += &format!(" store rtt {:.0} µs", crate::record::micros(rtt));
         }
@@ -334,6 +356,11 @@ impl Steps for Run {
             && !self.config.external()
         {
             let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
+        }
+        if let Some(cluster) = &self.cluster {
+            for node in &cluster.nodes {
+                let _ = deploy::delete_prefix(&node.url, &self.prefix).await;
+            }
         }
         if let Some(pg) = &self.pg {
             observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA)
@@ -364,12 +391,15 @@ impl Run {
     }
 
     fn server_args(&self, system: System, k: usize) -> Vec<String> {
+        let cluster_urls = self.cluster.as_ref().map(RedisCluster::urls);
         let setup = deploy::ServerSetup {
             users: self.config.users.max(10),
             password: &self.config.demo_password,
             // Through the delay when this step has a round trip.
             store_url: if system.needs_postgres() {
                 self.pg.as_ref().map(|p| p.url.as_str())
+            } else if system.needs_cluster() {
+                cluster_urls.as_deref()
             } else {
                 self.delayed().map(|d| d.url.as_str()).or(self.store.as_ref().map(|s| s.url.as_str()))
             },
@@ -383,6 +413,9 @@ impl Run {
     async fn deploy(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
         self.set_store_cap(step)?;
         self.set_store_rtt(step).await;
+        if step.system.needs_cluster() {
+            self.ensure_cluster(step.store_shards.unwrap_or(1)).await?;
+        }
         if self.config.external() {
             // Already running: the targets are the deployment (checked at start-up).
             deployment.addrs = self.targets.clone();
@@ -533,6 +566,7 @@ impl Run {
         point.search = search;
         point.search_end = end;
         point.store_cpu = step.store_cpu;
+        point.store_shards = step.store_shards;
         point.store_rtt_us = step.store_rtt.map(crate::record::micros);
         if mode == PointMode::FindMax && point.held {
             point.latency = Some(self.latency_run(step, lb, deployment, &work, rate).await?);

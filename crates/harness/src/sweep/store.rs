@@ -41,7 +41,9 @@ impl Run {
         if cap != self.store_cap {
             let redis = self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| p.cgroup.as_ref());
             let pg = self.pg.as_ref().and_then(|p| p.process.cgroup.as_ref());
-            for g in redis.into_iter().chain(pg) {
+            let shards = self.cluster.iter().flat_map(|c| &c.nodes);
+            let shards = shards.filter_map(|n| n.process.as_ref()?.cgroup.as_ref());
+            for g in redis.into_iter().chain(pg).chain(shards) {
                 g.set_cores(Some(cap)).map_err(anyhow::Error::msg)?;
             }
         }
@@ -62,5 +64,24 @@ impl Run {
     /// above 0); steps at 0 go straight to the store.
     pub(super) fn delayed(&self) -> Option<&DelayProxy> {
         self.delay.as_ref().filter(|_| !self.store_rtt.is_zero())
+    }
+}
+
+impl Run {
+    /// A Redis Cluster of `shards` primaries for this step: the running one when it has
+    /// that many, else a new one (the old one stopped first), each node in its own cgroup
+    /// at the current store cap.
+    pub(super) async fn ensure_cluster(&mut self, shards: u16) -> anyhow::Result<()> {
+        if self.cluster.as_ref().is_some_and(|c| c.nodes.len() == usize::from(shards)) {
+            return Ok(());
+        }
+        if let Some(mut old) = self.cluster.take() {
+            old.stop().await;
+        }
+        self.status.phase(format!("starting a {shards}-shard Redis Cluster"), std::time::Duration::ZERO, None);
+        let (cgroups, cap) = (self.cgroups.as_ref(), self.store_cap);
+        let group = |i: usize| deploy::group(cgroups, &format!("store-shard-{shards}-{i}"), cap);
+        self.cluster = Some(deploy::cluster::start_cluster(usize::from(shards), group, &self.log_dir).await?);
+        Ok(())
     }
 }

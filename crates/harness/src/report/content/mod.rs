@@ -66,6 +66,9 @@ fn point_name(r: &crate::record::Results, p: &Point) -> String {
     if let Some(rtt) = p.store_rtt_us.filter(|x| *x != crate::record::micros(r.config.store_rtt)) {
         name.push_str(&format!(" (store {rtt:.0} µs away)"));
     }
+    if let Some(k) = p.store_shards.filter(|k| r.config.store_shards.first().is_some_and(|m| m != k)) {
+        name.push_str(&format!(" ({k} shards)"));
+    }
     name
 }
 
@@ -165,6 +168,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::saturation(a, &mut d);
     details::store(a, &mut d, &has);
     store_axis::section(a, &mut d, &has);
+    store_axis::shards(a, &mut d);
     rtt_axis::section(a, &mut d);
     details::cpu(a, &mut d, &has);
     verifier::section(a, &mut d);

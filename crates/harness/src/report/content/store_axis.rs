@@ -136,3 +136,57 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         );
     }
 }
+
+/// `--store-shards`: the Redis Cluster's ceiling at the largest N against its primaries,
+/// each capped alike. Nothing without the axis.
+pub(super) fn shards(a: &Analysis<'_>, d: &mut Doc) {
+    if a.shard_axis.len() < 2 {
+        return;
+    }
+    let r = a.results;
+    d.h(2, "shard-axis", "Store shards as an axis");
+    d.p(format!(
+        "session-redis-cluster at its largest N on a Redis Cluster of 1 to {} primaries, each its own redis-server capped at {} \
+         core: store capacity is shards × that cap. Session keys spread evenly over the shards (no hash tags).",
+        a.shard_axis.iter().map(|(_, k, _)| *k).max().unwrap_or(1),
+        r.caps.store_cpu
+    ));
+    let mut rows = Vec::new();
+    for (system, k, p) in &a.shard_axis {
+        let at = attribute(r, p);
+        rows.push(vec![
+            system.to_string(),
+            k.to_string(),
+            format!("{}", f64::from(*k) * p.store_cpu.unwrap_or(r.caps.store_cpu)),
+            p.instances.to_string(),
+            format!("{:.0}{}", p.achieved_rps, held_mark(p)),
+            p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.1}")),
+            at.store.map_or("—".into(), pct),
+            pct(at.instances),
+            limit_text(a, &at.limit),
+        ]);
+    }
+    d.table(
+        &["system", "shards", "store cores", "N", "capacity req/s", "store µs/request", "store CPU", "instance CPU", "limited by"],
+        "lrrrrrrrl",
+        rows,
+    );
+    let one = a.shard_axis.iter().find(|(_, k, _)| *k == 1);
+    let most = a.shard_axis.iter().max_by_key(|(_, k, _)| *k);
+    if let (Some((_, _, p1)), Some((_, k, pk))) = (one, most)
+        && *k > 1
+    {
+        d.p(format!(
+            "From 1 to {k} shards the capacity went ×{:.2} ({:.0} → {:.0} requests/s){}.",
+            pk.achieved_rps / p1.achieved_rps.max(1.0),
+            p1.achieved_rps,
+            pk.achieved_rps,
+            match attribute(r, pk).limit {
+                Limit::Saturated(Resource::Store, _) => "; the store was still the limit",
+                Limit::Saturated(_, _) => "; with more shards the limit moved off the store",
+                _ => "",
+            }
+        ));
+    }
+}
+
