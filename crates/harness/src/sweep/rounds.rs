@@ -23,6 +23,7 @@ impl Run {
                 && p.lb == lb
                 && p.store_cpu == step.store_cpu
                 && p.store_rtt_us == step.store_rtt.map(crate::record::micros)
+                && p.store_shards == step.store_shards
         })
     }
 
