@@ -129,6 +129,39 @@ fn a_hung_store_fails_closed_and_recovers_when_it_resumes() {
     }
 }
 
+/// PostgreSQL frozen (every backend) fails closed and keeps its sessions through a
+/// restart; a Redis Cluster with one shard of three frozen fails only that shard's
+/// sessions: about a third of what a whole store fails, never all of them.
+#[test]
+fn postgres_keeps_its_sessions_and_a_frozen_shard_fails_only_its_own() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = chaos(dir.path(), "session-postgres,session-redis-cluster", "store-freeze,store-restart", "7s", "2s");
+    let during = |run: &Value| -> (u64, u64) {
+        let (start, end) = (run["fault_start_s"].as_f64().unwrap(), run["fault_end_s"].as_f64().unwrap());
+        let inside = run["timeline"].as_array().unwrap().iter().filter(|b| {
+            let t = b["t_s"].as_f64().unwrap();
+            t >= start.ceil() && t + 1.0 <= end
+        });
+        inside.fold((0, 0), |(ok, failed), b| (ok + b["ok"].as_u64().unwrap(), failed + b["unavailable"].as_u64().unwrap()))
+    };
+    let pg = find(&r, "store-freeze", "session-postgres");
+    let (ok, failed) = during(pg);
+    assert!(failed > 0 && ok == 0, "a frozen PostgreSQL fails every request closed: ok {ok}, 503 {failed}");
+    let shard = find(&r, "store-freeze", "session-redis-cluster");
+    let (ok, failed) = during(shard);
+    let share = failed as f64 / (ok + failed).max(1) as f64;
+    assert!((0.1..=0.6).contains(&share), "one shard of three fails its own share only: {share:.2} ({ok} ok, {failed} 503)");
+    for system in ["session-postgres", "session-redis-cluster"] {
+        let run = find(&r, "store-freeze", system);
+        assert_eq!(total(run, "unauthorized"), 0, "{system}: a freeze loses nothing");
+        assert!(run["recovery_ms"].as_f64().is_some(), "{system} recovered: {run:#}");
+    }
+    let restart = find(&r, "store-restart", "session-postgres");
+    assert!(total(restart, "unavailable") > 0, "{restart:#}");
+    assert_eq!(restart["users_relogged"], 0, "PostgreSQL comes back with its sessions: nobody logs in again");
+}
+
 #[test]
 fn bad_input_is_one_clear_line() {
     let _serial = serial();

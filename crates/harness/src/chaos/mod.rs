@@ -18,6 +18,12 @@
 //! ends. Every answer is counted in one-second buckets by the time it arrived; the
 //! recovery time runs from the end of the fault (store back, or instance gone) to the
 //! last failed answer.
+//!
+//! The store is the one the system uses, private to the run: a Redis, or for
+//! `session-postgres` a PostgreSQL cluster (frozen: the postmaster and every backend;
+//! restarted: a fast shutdown and a start on the same data, so its sessions survive), or
+//! for `session-redis-cluster` a Redis Cluster of three primaries whose fault hits one
+//! shard only (a third of the sessions).
 
 use std::{
     path::Path,
@@ -28,7 +34,11 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
-    deploy::{self, Binaries, Deployment, Store},
+    deploy::{
+        self, Binaries, Deployment, Store,
+        cluster::{RedisCluster, start_cluster},
+        postgres::{DEFAULT_USER, PgSettings, Postgres, start_postgres},
+    },
     drive::{
         client::Prepared,
         engine::{self, Mode, Progress, Spec},
@@ -48,9 +58,6 @@ use clients::{ChaosWorkload, User};
 
 fn check(config: &ChaosConfig) -> anyhow::Result<()> {
     anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
-    if let Some(s) = config.systems.iter().find(|s| s.needs_postgres()) {
-        anyhow::bail!("{s}: `authbench chaos` does not run the PostgreSQL store yet (measure it with `authbench sweep`)");
-    }
     anyhow::ensure!(!config.experiments.is_empty(), "--experiments is empty");
     anyhow::ensure!((2..=64).contains(&config.instances), "--instances must be between 2 and 64 (one is lost)");
     anyhow::ensure!(config.rate.is_finite() && config.rate > 0.0, "--rate must be greater than zero");
@@ -112,6 +119,9 @@ fn lb_for(system: System) -> Lb {
 }
 
 fn notes(experiment: Experiment, system: System) -> String {
+    if let Some(what) = own_store_notes(experiment, system) {
+        return what.to_owned();
+    }
     let what = match (experiment, system.needs_redis()) {
         (Experiment::InstanceLoss, _) if system.instance_local_state() => {
             "sessions live in the lost instance's memory: its users are refused elsewhere and log in again"
@@ -139,6 +149,123 @@ fn notes(experiment: Experiment, system: System) -> String {
     format!("{}; {what}", experiment.describe())
 }
 
+/// What a store fault does to the systems with a store of their own kind.
+fn own_store_notes(experiment: Experiment, system: System) -> Option<&'static str> {
+    Some(match experiment {
+        Experiment::InstanceLoss => return None,
+        Experiment::StoreFreeze if system.needs_postgres() => {
+            "PostgreSQL (postmaster and backends) stopped (SIGSTOP) and resumed: requests wait --store-timeout (500 ms), then fail closed"
+        }
+        Experiment::StoreRestart if system.needs_postgres() => {
+            "PostgreSQL shut down (fast) and, after the outage, started again on its data: requests fail closed while it is down; the \
+             sessions survive, so nobody logs in again"
+        }
+        Experiment::StoreFreeze if system.needs_cluster() => {
+            "one shard of a 3-primary Redis Cluster stopped (SIGSTOP) and resumed: the requests whose session it holds wait --store-timeout, then fail closed; \
+             the others go on"
+        }
+        Experiment::StoreRestart if system.needs_cluster() => {
+            "one shard of a 3-primary Redis Cluster killed (SIGKILL) and restarted empty: the sessions it held fail closed, then are gone (their \
+             users log in again); the others go on"
+        }
+        _ => return None,
+    })
+}
+
+/// A run's own store, of the kind its system uses.
+enum ChaosStore {
+    Redis(Store),
+    Postgres(Postgres),
+    /// Faults hit [`SHARD`] only.
+    Cluster(RedisCluster),
+}
+
+/// The shard a Redis Cluster's store fault hits.
+const SHARD: usize = 1;
+
+impl ChaosStore {
+    /// What the servers are given as the store's URL.
+    fn url(&self) -> String {
+        match self {
+            ChaosStore::Redis(s) => s.url.clone(),
+            ChaosStore::Postgres(p) => p.url.clone(),
+            ChaosStore::Cluster(c) => c.urls(),
+        }
+    }
+
+    async fn start(system: System, log_dir: &Path) -> anyhow::Result<Self> {
+        Ok(if system.needs_postgres() {
+            ChaosStore::Postgres(start_postgres(DEFAULT_USER, PgSettings::default(), None, log_dir).await?)
+        } else if system.needs_cluster() {
+            ChaosStore::Cluster(start_cluster(3, |_| Ok(None), log_dir).await?)
+        } else {
+            ChaosStore::Redis(deploy::start_redis(None, log_dir).await?)
+        })
+    }
+
+    /// SIGSTOP (`STOP`) or SIGCONT (`CONT`) the store: every PostgreSQL process, or the
+    /// faulted shard.
+    fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        match self {
+            ChaosStore::Redis(s) => s.process.as_ref().context("the store is not ours to stop")?.signal(sig),
+            ChaosStore::Postgres(p) => {
+                // Backends are the postmaster's children; stopping it alone freezes nothing
+                // that already has a connection.
+                let children =
+                    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.process.pid)).unwrap_or_default();
+                let mut pids: Vec<&str> = children.split_whitespace().collect();
+                let me = p.process.pid.to_string();
+                pids.push(&me);
+                let status = std::process::Command::new("kill").arg(format!("-{sig}")).args(&pids).status()?;
+                anyhow::ensure!(status.success(), "kill -{sig} {pids:?} failed");
+                Ok(())
+            }
+            ChaosStore::Cluster(c) => c.nodes[SHARD].process.as_ref().context("the shard is not ours")?.signal(sig),
+        }
+    }
+
+    /// Take the store down for `outage` and bring it back: Redis killed and restarted
+    /// empty; PostgreSQL shut down and started on its data; one shard killed and
+    /// restarted empty.
+    async fn restart(&mut self, outage: Duration, log_dir: &Path) -> anyhow::Result<()> {
+        match self {
+            ChaosStore::Redis(s) => {
+                let port = port_of(&s.url)?;
+                let mut process = s.process.take().context("the store is not ours to kill")?;
+                process.signal("KILL")?;
+                process.stop().await;
+                tokio::time::sleep(outage).await;
+                *s = deploy::start_redis_on(port, None, log_dir).await?;
+            }
+            ChaosStore::Postgres(p) => {
+                p.stop().await;
+                tokio::time::sleep(outage).await;
+                p.restart().await?;
+            }
+            ChaosStore::Cluster(c) => {
+                let mut process = c.nodes[SHARD].process.take().context("the shard is not ours to kill")?;
+                process.signal("KILL")?;
+                process.stop().await;
+                tokio::time::sleep(outage).await;
+                c.restart(SHARD, None, log_dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        match self {
+            ChaosStore::Redis(s) => {
+                if let Some(p) = s.process.as_mut() {
+                    p.stop().await;
+                }
+            }
+            ChaosStore::Postgres(p) => p.stop().await,
+            ChaosStore::Cluster(c) => c.stop().await,
+        }
+    }
+}
+
 /// Run every experiment on every system; returns the results (also written to
 /// `config.out`/chaos.json after each run).
 pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<ChaosResults> {
@@ -152,7 +279,7 @@ pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<b
     let mut plan = Vec::new();
     for &experiment in &config.experiments {
         for &system in &config.systems {
-            let needs_store = system.needs_redis() || experiment != Experiment::InstanceLoss;
+            let needs_store = system.uses_store() || experiment != Experiment::InstanceLoss;
             match &redis_missing {
                 Some(why) if needs_store => {
                     println!("authbench: skipping {experiment} {system}: {why}");
@@ -200,7 +327,7 @@ struct Env<'a> {
 struct Ctx<'a> {
     env: Env<'a>,
     /// The current run's own store, which its fault may kill and restart.
-    store: Option<Store>,
+    store: Option<ChaosStore>,
     results: ChaosResults,
 }
 
@@ -228,8 +355,8 @@ impl Steps for Ctx<'_> {
     }
 
     async fn after(&mut self) -> anyhow::Result<()> {
-        if let Some(p) = self.store.as_mut().and_then(|s| s.process.as_mut()) {
-            p.stop().await;
+        if let Some(store) = self.store.as_mut() {
+            store.stop().await;
         }
         self.store = None;
         Ok(())
@@ -242,14 +369,14 @@ impl Env<'_> {
         experiment: Experiment,
         system: System,
         deployment: &mut Deployment,
-        store_slot: &mut Option<Store>,
+        store_slot: &mut Option<ChaosStore>,
     ) -> anyhow::Result<ChaosRun> {
         let config = self.config;
-        let needs_store = system.needs_redis() || experiment != Experiment::InstanceLoss;
+        let needs_store = system.uses_store() || experiment != Experiment::InstanceLoss;
         if needs_store {
-            *store_slot = Some(deploy::start_redis(None, self.log_dir).await?);
+            *store_slot = Some(ChaosStore::start(system, self.log_dir).await?);
         }
-        let store_url = store_slot.as_ref().map(|s| s.url.clone());
+        let store_url = store_slot.as_ref().map(ChaosStore::url);
         let prefix = format!("authbench:{}:", self.prefix);
         let setup = deploy::ServerSetup {
             users: config.users.max(10),
@@ -310,20 +437,14 @@ impl Env<'_> {
                     Ok::<_, anyhow::Error>((start, start))
                 }
                 Experiment::StoreFreeze => {
-                    let store = own_store(store_slot)?;
+                    let store = store_slot.as_ref().context("no store to freeze")?;
                     store.signal("STOP")?;
                     tokio::time::sleep(config.outage).await;
-                    own_store(store_slot)?.signal("CONT")?;
+                    store.signal("CONT")?;
                     Ok((start, t0.elapsed()))
                 }
                 Experiment::StoreRestart => {
-                    let old = store_slot.take().context("no store to restart")?;
-                    let port = port_of(&old.url)?;
-                    let mut process = old.process.context("the store is not ours to kill")?;
-                    process.signal("KILL")?;
-                    process.stop().await;
-                    tokio::time::sleep(config.outage).await;
-                    *store_slot = Some(deploy::start_redis_on(port, None, self.log_dir).await?);
+                    store_slot.as_mut().context("no store to restart")?.restart(config.outage, self.log_dir).await?;
                     Ok((start, t0.elapsed()))
                 }
             }
@@ -369,10 +490,6 @@ impl Env<'_> {
             notes: notes(experiment, system),
         })
     }
-}
-
-fn own_store(store: &Option<Store>) -> anyhow::Result<&deploy::Process> {
-    store.as_ref().and_then(|s| s.process.as_ref()).context("the store is not ours to stop")
 }
 
 fn port_of(url: &str) -> anyhow::Result<u16> {

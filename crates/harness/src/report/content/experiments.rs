@@ -98,7 +98,7 @@ pub(super) fn chaos_cell(a: &Analysis<'_>, experiment: Experiment, system: Syste
     }
     let Some(r) = run(a, experiment, system) else {
         // Every JWT algorithm without a store behaves like the measured jwt-hs256 here.
-        let like = (system.jwt_alg().is_some() && !system.needs_redis()).then_some(System::JWT_HS256);
+        let like = (system.jwt_alg().is_some() && !system.uses_store()).then_some(System::JWT_HS256);
         return match like.and_then(|s| run(a, experiment, s)) {
             Some(r) => format!("= jwt-hs256 (no store): {:.1}% failed", failed_pct(r)),
             None => "not in the chaos run".into(),
@@ -139,18 +139,23 @@ pub(super) fn findings(a: &Analysis<'_>) -> Vec<String> {
     }
     if let Some(ch) = a.chaos {
         let freeze: Vec<&ChaosRun> =
-            ch.runs.iter().filter(|r| r.experiment == Experiment::StoreFreeze && r.system.needs_redis()).collect();
+            ch.runs.iter().filter(|r| r.experiment == Experiment::StoreFreeze && r.system.uses_store()).collect();
         if !freeze.is_empty() {
             let outage = ch.run.config.outage.as_secs_f64();
             let list: Vec<String> = freeze.iter().map(|r| format!("{} {:.0}%", r.system, failed_pct(r))).collect();
             let unaffected: Vec<String> = ch
                 .runs
                 .iter()
-                .filter(|r| r.experiment == Experiment::StoreFreeze && !r.system.needs_redis())
+                .filter(|r| r.experiment == Experiment::StoreFreeze && !r.system.uses_store())
                 .map(|r| r.system.to_string())
                 .collect();
             out.push(format!(
-                "**A {outage:.0} s store outage** (Redis stopped) failed {} of the answers of the systems that need it{}; {}.",
+                "**A {outage:.0} s store outage** ({}) failed {} of the answers of the systems that need it{}; {}.",
+                if freeze.iter().all(|r| r.system.needs_redis()) {
+                    "Redis stopped"
+                } else {
+                    "the store stopped; for session-redis-cluster one shard of three"
+                },
                 and_list(&list),
                 if unaffected.is_empty() {
                     String::new()
