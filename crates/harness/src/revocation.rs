@@ -18,7 +18,11 @@ use anyhow::{Context as _, bail};
 use http::StatusCode;
 
 use crate::{
-    deploy::{self, Binaries, Deployment, Store},
+    deploy::{
+        self, Binaries, Deployment, Store,
+        cluster::{RedisCluster, start_cluster},
+        postgres::{DEFAULT_USER, PgSettings, Postgres, start_postgres},
+    },
     drive::client::{Conn, Prepared},
     experiment::{self, Steps},
     plan::{Server, System},
@@ -42,6 +46,13 @@ fn notes(system: System, config: &RevocationConfig) -> String {
         System::SESSION_REDIS => {
             "logout deletes the session from the shared Redis, which every instance reads per request".into()
         }
+        System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => {
+            "logout deletes the session's row from the shared PostgreSQL, which every instance reads per request".into()
+        }
+        System::SESSION_REDIS_CLUSTER => {
+            "logout deletes the session from the Redis Cluster shard that owns it, which every instance reads per request"
+                .into()
+        }
         System::JWT_HS256_DENYLIST => "logout writes the token's jti to Redis; every request checks Redis".into(),
         System::JWT_HS256_DENYLIST_CACHED => {
             "logout writes the jti to Redis and publishes it; each instance checks a local copy kept current by pub/sub"
@@ -62,9 +73,6 @@ pub async fn revocation(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<RevocationResults> {
     anyhow::ensure!(!config.systems.is_empty(), "--systems is empty");
-    if let Some(s) = config.systems.iter().find(|s| s.needs_postgres()) {
-        anyhow::bail!("{s}: `authbench revocation` does not run the PostgreSQL store yet (measure it with `authbench sweep`)");
-    }
     anyhow::ensure!((1..=64).contains(&config.instances), "--instances must be between 1 and 64");
     anyhow::ensure!(config.repeats >= 1, "--repeats must be at least 1");
     anyhow::ensure!(
@@ -88,6 +96,14 @@ pub async fn revocation(
         skipped.push(Skipped { system, reason });
     }
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
+    // The database and the cluster are private to the run, as the sweep's are.
+    let mut pg = if systems.iter().any(|s| s.needs_postgres()) {
+        Some(start_postgres(DEFAULT_USER, PgSettings::default(), None, log_dir).await?)
+    } else {
+        None
+    };
+    let mut cluster =
+        if systems.iter().any(|s| s.needs_cluster()) { Some(start_cluster(3, |_| Ok(None), log_dir).await?) } else { None };
     if systems.iter().any(|s| s.server() == Server::Jwt) {
         binaries.keygen(["HS256"], key_dir)?;
     }
@@ -105,14 +121,29 @@ pub async fn revocation(
         systems: Vec::new(),
     };
     let prefix = format!("authbench:{id}:");
-    let mut ctx =
-        Ctx { config: &config, binaries: &binaries, store: store.as_ref(), key_dir, log_dir, prefix: &prefix, results };
+    let mut ctx = Ctx {
+        config: &config,
+        binaries: &binaries,
+        store: store.as_ref(),
+        pg: pg.as_ref(),
+        cluster: cluster.as_ref(),
+        key_dir,
+        log_dir,
+        prefix: &prefix,
+        results,
+    };
     let outcome = experiment::run(&mut ctx, &systems, &shutdown).await;
     let mut results = ctx.results;
     results.run.finished_at = Some(crate::record::now_rfc3339());
     results.write(&config.out)?;
     if let Some(p) = store.as_mut().and_then(|s| s.process.as_mut()) {
         p.stop().await;
+    }
+    if let Some(pg) = pg.as_mut() {
+        pg.stop().await;
+    }
+    if let Some(c) = cluster.as_mut() {
+        c.stop().await;
     }
     outcome.map(|()| results)
 }
@@ -121,6 +152,8 @@ struct Ctx<'a> {
     config: &'a RevocationConfig,
     binaries: &'a Binaries,
     store: Option<&'a Store>,
+    pg: Option<&'a Postgres>,
+    cluster: Option<&'a RedisCluster>,
     key_dir: &'a Path,
     log_dir: &'a Path,
     prefix: &'a str,
@@ -144,6 +177,12 @@ impl Steps for Ctx<'_> {
         if let Some(s) = self.store {
             let _ = deploy::delete_prefix(&s.url, self.prefix).await;
         }
+        for node in self.cluster.iter().flat_map(|c| &c.nodes) {
+            let _ = deploy::delete_prefix(&node.url, self.prefix).await;
+        }
+        if let Some(pg) = self.pg {
+            crate::observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA).await?;
+        }
         Ok(())
     }
 }
@@ -157,10 +196,17 @@ impl Ctx<'_> {
             "--leeway".to_owned(),
             "0s".to_owned(),
         ];
+        let cluster_urls = self.cluster.map(RedisCluster::urls);
         let setup = deploy::ServerSetup {
             users: self.config.repeats.clamp(10, 1000),
             password: &self.config.demo_password,
-            store_url: self.store.map(|s| s.url.as_str()),
+            store_url: if system.needs_postgres() {
+                self.pg.map(|p| p.url.as_str())
+            } else if system.needs_cluster() {
+                cluster_urls.as_deref()
+            } else {
+                self.store.map(|s| s.url.as_str())
+            },
             prefix: self.prefix,
             key_dir: self.key_dir,
             jwt_extra: &jwt_extra,

@@ -77,6 +77,37 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
     assert!(none["notes"].as_str().unwrap().contains("exp"), "{none:#}");
 }
 
+/// The database and the cluster stores: a logout deletes the session where every instance
+/// reads it, so the window is about a round trip too; each runs on a private store.
+#[test]
+fn postgres_and_cluster_sessions_are_revoked_at_once() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "revocation",
+        "--systems",
+        "session-postgres,session-postgres+touch,session-redis-cluster",
+        "--repeats",
+        "3",
+        "--instances",
+        "2",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "revocation failed\nstderr:\n{stderr}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("revocation.json")).unwrap()).unwrap();
+    for id in ["session-postgres", "session-postgres+touch", "session-redis-cluster"] {
+        let s = system(&results, id);
+        assert_eq!(s["not_revoked"], 0, "{id}: every repeat revoked: {s:#}");
+        let max = s["window_ms"]["max"].as_f64().unwrap();
+        assert!(max < 200.0, "{id}: window {max} ms");
+        assert!(s["notes"].as_str().is_some_and(|n| n.contains("logout deletes")), "{id}: {s:#}");
+    }
+}
+
 /// A credential still accepted at the deadline is counted, not waited for.
 #[test]
 fn a_window_longer_than_the_deadline_is_counted_as_not_revoked() {

@@ -197,7 +197,6 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--systems", "session-redis-cluster", "--store-shards", "1,2,1"], "lists 1 twice"),
         (&["sweep", "--systems", "session-redis", "--store-shards", "1,2"], "none of --systems is that"),
         (&["sweep", "--systems", "session-redis,session-postgres", "--store-rtt", "1ms"], "Redis only so far"),
-        (&["revocation", "--systems", "session-postgres+touch"], "does not run the PostgreSQL store yet"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
