@@ -109,7 +109,12 @@ pub(super) fn chaos_cell(a: &Analysis<'_>, experiment: Experiment, system: Syste
     } else {
         String::new()
     };
-    format!("{:.1}% failed{relogged}; {}", failed_pct(r), recovery_text(r))
+    let kept = if experiment == Experiment::StoreRestart && system.needs_postgres() {
+        "restarted on its data, nobody logged out: "
+    } else {
+        ""
+    };
+    format!("{kept}{:.1}% failed{relogged}; {}", failed_pct(r), recovery_text(r))
 }
 
 /// Findings for the first screen.
@@ -153,8 +158,10 @@ pub(super) fn findings(a: &Analysis<'_>) -> Vec<String> {
                 "**A {outage:.0} s store outage** ({}) failed {} of the answers of the systems that need it{}; {}.",
                 if freeze.iter().all(|r| r.system.needs_redis()) {
                     "Redis stopped"
-                } else {
+                } else if freeze.iter().any(|r| r.system.needs_cluster()) {
                     "the store stopped; for session-redis-cluster one shard of three"
+                } else {
+                    "the store stopped"
                 },
                 and_list(&list),
                 if unaffected.is_empty() {
