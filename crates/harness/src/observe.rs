@@ -297,15 +297,27 @@ impl RedisObserver {
     }
 }
 
-/// CPU seconds of a PostgreSQL cluster: the postmaster and every process it forked (the
-/// backends serving connections, the writers). A backend that exits between two samples
-/// takes its time with it; the servers' pooled connections live through a run.
+/// CPU seconds of a PostgreSQL cluster: the postmaster, every live process it forked (the
+/// backends serving connections, the writers) and every one it has reaped (autovacuum
+/// workers, closed connections: its `cutime` + `cstime`), so a process that exits does not
+/// take its time with it.
 pub fn postgres_cpu_seconds(postmaster: u32) -> f64 {
     let children = std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children")).unwrap_or_default();
-    std::iter::once(postmaster.to_string())
+    let live: f64 = std::iter::once(postmaster.to_string())
         .chain(children.split_whitespace().map(str::to_owned))
         .filter_map(|pid| cpu_seconds(&pid))
-        .sum()
+        .sum();
+    live + reaped_children_seconds(&postmaster.to_string()).unwrap_or(0.0)
+}
+
+/// `cutime` + `cstime` of a process: CPU of the children it has waited for.
+fn reaped_children_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    // After the name: cutime is field 16 overall, cstime 17 → indices 13 and 14 here.
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / clk_tck())
 }
 
 /// Snapshots of a private PostgreSQL for one window (one connection, one query each).

@@ -177,8 +177,8 @@ impl Steps for Ctx<'_> {
         if let Some(s) = self.store {
             let _ = deploy::delete_prefix(&s.url, self.prefix).await;
         }
-        for node in self.cluster.iter().flat_map(|c| &c.nodes) {
-            let _ = deploy::delete_prefix(&node.url, self.prefix).await;
+        if let Some(cluster) = self.cluster {
+            cluster.flush().await?;
         }
         if let Some(pg) = self.pg {
             crate::observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA).await?;

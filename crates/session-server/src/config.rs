@@ -166,6 +166,15 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
         }
         StoreKind::Postgres => {
             let pg = &args.postgres;
+            if let Some(t) = pg.touch_after
+                && t >= args.idle_timeout
+            {
+                anyhow::bail!(
+                    "--touch-after ({}) must be shorter than the idle timeout ({})",
+                    humantime::format_duration(t),
+                    humantime::format_duration(args.idle_timeout)
+                );
+            }
             let config = PgStoreConfig {
                 url: pg.database_url.clone(),
                 schema: pg.database_schema.clone(),

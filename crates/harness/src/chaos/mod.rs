@@ -210,14 +210,16 @@ impl ChaosStore {
             ChaosStore::Redis(s) => s.process.as_ref().context("the store is not ours to stop")?.signal(sig),
             ChaosStore::Postgres(p) => {
                 // Backends are the postmaster's children; stopping it alone freezes nothing
-                // that already has a connection.
+                // that already has a connection. The postmaster goes first, so it forks no
+                // backend that the list of children would miss.
+                p.process.signal(sig)?;
                 let children =
                     std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.process.pid)).unwrap_or_default();
-                let mut pids: Vec<&str> = children.split_whitespace().collect();
-                let me = p.process.pid.to_string();
-                pids.push(&me);
-                let status = std::process::Command::new("kill").arg(format!("-{sig}")).args(&pids).status()?;
-                anyhow::ensure!(status.success(), "kill -{sig} {pids:?} failed");
+                let pids: Vec<&str> = children.split_whitespace().collect();
+                if !pids.is_empty() {
+                    let status = std::process::Command::new("kill").arg(format!("-{sig}")).args(&pids).status()?;
+                    anyhow::ensure!(status.success(), "kill -{sig} {pids:?} failed");
+                }
                 Ok(())
             }
             ChaosStore::Cluster(c) => c.nodes[SHARD].process.as_ref().context("the shard is not ours")?.signal(sig),

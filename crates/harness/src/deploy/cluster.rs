@@ -21,6 +21,9 @@ pub const SLOTS: u16 = 16384;
 pub struct RedisCluster {
     /// One per shard, in slot order: node `i` owns [`slot_range`]`(i, S)`.
     pub nodes: Vec<Store>,
+    /// Each node's cluster-bus port (given explicitly: the default, port + 10000, does not
+    /// exist above 55535 and may be taken).
+    bus_ports: Vec<u16>,
     dir: tempdir::Dir,
 }
 
@@ -59,9 +62,20 @@ impl RedisCluster {
     /// comes back with its identity and slots.
     pub async fn restart(&mut self, i: usize, cgroup: Option<Cgroup>, log_dir: &Path) -> anyhow::Result<()> {
         let port = port_of(&self.nodes[i].url)?;
-        let node = start_redis_with(port, &node_args(&self.dir.0, port), cgroup, log_dir).await?;
+        let node = start_redis_with(port, &node_args(&self.dir.0, port, self.bus_ports[i]), cgroup, log_dir).await?;
         self.nodes[i] = node;
         wait_formed(&self.nodes).await
+    }
+
+    /// Delete every key on every node (the nodes are private to the run). A multi-key
+    /// `UNLINK` would fail with CROSSSLOT on a cluster node, so this is `FLUSHALL`.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        for n in &self.nodes {
+            let client = redis::Client::open(n.url.as_str())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.with_context(|| format!("FLUSHALL on {}", n.url))?;
+        }
+        Ok(())
     }
 
     pub async fn stop(&mut self) {
@@ -77,10 +91,12 @@ fn port_of(url: &str) -> anyhow::Result<u16> {
     url.rsplit(':').next().and_then(|p| p.parse().ok()).with_context(|| format!("no port in {url}"))
 }
 
-fn node_args(dir: &Path, port: u16) -> Vec<String> {
+fn node_args(dir: &Path, port: u16, bus_port: u16) -> Vec<String> {
     [
         "--cluster-enabled",
         "yes",
+        "--cluster-port",
+        &bus_port.to_string(),
         "--cluster-require-full-coverage",
         "no",
         "--cluster-node-timeout",
@@ -109,9 +125,11 @@ pub async fn start_cluster(
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = tempdir::Dir(dir);
     let mut nodes = Vec::with_capacity(shards);
+    let mut bus_ports = Vec::with_capacity(shards);
     for i in 0..shards {
-        let port = free_port()?;
-        nodes.push(start_redis_with(port, &node_args(&dir.0, port), group(i)?, log_dir).await?);
+        let (port, bus_port) = (free_port()?, free_port()?);
+        nodes.push(start_redis_with(port, &node_args(&dir.0, port, bus_port), group(i)?, log_dir).await?);
+        bus_ports.push(bus_port);
     }
     let mut conns = Vec::with_capacity(shards);
     for n in &nodes {
@@ -128,18 +146,20 @@ pub async fn start_cluster(
             .await
             .with_context(|| format!("CLUSTER ADDSLOTSRANGE {lo} {hi} on {}", nodes[i].url))?;
     }
-    for n in nodes.iter().skip(1) {
+    for (n, bus) in nodes.iter().zip(&bus_ports).skip(1) {
         let port = port_of(&n.url)?;
+        // With its own bus port, a node is met there (MEET's optional third argument).
         let _: () = redis::cmd("CLUSTER")
             .arg("MEET")
             .arg("127.0.0.1")
             .arg(port)
+            .arg(*bus)
             .query_async(&mut conns[0])
             .await
-            .with_context(|| format!("CLUSTER MEET 127.0.0.1 {port}"))?;
+            .with_context(|| format!("CLUSTER MEET 127.0.0.1 {port} {bus}"))?;
     }
     wait_formed(&nodes).await?;
-    Ok(RedisCluster { nodes, dir })
+    Ok(RedisCluster { nodes, bus_ports, dir })
 }
 
 /// Wait (at most 20 s) until every node says `cluster_state:ok`, knows every other node and

@@ -85,7 +85,8 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
         let lbs_at = |n: usize| if n == 1 && lb.is_none() { vec![Lb::RoundRobin] } else { lbs.clone() };
         let store = system.uses_store();
         let cpu = (store && axes.cpus.len() > 1).then(|| axes.cpus[0]);
-        let rtt = (store && axes.rtts.len() > 1).then(|| axes.rtts[0]);
+        // The round trip goes through a proxy in front of the single Redis only.
+        let rtt = (system.needs_redis() && axes.rtts.len() > 1).then(|| axes.rtts[0]);
         let shards = system.needs_cluster().then(|| axes.shards.first().copied().unwrap_or(1));
         let step = |n: usize, store_cpu, store_rtt, store_shards| Step {
             system,
@@ -102,7 +103,7 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
             for &c in axes.cpus.iter().skip(1) {
                 out.push(step(n, Some(c), rtt, shards));
             }
-            for &r in axes.rtts.iter().skip(1) {
+            for &r in axes.rtts.iter().skip(1).filter(|_| system.needs_redis()) {
                 out.push(step(n, cpu, Some(r), shards));
             }
             if system.needs_cluster() {

@@ -49,9 +49,10 @@ impl Run {
                 Some(c) => {
                     let mut nodes = Vec::new();
                     for n in &c.nodes {
-                        nodes.push(RedisObserver::connect(&n.url).await?);
+                        nodes.extend(RedisObserver::connect(&n.url).await.ok());
                     }
-                    Some(StoreObserver::Cluster { nodes, calls: 0 })
+                    // A node that cannot be observed leaves the window without store stats.
+                    (nodes.len() == c.nodes.len()).then_some(StoreObserver::Cluster { nodes, calls: 0 })
                 }
                 None => None,
             },
@@ -118,9 +119,12 @@ impl Run {
             Some(o) => o.info().await.ok(),
             None => None,
         };
-        let store_proc_cpu = if matches!(obs, Some(StoreObserver::Postgres(_))) {
+        // By the system, not by the observer: a PostgreSQL point whose observer could not
+        // connect must not be given the single Redis's CPU.
+        let system = deployment.system;
+        let store_proc_cpu = if system.is_some_and(|s| s.needs_postgres()) {
             self.pg.as_ref().map(|p| observe::postgres_cpu_seconds(p.process.pid))
-        } else if matches!(obs, Some(StoreObserver::Cluster { .. })) {
+        } else if system.is_some_and(|s| s.needs_cluster()) {
             self.cluster.as_ref().map(|c| {
                 c.nodes
                     .iter()

@@ -358,9 +358,7 @@ impl Steps for Run {
             let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
         }
         if let Some(cluster) = &self.cluster {
-            for node in &cluster.nodes {
-                let _ = deploy::delete_prefix(&node.url, &self.prefix).await;
-            }
+            cluster.flush().await.context("cannot delete the last step's sessions from the Redis Cluster")?;
         }
         if let Some(pg) = &self.pg {
             observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA)
@@ -495,6 +493,11 @@ impl Run {
             }
             // Table + index + TOAST, per row: whole 8 KiB pages, so with few sessions this
             // is mostly the pages' free space (the live-sessions axis measures at scale).
+            // Every shard holds some of the keys; the first one's sample stands for all.
+            _ if step.system.needs_cluster() => match &self.cluster {
+                Some(c) => observe::bytes_per_key(&c.nodes[0].url, &self.prefix).await,
+                None => None,
+            },
             (_, Some(pg)) if step.system.needs_postgres() => {
                 observe::pg_bytes_per_row(&pg.url, deploy::PG_SCHEMA).await.ok().flatten()
             }

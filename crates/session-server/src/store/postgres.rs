@@ -3,8 +3,8 @@
 //! sliding-expiry write, WAL) the benchmark sets beside Redis's.
 //!
 //! Table `<schema>.sessions`: the raw 32-byte ID as the primary key, the user, role and
-//! login time, the absolute deadline and the current expiry (`min(last write + idle,
-//! absolute)`), all on the database's clock.
+//! login time (the server's clock, for the response), the absolute deadline and the
+//! current expiry (`min(last write + idle, absolute)`), both on the database's clock.
 //!
 //! One authenticated request is **one statement**:
 //! - by default an `UPDATE … SET expires_at = … WHERE id = $1 AND expires_at > now()
@@ -104,18 +104,19 @@ fn statements(schema: &str, timeouts: Timeouts, touch_after: Option<Duration>) -
         ),
         // `s` reads the row; `t` rewrites its expiry only if it was written more than
         // touch_after ago (expires_at below now + idle - touch_after), never past absolute.
+        // `t` tests the row it locks (`x`), not the snapshot `s` read, so of concurrent
+        // requests for one session only the first writes.
         Some(_) => format!(
             "WITH s AS (SELECT id, username, role, created_ms, absolute_at, expires_at \
                  FROM {schema}.sessions WHERE id = $1 AND expires_at > now()), \
-             t AS (UPDATE {schema}.sessions AS x SET expires_at = LEAST(now() + $2{ms}, s.absolute_at) \
-                 FROM s WHERE x.id = s.id AND s.expires_at < LEAST(now() + $3{ms}, s.absolute_at)) \
+             t AS (UPDATE {schema}.sessions AS x SET expires_at = LEAST(now() + $2{ms}, x.absolute_at) \
+                 FROM s WHERE x.id = s.id AND x.expires_at < LEAST(now() + $3{ms}, x.absolute_at)) \
              SELECT username, role, created_ms FROM s"
         ),
     };
     let put = format!(
         "INSERT INTO {schema}.sessions (id, username, role, created_ms, absolute_at, expires_at) \
-         VALUES ($1, $2, $3, $4, to_timestamp($5::float8 / 1000), \
-                 LEAST(now() + $6{ms}, to_timestamp($5::float8 / 1000)))"
+         VALUES ($1, $2, $3, $4, now() + $5{ms}, LEAST(now() + $6{ms}, now() + $5{ms}))"
     );
     let idle_ms = timeouts.idle.as_secs_f64() * 1000.0;
     let fresh_ms = touch_after.map_or(idle_ms, |t| idle_ms - t.as_secs_f64() * 1000.0);
@@ -221,10 +222,13 @@ impl SessionStore for PgStore {
         })
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let role: &str = row.get(1);
-        let created_ms: i64 = row.get(2);
+        // try_get: a table of another shape (an old schema) is corrupt data, not a panic.
+        let corrupt = |e: tokio_postgres::Error| StoreError::Corrupt(format!("sessions row: {e}"));
+        let user: &str = row.try_get(0).map_err(corrupt)?;
+        let role: &str = row.try_get(1).map_err(corrupt)?;
+        let created_ms: i64 = row.try_get(2).map_err(corrupt)?;
         Ok(Some(Session {
-            user: Arc::from(row.get::<_, &str>(0)),
+            user: Arc::from(user),
             role: role.parse().map_err(|_| StoreError::Corrupt(format!("role {role:.16}")))?,
             created_ms: u64::try_from(created_ms).map_err(|_| StoreError::Corrupt(format!("created {created_ms}")))?,
         }))
@@ -233,7 +237,7 @@ impl SessionStore for PgStore {
     async fn put(&self, id: &SessionId, session: &Session) -> Result<(), StoreError> {
         let sql = &self.sql;
         let created = i64::try_from(session.created_ms).unwrap_or(i64::MAX);
-        let absolute = session.created_ms.saturating_add(sql.absolute_ms) as f64;
+        let absolute = sql.absolute_ms as f64;
         call(&self.pool, self.timeout, |c| async move {
             let stmt = c.prepare_cached(&sql.put).await?;
             c.execute(&stmt, &[&id.as_bytes(), &&*session.user, &session.role.as_str(), &created, &absolute, &sql.idle_ms])

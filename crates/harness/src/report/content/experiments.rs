@@ -109,7 +109,7 @@ pub(super) fn chaos_cell(a: &Analysis<'_>, experiment: Experiment, system: Syste
     } else {
         String::new()
     };
-    let kept = if experiment == Experiment::StoreRestart && system.needs_postgres() {
+    let kept = if experiment == Experiment::StoreRestart && system.needs_postgres() && r.users_relogged == 0 {
         "restarted on its data, nobody logged out: "
     } else {
         ""

@@ -146,9 +146,9 @@ pub(super) fn shards(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
     d.h(2, "shard-axis", "Store shards as an axis");
     d.p(format!(
-        "session-redis-cluster at its largest N on a Redis Cluster of 1 to {} primaries, each its own redis-server capped at {} \
+        "session-redis-cluster at its largest N on a Redis Cluster of {} primaries, each its own redis-server capped at {} \
          core: store capacity is shards × that cap. Session keys spread evenly over the shards (no hash tags).",
-        a.shard_axis.iter().map(|(_, k, _)| *k).max().unwrap_or(1),
+        and_list(&r.config.store_shards.iter().map(u16::to_string).collect::<Vec<_>>()),
         r.caps.store_cpu
     ));
     let mut rows = Vec::new();
@@ -157,7 +157,7 @@ pub(super) fn shards(a: &Analysis<'_>, d: &mut Doc) {
         rows.push(vec![
             system.to_string(),
             k.to_string(),
-            format!("{}", f64::from(*k) * p.store_cpu.unwrap_or(r.caps.store_cpu)),
+            format!("{}", (f64::from(*k) * p.store_cpu.unwrap_or(r.caps.store_cpu) * 1e4).round() / 1e4),
             p.instances.to_string(),
             format!("{:.0}{}", p.achieved_rps, held_mark(p)),
             p.cpu.store_per_request_us.map_or("—".into(), |x| format!("{x:.1}")),

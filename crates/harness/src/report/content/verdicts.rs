@@ -32,6 +32,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
             System::SESSION_MEMORY => "each instance's memory".into(),
             System::SESSION_REDIS => "one shared Redis".into(),
             System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => "one shared PostgreSQL table".into(),
+            System::SESSION_REDIS_CLUSTER => "a shared Redis Cluster, spread over its shards".into(),
             System::JWT_HS256_DENYLIST => "in the token; denied tokens in Redis".into(),
             System::JWT_HS256_DENYLIST_CACHED => "in the token; denied tokens in Redis, copied to each instance".into(),
             _ => "in the token, on the client".into(),
@@ -41,7 +42,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "State",
         "bytes held server-side per session",
         cells(&|s| match s {
-            System::SESSION_REDIS => a
+            System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER => a
                 .series_of(s)
                 .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
                 .map_or("not measured".into(), |b| format!("{b:.0} B (Redis `MEMORY USAGE`)")),
