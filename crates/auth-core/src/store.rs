@@ -131,9 +131,8 @@ pub async fn redis_cluster_connect(
     }
     let mut infos = Vec::new();
     for url in &seeds {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL {url:?}: {e}")))?;
+        let info =
+            url.into_connection_info().map_err(|e| StoreError::Unavailable(format!("bad Redis URL {url:?}: {e}")))?;
         infos.push(info.set_tcp_settings(TcpSettings::default().set_nodelay(true)));
     }
     let client = redis::cluster::ClusterClientBuilder::new(infos)
@@ -147,15 +146,20 @@ pub async fn redis_cluster_connect(
     let connecting = client.get_async_connection();
     let conn = match tokio::time::timeout(timeout.max(Duration::from_secs(2)), connecting).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return Err(StoreError::Unavailable(format!("cannot connect to the Redis Cluster at {urls}: {e}"))),
-        Err(_) => return Err(StoreError::Unavailable(format!("cannot connect to the Redis Cluster at {urls}: timed out"))),
+        Ok(Err(e)) => {
+            return Err(StoreError::Unavailable(format!("cannot connect to the Redis Cluster at {urls}: {e}")));
+        }
+        Err(_) => {
+            return Err(StoreError::Unavailable(format!("cannot connect to the Redis Cluster at {urls}: timed out")));
+        }
     };
     // A node that answers but is not in a formed cluster (no slots, or cluster mode off)
     // would fail every request: say so at start instead.
     let mut check = conn.clone();
-    let info: String = bounded(timeout.max(Duration::from_secs(2)), redis::cmd("CLUSTER").arg("INFO").query_async(&mut check))
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("{urls} is not a Redis Cluster: {e}")))?;
+    let info: String =
+        bounded(timeout.max(Duration::from_secs(2)), redis::cmd("CLUSTER").arg("INFO").query_async(&mut check))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{urls} is not a Redis Cluster: {e}")))?;
     let assigned = info
         .lines()
         .find_map(|l| l.trim().strip_prefix("cluster_slots_assigned:"))

@@ -302,7 +302,8 @@ impl RedisObserver {
 /// workers, closed connections: its `cutime` + `cstime`), so a process that exits does not
 /// take its time with it.
 pub fn postgres_cpu_seconds(postmaster: u32) -> f64 {
-    let children = std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children")).unwrap_or_default();
+    let children =
+        std::fs::read_to_string(format!("/proc/{postmaster}/task/{postmaster}/children")).unwrap_or_default();
     let live: f64 = std::iter::once(postmaster.to_string())
         .chain(children.split_whitespace().map(str::to_owned))
         .filter_map(|pid| cpu_seconds(&pid))
@@ -377,7 +378,10 @@ pub enum StoreObserver {
     Redis(RedisObserver),
     Postgres(PgObserver),
     /// Every primary of a Redis Cluster, summed; `calls`: snapshots taken so far.
-    Cluster { nodes: Vec<RedisObserver>, calls: u64 },
+    Cluster {
+        nodes: Vec<RedisObserver>,
+        calls: u64,
+    },
 }
 
 impl StoreObserver {

@@ -102,8 +102,11 @@ pub async fn revocation(
     } else {
         None
     };
-    let mut cluster =
-        if systems.iter().any(|s| s.needs_cluster()) { Some(start_cluster(3, |_| Ok(None), log_dir).await?) } else { None };
+    let mut cluster = if systems.iter().any(|s| s.needs_cluster()) {
+        Some(start_cluster(3, |_| Ok(None), log_dir).await?)
+    } else {
+        None
+    };
     if systems.iter().any(|s| s.server() == Server::Jwt) {
         binaries.keygen(["HS256"], key_dir)?;
     }

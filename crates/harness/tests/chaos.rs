@@ -143,7 +143,9 @@ fn postgres_keeps_its_sessions_and_a_frozen_shard_fails_only_its_own() {
             let t = b["t_s"].as_f64().unwrap();
             t >= start.ceil() && t + 1.0 <= end
         });
-        inside.fold((0, 0), |(ok, failed), b| (ok + b["ok"].as_u64().unwrap(), failed + b["unavailable"].as_u64().unwrap()))
+        inside.fold((0, 0), |(ok, failed), b| {
+            (ok + b["ok"].as_u64().unwrap(), failed + b["unavailable"].as_u64().unwrap())
+        })
     };
     let pg = find(&r, "store-freeze", "session-postgres");
     let (ok, failed) = during(pg);
@@ -151,7 +153,10 @@ fn postgres_keeps_its_sessions_and_a_frozen_shard_fails_only_its_own() {
     let shard = find(&r, "store-freeze", "session-redis-cluster");
     let (ok, failed) = during(shard);
     let share = failed as f64 / (ok + failed).max(1) as f64;
-    assert!((0.1..=0.6).contains(&share), "one shard of three fails its own share only: {share:.2} ({ok} ok, {failed} 503)");
+    assert!(
+        (0.1..=0.6).contains(&share),
+        "one shard of three fails its own share only: {share:.2} ({ok} ok, {failed} 503)"
+    );
     for system in ["session-postgres", "session-redis-cluster"] {
         let run = find(&r, "store-freeze", system);
         assert_eq!(total(run, "unauthorized"), 0, "{system}: a freeze loses nothing");

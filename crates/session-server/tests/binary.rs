@@ -257,9 +257,22 @@ async fn postgres_flags_fail_at_start_with_one_line_naming_the_problem() {
         ),
         (&["--store", "postgres", "--database-url", "redis://127.0.0.1:6379"], "starts with postgres://", 1),
         (&["--store", "postgres", "--database-schema", "Robert'); DROP TABLE x"], "a schema name is", 2),
-        (&["--store", "memory", "--touch-after", "1m"], "--touch-after and --unlogged apply to --store postgres only", 1),
         (
-            &["--store", "postgres", "--database-url", &pg.url, "--database-schema", &pg.schema, "--touch-after", "30m"],
+            &["--store", "memory", "--touch-after", "1m"],
+            "--touch-after and --unlogged apply to --store postgres only",
+            1,
+        ),
+        (
+            &[
+                "--store",
+                "postgres",
+                "--database-url",
+                &pg.url,
+                "--database-schema",
+                &pg.schema,
+                "--touch-after",
+                "30m",
+            ],
             "must be shorter than the idle timeout",
             1,
         ),
@@ -284,7 +297,10 @@ async fn a_redis_that_is_not_a_formed_cluster_is_refused_at_start() {
     // The shared Redis runs without cluster mode.
     for (args, expected) in [
         (&["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:6379"][..], "Redis Cluster"),
-        (&["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:1,redis://127.0.0.1:2"][..], "redis://127.0.0.1:1"),
+        (
+            &["--store", "redis-cluster", "--redis-url", "redis://127.0.0.1:1,redis://127.0.0.1:2"][..],
+            "redis://127.0.0.1:1",
+        ),
         (&["--store", "redis-cluster", "--redis-url", ","][..], "no Redis Cluster node given"),
     ] {
         let mut all = args.to_vec();

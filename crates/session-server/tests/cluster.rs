@@ -23,7 +23,8 @@ async fn sessions_spread_over_the_shards_and_a_stopped_shard_fails_only_its_own(
     let logs = tempfile::tempdir().unwrap();
     let mut cluster = start_cluster(3, |_| Ok(None), logs.path()).await.expect("a 3-shard Redis Cluster");
     let urls = cluster.urls();
-    let flags = ["--store", "redis-cluster", "--redis-url", &urls, "--redis-prefix", PREFIX, "--store-timeout", "300ms"];
+    let flags =
+        ["--store", "redis-cluster", "--redis-url", &urls, "--redis-prefix", PREFIX, "--store-timeout", "300ms"];
     let a = TestServer::start("cl-a", &flags).await;
     let b = TestServer::start("cl-b", &flags).await;
     let http = client();

@@ -113,7 +113,9 @@ async fn the_sliding_expiry_is_written_on_every_read_unless_touch_throttled() {
 }
 
 async fn private_postgres(logs: &std::path::Path) -> Postgres {
-    start_postgres(DEFAULT_USER, PgSettings::default(), None, logs).await.expect("a private PostgreSQL (initdb, postgres)")
+    start_postgres(DEFAULT_USER, PgSettings::default(), None, logs)
+        .await
+        .expect("a private PostgreSQL (initdb, postgres)")
 }
 
 #[track_caller]

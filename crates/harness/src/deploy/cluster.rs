@@ -73,7 +73,10 @@ impl RedisCluster {
         for n in &self.nodes {
             let client = redis::Client::open(n.url.as_str())?;
             let mut conn = client.get_multiplexed_async_connection().await?;
-            let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.with_context(|| format!("FLUSHALL on {}", n.url))?;
+            let _: () = redis::cmd("FLUSHALL")
+                .query_async(&mut conn)
+                .await
+                .with_context(|| format!("FLUSHALL on {}", n.url))?;
         }
         Ok(())
     }

@@ -116,7 +116,11 @@ impl Postgres {
             }
             if tokio::time::Instant::now() > deadline {
                 self.stop().await;
-                bail!("postgres on port {} was not ready within {READY_TIMEOUT:?} (log: {})", self.port, self.log.display());
+                bail!(
+                    "postgres on port {} was not ready within {READY_TIMEOUT:?} (log: {})",
+                    self.port,
+                    self.log.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

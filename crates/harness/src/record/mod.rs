@@ -52,8 +52,7 @@ pub mod sweep;
 pub mod verdict;
 
 pub use sweep::{
-    PgFacts,
-    Caps, Cpu, Errors, Fit, LatencyRun, Point, Repeat, Results, RoundFigures, SearchStep, Skipped, StoreRtt,
+    Caps, Cpu, Errors, Fit, LatencyRun, PgFacts, Point, Repeat, Results, RoundFigures, SearchStep, Skipped, StoreRtt,
     StoreStats, SweepConfig, summary_table,
 };
 pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};

@@ -306,7 +306,8 @@ impl<'a> Analysis<'a> {
             if let Some(k) = p.store_shards
                 && !results.config.store_shards.is_empty()
                 && p.store_cpu.is_none_or(|c| c == main_cap)
-                && p.instances == results.points.iter().filter(|q| q.system == p.system).map(|q| q.instances).max().unwrap_or(0)
+                && p.instances
+                    == results.points.iter().filter(|q| q.system == p.system).map(|q| q.instances).max().unwrap_or(0)
             {
                 shard_axis.push((p.system, k, p));
             }

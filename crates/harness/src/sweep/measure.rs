@@ -9,8 +9,8 @@ use std::{
 
 use super::Run;
 use crate::{
-    deploy::{self, Deployment},
     deploy::delay::RttProbe,
+    deploy::{self, Deployment},
     drive::engine::{self, Mode, Outcome, Progress, Spec, Workload},
     observe::{self, PgObserver, RedisObserver, RttSample, Sample, StoreObserver},
     plan::{Lb, Step},
@@ -126,10 +126,7 @@ impl Run {
             self.pg.as_ref().map(|p| observe::postgres_cpu_seconds(p.process.pid))
         } else if system.is_some_and(|s| s.needs_cluster()) {
             self.cluster.as_ref().map(|c| {
-                c.nodes
-                    .iter()
-                    .filter_map(|n| observe::cpu_seconds(&n.process.as_ref()?.pid.to_string()))
-                    .sum::<f64>()
+                c.nodes.iter().filter_map(|n| observe::cpu_seconds(&n.process.as_ref()?.pid.to_string())).sum::<f64>()
             })
         } else {
             self.store.as_ref().and_then(|s| s.process.as_ref()).and_then(|p| observe::cpu_seconds(&p.pid.to_string()))

@@ -127,7 +127,10 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
                 let reason = format!("no private PostgreSQL ({e:#})");
                 display.println(&format!("authbench: skipping the session-postgres systems: {reason}"));
                 skipped.extend(
-                    systems.iter().filter(|s| s.needs_postgres()).map(|s| Skipped { system: *s, reason: reason.clone() }),
+                    systems
+                        .iter()
+                        .filter(|s| s.needs_postgres())
+                        .map(|s| Skipped { system: *s, reason: reason.clone() }),
                 );
                 systems.retain(|s| !s.needs_postgres());
                 None
@@ -186,8 +189,11 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         store_cap,
         store_rtt,
     };
-    let axes =
-        plan::StoreAxes { cpus: &run.config.store_cpus, rtts: &run.config.store_rtts, shards: &run.config.store_shards };
+    let axes = plan::StoreAxes {
+        cpus: &run.config.store_cpus,
+        rtts: &run.config.store_rtts,
+        shards: &run.config.store_shards,
+    };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), axes);
     // One probe before the first step; `after` probes after every step, the last included.
     run.calibrate().await;

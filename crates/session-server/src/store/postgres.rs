@@ -165,7 +165,8 @@ impl PgStore {
             )));
         }
         let throttle = PgThrottle::new(pool.clone(), schema, config.timeout, throttle);
-        let store = Self { pool, timeout: config.timeout, sql: Arc::new(statements(schema, timeouts, config.touch_after)) };
+        let store =
+            Self { pool, timeout: config.timeout, sql: Arc::new(statements(schema, timeouts, config.touch_after)) };
         store.spawn_purge(schema, config.purge_every, throttle.clone());
         Ok((store, throttle))
     }
@@ -187,7 +188,8 @@ impl PgStore {
                     let mut c = client(&pool).await?;
                     bounded(timeout, async {
                         let tx = c.transaction().await?;
-                        let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK]).await?.get(0);
+                        let mine: bool =
+                            tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK]).await?.get(0);
                         if mine {
                             tx.execute(sql.as_str(), &[]).await?;
                         }
@@ -240,8 +242,11 @@ impl SessionStore for PgStore {
         let absolute = sql.absolute_ms as f64;
         call(&self.pool, self.timeout, |c| async move {
             let stmt = c.prepare_cached(&sql.put).await?;
-            c.execute(&stmt, &[&id.as_bytes(), &&*session.user, &session.role.as_str(), &created, &absolute, &sql.idle_ms])
-                .await
+            c.execute(
+                &stmt,
+                &[&id.as_bytes(), &&*session.user, &session.role.as_str(), &created, &absolute, &sql.idle_ms],
+            )
+            .await
         })
         .await
         .map(|_| ())

@@ -10,8 +10,8 @@ use clap::Parser as _;
 use reqwest::{StatusCode, header};
 use session_server::config::Cli;
 pub use test_support::{
-    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, PgSchema, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY, TestServer,
-    client, free_port, pass, raw_status,
+    DEFAULT_WINDOW_SECS, DEMO_PASSWORD, PgSchema, RedisPrefix, RedisServer, Reply, SHARED_REDIS, Store, TOO_MANY,
+    TestServer, client, free_port, pass, raw_status,
 };
 
 pub const COOKIE_NAME: &str = "__Host-sid";

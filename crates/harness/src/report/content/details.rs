@@ -597,9 +597,5 @@ fn postgres_writes(a: &Analysis<'_>, d: &mut Doc, backed: &[&Series<'_>]) {
          mostly free space.{facts}",
         crate::plan::TOUCH_FRACTION * 100.0
     ));
-    d.table(
-        &["system", "N", "requests/s", "writes/request", "WAL bytes/request", "bytes/session"],
-        "lrrrrr",
-        rows,
-    );
+    d.table(&["system", "N", "requests/s", "writes/request", "WAL bytes/request", "bytes/session"], "lrrrrr", rows);
 }

@@ -167,7 +167,17 @@ pub(super) fn shards(a: &Analysis<'_>, d: &mut Doc) {
         ]);
     }
     d.table(
-        &["system", "shards", "store cores", "N", "capacity req/s", "store µs/request", "store CPU", "instance CPU", "limited by"],
+        &[
+            "system",
+            "shards",
+            "store cores",
+            "N",
+            "capacity req/s",
+            "store µs/request",
+            "store CPU",
+            "instance CPU",
+            "limited by",
+        ],
         "lrrrrrrrl",
         rows,
     );
@@ -189,4 +199,3 @@ pub(super) fn shards(a: &Analysis<'_>, d: &mut Doc) {
         ));
     }
 }
-
