@@ -338,9 +338,7 @@ pub struct PgObserver {
 impl PgObserver {
     /// Observe the cluster at `url` (run by `postmaster`), its sessions in `schema`.
     pub async fn connect(url: &str, postmaster: u32, schema: &str) -> anyhow::Result<Self> {
-        let (client, connection) =
-            tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
-        tokio::spawn(connection);
+        let client = pg_connect(url).await?;
         tokio::time::timeout(
             Duration::from_secs(10),
             client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"),
@@ -408,12 +406,19 @@ impl StoreObserver {
     }
 }
 
-/// Bytes of `schema.sessions` (table, indexes, TOAST) per row, counted exactly (`None`
-/// without rows).
-pub async fn pg_bytes_per_row(url: &str, schema: &str) -> anyhow::Result<Option<f64>> {
+/// One connection to the harness's private PostgreSQL, its I/O driven by a task of its
+/// own (it ends when the client is dropped).
+pub async fn pg_connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let (client, connection) =
         tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
     tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Bytes of `schema.sessions` (table, indexes, TOAST) per row, counted exactly (`None`
+/// without rows).
+pub async fn pg_bytes_per_row(url: &str, schema: &str) -> anyhow::Result<Option<f64>> {
+    let client = pg_connect(url).await?;
     let q = format!("SELECT pg_total_relation_size('{schema}.sessions'), count(*) FROM {schema}.sessions");
     let row = tokio::time::timeout(Duration::from_secs(30), client.query_one(&q, &[])).await??;
     let (bytes, rows): (i64, i64) = (row.get(0), row.get(1));
@@ -422,9 +427,7 @@ pub async fn pg_bytes_per_row(url: &str, schema: &str) -> anyhow::Result<Option<
 
 /// Drop `schema` and everything in it (between steps, as a Redis prefix is deleted).
 pub async fn drop_pg_schema(url: &str, schema: &str) -> anyhow::Result<()> {
-    let (client, connection) =
-        tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(url, tokio_postgres::NoTls)).await??;
-    tokio::spawn(connection);
+    let client = pg_connect(url).await?;
     tokio::time::timeout(
         Duration::from_secs(30),
         client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")),

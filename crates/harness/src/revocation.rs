@@ -177,16 +177,7 @@ impl Steps for Ctx<'_> {
     }
 
     async fn after(&mut self) -> anyhow::Result<()> {
-        if let Some(s) = self.store {
-            let _ = deploy::delete_prefix(&s.url, self.prefix).await;
-        }
-        if let Some(cluster) = self.cluster {
-            cluster.flush().await?;
-        }
-        if let Some(pg) = self.pg {
-            crate::observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA).await?;
-        }
-        Ok(())
+        deploy::clear_stores(self.store.map(|s| s.url.as_str()), self.prefix, self.cluster, self.pg).await
     }
 }
 

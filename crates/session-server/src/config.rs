@@ -166,15 +166,6 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
         }
         StoreKind::Postgres => {
             let pg = &args.postgres;
-            if let Some(t) = pg.touch_after
-                && t >= args.idle_timeout
-            {
-                anyhow::bail!(
-                    "--touch-after ({}) must be shorter than the idle timeout ({})",
-                    humantime::format_duration(t),
-                    humantime::format_duration(args.idle_timeout)
-                );
-            }
             let config = PgStoreConfig {
                 url: pg.database_url.clone(),
                 schema: pg.database_schema.clone(),
@@ -184,6 +175,8 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
                 unlogged: pg.unlogged,
                 purge_every: pg.purge_every,
             };
+            // Checked here too, so a bad flag is not reported as an unreachable database.
+            config.check(timeouts).map_err(anyhow::Error::msg)?;
             // Failed logins are counted in the same database, so every instance sees them.
             let (store, throttle) = PgStore::connect(&config, timeouts, args.common.login_throttle())
                 .await

@@ -597,12 +597,6 @@ async fn redis_outage_fails_closed_with_503_and_recovers_without_restart() {
     redis.kill();
 
     // Every authenticated request now fails closed, quickly, with Retry-After.
-    let check_503 = |r: &Reply, what: &str| {
-        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{what} during the outage: {r:?}");
-        r.assert_error(503, "store_unavailable");
-        assert_eq!(r.header("retry-after"), Some("1"), "{what}");
-        assert!(r.headers.get(header::SET_COOKIE).is_none(), "{what}");
-    };
     for _ in 0..5 {
         let started = Instant::now();
         let r = me(&http, &server, &id).await;

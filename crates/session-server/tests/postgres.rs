@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use harness::deploy::postgres::{DEFAULT_USER, PgSettings, Postgres, start_postgres};
-use reqwest::{StatusCode, header};
+use reqwest::StatusCode;
 
 fn pg_flags(pg: &PgSchema) -> Vec<&str> {
     vec!["--store", "postgres", "--database-url", &pg.url, "--database-schema", &pg.schema]
@@ -116,14 +116,6 @@ async fn private_postgres(logs: &std::path::Path) -> Postgres {
     start_postgres(DEFAULT_USER, PgSettings::default(), None, logs)
         .await
         .expect("a private PostgreSQL (initdb, postgres)")
-}
-
-#[track_caller]
-fn check_503(r: &Reply, what: &str) {
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {r:?}");
-    r.assert_error(503, "store_unavailable");
-    assert_eq!(r.header("retry-after"), Some("1"), "{what}");
-    assert!(r.headers.get(header::SET_COOKIE).is_none(), "{what}");
 }
 
 /// Retry `/me` until it stops answering 503 (each 503 must be a proper one); returns the

@@ -197,12 +197,16 @@ impl PgSchema {
         Self { schema: format!("authbench_test_{hex}"), url: url.to_owned() }
     }
 
-    /// Run one SQL statement with `psql` and return its unaligned, tuples-only output.
+    /// `psql` running one SQL statement on this database, unaligned and tuples only.
+    fn psql_command(&self, sql: &str) -> Command {
+        let mut c = Command::new("psql");
+        c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-c", sql]);
+        c
+    }
+
+    /// Run one SQL statement with `psql` and return its output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-c", sql])
-            .output()
-            .expect("run psql (it comes with PostgreSQL; .ci/run installs it)");
+        let out = self.psql_command(sql).output().expect("run psql (it comes with PostgreSQL; .ci/run installs it)");
         assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
@@ -215,8 +219,8 @@ impl PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        let dropped = Command::new("psql")
-            .args(["-X", "-q", "-d", &self.url, "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
+        let dropped = self
+            .psql_command(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

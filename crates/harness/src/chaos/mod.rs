@@ -232,7 +232,7 @@ impl ChaosStore {
     async fn restart(&mut self, outage: Duration, log_dir: &Path) -> anyhow::Result<()> {
         match self {
             ChaosStore::Redis(s) => {
-                let port = port_of(&s.url)?;
+                let port = deploy::port_of(&s.url)?;
                 let mut process = s.process.take().context("the store is not ours to kill")?;
                 process.signal("KILL")?;
                 process.stop().await;
@@ -492,13 +492,6 @@ impl Env<'_> {
             notes: notes(experiment, system),
         })
     }
-}
-
-fn port_of(url: &str) -> anyhow::Result<u16> {
-    url.rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("no port in {url}"))
 }
 
 fn fmt_ms(v: Option<f64>) -> String {

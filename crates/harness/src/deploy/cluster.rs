@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 
 use anyhow::{Context as _, bail};
 
-use super::{Store, free_port, store::start_redis_with};
+use super::{Store, free_port, port_of, store::start_redis_with};
 use crate::cgroup::Cgroup;
 
 /// Slots in a Redis Cluster.
@@ -88,10 +88,6 @@ impl RedisCluster {
             }
         }
     }
-}
-
-fn port_of(url: &str) -> anyhow::Result<u16> {
-    url.rsplit(':').next().and_then(|p| p.parse().ok()).with_context(|| format!("no port in {url}"))
 }
 
 fn node_args(dir: &Path, port: u16, bus_port: u16) -> Vec<String> {

@@ -342,6 +342,37 @@ pub async fn spawn_instances(
     Ok(())
 }
 
+/// After a step: delete what its sessions left in each store, so the next step starts
+/// empty — the run's keys in a Redis (`redis`, best effort: only a prefix of it is ours),
+/// every key of the private cluster, the private PostgreSQL's schema.
+pub async fn clear_stores(
+    redis: Option<&str>,
+    prefix: &str,
+    cluster: Option<&cluster::RedisCluster>,
+    pg: Option<&postgres::Postgres>,
+) -> anyhow::Result<()> {
+    if let Some(url) = redis {
+        let _ = delete_prefix(url, prefix).await;
+    }
+    if let Some(c) = cluster {
+        c.flush().await.context("cannot delete the last step's sessions from the Redis Cluster")?;
+    }
+    if let Some(pg) = pg {
+        crate::observe::drop_pg_schema(&pg.url, PG_SCHEMA)
+            .await
+            .context("cannot drop the sessions of the last step from the private PostgreSQL")?;
+    }
+    Ok(())
+}
+
+/// The port of a `scheme://host:port[/]` URL (a store's, to start it again there).
+pub fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("no port in {url}"))
+}
+
 /// A free TCP port on 127.0.0.1 (bind to :0 and release it).
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;

@@ -82,15 +82,14 @@ impl Postgres {
 
     /// What the run records about this cluster (see [`PgFacts`]).
     pub async fn facts(&self) -> PgFacts {
-        let show = |name: &str| {
-            let out = std::process::Command::new("psql")
-                .args(["-X", "-A", "-t", "-d", &self.url, "-c", &format!("SHOW {name}")])
-                .output();
-            out.ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+        // Through the harness's own client, as the observer is (no psql needed to run).
+        let version = match crate::observe::pg_connect(&self.url).await {
+            Ok(c) => c.query_one("SHOW server_version", &[]).await.map(|r| r.get::<_, String>(0)).unwrap_or_default(),
+            Err(_) => String::new(),
         };
         let fs = std::process::Command::new("stat").args(["-f", "-c", "%T"]).arg(&self.root).output();
         PgFacts {
-            version: show("server_version"),
+            version,
             fsync: self.settings.fsync,
             synchronous_commit: self.settings.synchronous_commit,
             unlogged: false,

@@ -24,14 +24,9 @@ use anyhow::{Context as _, bail};
 use crate::{
     calibrate,
     cgroup::CgroupRoot,
-    deploy::{
-        self, Binaries, Deployment, Store,
-        cluster::RedisCluster,
-        postgres::{PgSettings, Postgres, start_postgres},
-    },
+    deploy::{self, Binaries, Deployment, Store, cluster::RedisCluster, postgres::Postgres},
     drive::engine::{Mode, Outcome, Workload},
     experiment::{self, Steps},
-    observe,
     plan::{self, Lb, Step, System},
     progress::{DisplayGuard, Status},
     record::{
@@ -43,6 +38,7 @@ use crate::{
     workload::{self, MixedWorkload, ReadWorkload},
 };
 
+mod checks;
 mod measure;
 mod rounds;
 pub mod search;
@@ -86,7 +82,7 @@ struct Run {
 
 /// Run a sweep; returns the results (also written to `config.out`).
 pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
-    validate(&config)?;
+    checks::validate(&config)?;
     let external = config.external();
     let targets = config.targets.iter().map(|u| deploy::parse_target(u)).collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(targets_are_local(&targets), "--target: load goes to loopback addresses only");
@@ -119,26 +115,8 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         skipped.extend(missing.into_iter().map(|(system, reason)| Skipped { system, reason }));
         store
     };
-    let pg = if systems.iter().any(|s| s.needs_postgres()) {
-        let group = deploy::group(cgroups.as_ref(), "store-pg", config.store_cpu)?;
-        match start_postgres(deploy::postgres::DEFAULT_USER, PgSettings::default(), group, &log_dir).await {
-            Ok(pg) => Some(pg),
-            Err(e) => {
-                let reason = format!("no private PostgreSQL ({e:#})");
-                display.println(&format!("authbench: skipping the session-postgres systems: {reason}"));
-                skipped.extend(
-                    systems
-                        .iter()
-                        .filter(|s| s.needs_postgres())
-                        .map(|s| Skipped { system: *s, reason: reason.clone() }),
-                );
-                systems.retain(|s| !s.needs_postgres());
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let pg =
+        store::start_pg(&mut systems, &mut skipped, cgroups.as_ref(), config.store_cpu, &log_dir, &display).await?;
     anyhow::ensure!(!systems.is_empty(), "nothing left to measure: every requested system was skipped");
     let delay = store::start_delay(&config, store.as_ref(), cgroups.as_ref(), &log_dir).await?;
 
@@ -260,80 +238,6 @@ fn caps(config: &SweepConfig, id: &str, display: &DisplayGuard) -> (Option<Cgrou
     }
 }
 
-fn validate(c: &SweepConfig) -> anyhow::Result<()> {
-    anyhow::ensure!(!c.systems.is_empty(), "--systems is empty");
-    if c.external() {
-        let ids: Vec<String> = c.systems.iter().map(|s| s.id()).collect();
-        anyhow::ensure!(
-            c.systems.len() == 1,
-            "--target needs exactly one system in --systems, the one running there (got {}: {})",
-            ids.len(),
-            ids.join(",")
-        );
-        // into_config leaves `instances` empty unless --instances was given.
-        anyhow::ensure!(
-            c.instances.is_empty(),
-            "--instances does not go with --target: the instances are the target URLs (one URL per instance, or \
-             one load balancer)"
-        );
-        anyhow::ensure!(c.targets.len() <= 64, "--target takes at most 64 URLs");
-        return validate_common(c);
-    }
-    anyhow::ensure!(!c.instances.is_empty(), "--instances is empty");
-    anyhow::ensure!(c.instances.iter().all(|&n| (1..=64).contains(&n)), "--instances must be between 1 and 64");
-    validate_common(c)
-}
-
-fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
-    anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
-    if let Some(r) = c.rate {
-        anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
-    }
-    anyhow::ensure!(c.instance_cpu > 0.0 && c.store_cpu > 0.0, "--instance-cpu and --store-cpu must be positive");
-    if !c.store_cpus.is_empty() {
-        anyhow::ensure!(
-            c.cgroups && c.redis_url.is_none() && !c.external(),
-            "several --store-cpu values need the private, capped Redis a sweep starts (not --redis-url, --target or --no-cgroups)"
-        );
-        for (i, v) in c.store_cpus.iter().enumerate() {
-            anyhow::ensure!(!c.store_cpus[..i].contains(v), "--store-cpu lists {v} twice");
-        }
-    }
-    anyhow::ensure!(c.users >= 1, "--users must be at least 1");
-    for (i, v) in c.store_shards.iter().enumerate() {
-        anyhow::ensure!(!c.store_shards[..i].contains(v), "--store-shards lists {v} twice");
-    }
-    if !c.store_shards.is_empty() {
-        anyhow::ensure!(
-            c.systems.iter().any(|s| s.needs_cluster()),
-            "--store-shards sizes the Redis Cluster of session-redis-cluster, and none of --systems is that"
-        );
-        anyhow::ensure!(!c.external(), "--store-shards needs the private Redis Cluster a sweep starts (not --target)");
-    }
-    for (i, v) in c.store_rtts.iter().enumerate() {
-        anyhow::ensure!(!c.store_rtts[..i].contains(v), "--store-rtt lists {v:?} twice");
-    }
-    if c.store_rtt_values().any(|d| !d.is_zero()) {
-        anyhow::ensure!(
-            c.redis_url.is_none() && !c.external(),
-            "--store-rtt needs the private Redis a sweep starts (not --redis-url or --target)"
-        );
-        anyhow::ensure!(
-            c.systems.iter().any(|s| s.needs_redis()),
-            "--store-rtt delays the store, and none of --systems uses one"
-        );
-        anyhow::ensure!(
-            !c.systems.iter().any(|s| s.needs_postgres()),
-            "--store-rtt delays Redis only so far: measure the session-postgres systems in a run of their own"
-        );
-        anyhow::ensure!(
-            c.store_rtt_values().all(|d| d <= Duration::from_millis(100)),
-            "--store-rtt must be at most 100ms"
-        );
-    }
-    Ok(())
-}
-
 impl Steps for Run {
     type Step = Step;
 
@@ -358,19 +262,8 @@ impl Steps for Run {
     }
 
     async fn after(&mut self) -> anyhow::Result<()> {
-        if let Some(store) = &self.store
-            && !self.config.external()
-        {
-            let _ = deploy::delete_prefix(&store.url, &self.prefix).await;
-        }
-        if let Some(cluster) = &self.cluster {
-            cluster.flush().await.context("cannot delete the last step's sessions from the Redis Cluster")?;
-        }
-        if let Some(pg) = &self.pg {
-            observe::drop_pg_schema(&pg.url, deploy::PG_SCHEMA)
-                .await
-                .context("cannot drop the sessions of the last step from the private PostgreSQL")?;
-        }
+        let redis = self.store.as_ref().filter(|_| !self.config.external()).map(|s| s.url.as_str());
+        deploy::clear_stores(redis, &self.prefix, self.cluster.as_ref(), self.pg.as_ref()).await?;
         self.calibrate().await;
         self.results.write(&self.config.out)
     }
@@ -493,22 +386,7 @@ impl Run {
                     }
                 })?;
         // An external store holds its keys under a prefix we do not know.
-        let bytes_per_session = match (&self.store, &self.pg) {
-            (Some(store), _) if step.system.needs_redis() && !self.config.external() => {
-                observe::bytes_per_key(&store.url, &self.prefix).await
-            }
-            // Table + index + TOAST, per row: whole 8 KiB pages, so with few sessions this
-            // is mostly the pages' free space (the live-sessions axis measures at scale).
-            // Every shard holds some of the keys; the first one's sample stands for all.
-            _ if step.system.needs_cluster() => match &self.cluster {
-                Some(c) => observe::bytes_per_key(&c.nodes[0].url, &self.prefix).await,
-                None => None,
-            },
-            (_, Some(pg)) if step.system.needs_postgres() => {
-                observe::pg_bytes_per_row(&pg.url, deploy::PG_SCHEMA).await.ok().flatten()
-            }
-            _ => None,
-        };
+        let bytes_per_session = self.bytes_per_session(step.system).await;
         deployment.set_cores(Some(self.config.instance_cpu))?;
         Ok((creds, bytes_per_session))
     }

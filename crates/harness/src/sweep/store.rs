@@ -8,9 +8,15 @@ use anyhow::Context as _;
 use super::Run;
 use crate::{
     cgroup::CgroupRoot,
-    deploy::{self, Store, delay::DelayProxy},
-    plan::Step,
-    record::SweepConfig,
+    deploy::{
+        self, Store,
+        delay::DelayProxy,
+        postgres::{DEFAULT_USER, PgSettings, Postgres, start_postgres},
+    },
+    observe,
+    plan::{Step, System},
+    progress::DisplayGuard,
+    record::{Skipped, SweepConfig},
 };
 
 /// The run's one delay proxy, when any step asks for a round trip above 0 (steps at 0 go
@@ -34,7 +40,53 @@ pub(super) async fn start_delay(
     Ok(Some(deploy::delay::start(&exe, &store.url, rtt, group, log_dir).await?))
 }
 
+/// The private PostgreSQL the `session-postgres` systems share, in its own cgroup at
+/// `cap`; `None` when no system needs one, or when it cannot start (those systems are then
+/// taken out of `systems` into `skipped`, with the reason).
+pub(super) async fn start_pg(
+    systems: &mut Vec<System>,
+    skipped: &mut Vec<Skipped>,
+    cgroups: Option<&CgroupRoot>,
+    cap: f64,
+    log_dir: &Path,
+    display: &DisplayGuard,
+) -> anyhow::Result<Option<Postgres>> {
+    if !systems.iter().any(|s| s.needs_postgres()) {
+        return Ok(None);
+    }
+    let group = deploy::group(cgroups, "store-pg", cap)?;
+    match start_postgres(DEFAULT_USER, PgSettings::default(), group, log_dir).await {
+        Ok(pg) => Ok(Some(pg)),
+        Err(e) => {
+            let reason = format!("no private PostgreSQL ({e:#})");
+            display.println(&format!("authbench: skipping the session-postgres systems: {reason}"));
+            let gone = systems.iter().filter(|s| s.needs_postgres());
+            skipped.extend(gone.map(|s| Skipped { system: *s, reason: reason.clone() }));
+            systems.retain(|s| !s.needs_postgres());
+            Ok(None)
+        }
+    }
+}
+
 impl Run {
+    /// What one live session costs `system`'s store, sampled after the users logged in
+    /// (`None` without a store of ours, or for an external deployment's Redis, whose key
+    /// prefix we do not know).
+    pub(super) async fn bytes_per_session(&self, system: System) -> Option<f64> {
+        if system.needs_redis() && !self.config.external() {
+            observe::bytes_per_key(&self.store.as_ref()?.url, &self.prefix).await
+        } else if system.needs_cluster() {
+            // Every shard holds some of the keys; the first one's sample stands for all.
+            observe::bytes_per_key(&self.cluster.as_ref()?.nodes.first()?.url, &self.prefix).await
+        } else if system.needs_postgres() {
+            // Table + index + TOAST, per row: whole 8 KiB pages, so with few sessions this
+            // is mostly the pages' free space (the live-sessions axis measures at scale).
+            observe::pg_bytes_per_row(&self.pg.as_ref()?.url, deploy::PG_SCHEMA).await.ok().flatten()
+        } else {
+            None
+        }
+    }
+
     /// The store's cap for `step`: its own when store capacity is an axis, else the run's.
     pub(super) fn set_store_cap(&mut self, step: &Step) -> anyhow::Result<()> {
         let cap = step.store_cpu.unwrap_or(self.config.store_cpu);

@@ -53,6 +53,21 @@ pub struct PgStoreConfig {
     pub purge_every: Duration,
 }
 
+impl PgStoreConfig {
+    /// The one rule between the settings and the timeouts: a touch interval shorter than
+    /// the idle timeout (else a session could end before its expiry is ever written).
+    pub fn check(&self, timeouts: Timeouts) -> Result<(), String> {
+        match self.touch_after {
+            Some(t) if t >= timeouts.idle => Err(format!(
+                "--touch-after ({}) must be shorter than the idle timeout ({})",
+                humantime::format_duration(t),
+                humantime::format_duration(timeouts.idle)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -140,14 +155,7 @@ impl PgStore {
         timeouts: Timeouts,
         throttle: auth_core::throttle::ThrottleConfig,
     ) -> Result<(Self, PgThrottle), StoreError> {
-        if let Some(t) = config.touch_after
-            && t >= timeouts.idle
-        {
-            return Err(StoreError::Unavailable(format!(
-                "--touch-after ({t:?}) must be shorter than the idle timeout ({:?})",
-                timeouts.idle
-            )));
-        }
+        config.check(timeouts).map_err(StoreError::Unavailable)?;
         let pool = auth_core::pg::connect(&config.url, config.pool_size, config.timeout).await?;
         let schema = &config.schema;
         ensure_schema(&pool, config.timeout, SCHEMA_LOCK, &ddl(schema, config.unlogged)).await?;

@@ -160,3 +160,12 @@ pub fn expect_me(reply: &Reply, user: &str, role: &str, instance: &str) {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json(), serde_json::json!({ "user": user, "role": role, "instance": instance }));
 }
+
+/// A fail-closed answer: 503 `store_unavailable`, `Retry-After: 1`, no cookie touched.
+#[track_caller]
+pub fn check_503(r: &Reply, what: &str) {
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {r:?}");
+    r.assert_error(503, "store_unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"), "{what}");
+    assert!(r.headers.get(header::SET_COOKIE).is_none(), "{what}");
+}

@@ -22,7 +22,7 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
              that spends its budget early in a period is paused until the next one — up to {:.0} ms, close to the {} ms objective.",
             r.caps.instance_cpu,
             r.caps.instance_cpu * period_ms,
-            if r.postgres.is_some() { "each store" } else { "Redis" },
+            store_name(r, "each store"),
             r.caps.store_cpu,
             period_ms * (1.0 - r.caps.instance_cpu),
             slo_ms(a).map_or("?".into(), |s| format!("{s}"))

@@ -23,6 +23,7 @@ mod control;
 mod details;
 mod experiments;
 mod limits;
+mod postgres;
 mod repeats;
 mod rtt_axis;
 mod store_axis;
@@ -70,6 +71,12 @@ fn point_name(r: &crate::record::Results, p: &Point) -> String {
         name.push_str(&format!(" ({k} shards)"));
     }
     name
+}
+
+/// What the report calls the store: "Redis" in runs that had only Redis, `each` (e.g.
+/// "each store") once PostgreSQL ran beside it.
+fn store_name(r: &crate::record::Results, each: &'static str) -> &'static str {
+    if r.postgres.is_some() { each } else { "Redis" }
 }
 
 /// "a, b and c".
@@ -512,7 +519,7 @@ fn rig_note(a: &Analysis<'_>) -> String {
         format!(
             "every instance in its own cgroup capped at {} core and {} at {} core ({}, {:.0} ms period), all on one {}-core machine with the load generator",
             r.caps.instance_cpu,
-            if r.postgres.is_some() { "each store (Redis, PostgreSQL)" } else { "Redis" },
+            store_name(r, "each store (Redis, PostgreSQL)"),
             r.caps.store_cpu,
             r.caps.cgroup.as_deref().unwrap_or("cgroup"),
             r.caps.period_us as f64 / 1e3,

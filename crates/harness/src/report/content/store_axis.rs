@@ -16,7 +16,7 @@ pub(super) fn ratio(a: &Analysis<'_>) -> Option<String> {
     Some(format!(
         "Every store conclusion here rests on a ratio: {} capped at {} core against {n} × {} core of instances at N={n} \
          (1 : {:.0}). A store with more cores per instance moves the ceiling up and the N where it binds out{}.",
-        if r.postgres.is_some() { "each store" } else { "Redis" },
+        store_name(r, "each store"),
         r.caps.store_cpu,
         r.caps.instance_cpu,
         instances / r.caps.store_cpu,
@@ -42,7 +42,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         return;
     }
     let r = a.results;
-    let store = if r.postgres.is_some() { "each store" } else { "Redis" };
+    let store = store_name(r, "each store");
     d.h(2, "store-axis", "Store capacity as an axis");
     d.p(format!(
         "The store-backed systems measured again with {store} capped at {} core, everything else unchanged ({} core per instance). \

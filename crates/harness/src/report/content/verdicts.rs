@@ -41,17 +41,16 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     rows.push(row(
         "State",
         "bytes held server-side per session",
-        cells(&|s| match s {
-            System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER => a
-                .series_of(s)
+        cells(&|s| {
+            let how = match s {
+                System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER => "Redis `MEMORY USAGE`",
+                System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => "table + index per row, whole pages",
+                System::SESSION_MEMORY => return "not measured (in-process map)".into(),
+                _ => return "0 (refresh-token families: not measured)".into(),
+            };
+            a.series_of(s)
                 .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
-                .map_or("not measured".into(), |b| format!("{b:.0} B (Redis `MEMORY USAGE`)")),
-            System::SESSION_MEMORY => "not measured (in-process map)".into(),
-            System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => a
-                .series_of(s)
-                .and_then(|se| se.points.iter().find_map(|p| p.store.as_ref()?.bytes_per_session))
-                .map_or("not measured".into(), |b| format!("{b:.0} B (table + index per row, whole pages)")),
-            _ => "0 (refresh-token families: not measured)".into(),
+                .map_or("not measured".into(), |b| format!("{b:.0} B ({how})"))
         }),
     ));
     rows.push(row(
