@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod metrics;
 pub mod password;
 pub mod pg;

@@ -46,6 +46,9 @@ fn notes(system: System, config: &RevocationConfig) -> String {
         System::SESSION_REDIS => {
             "logout deletes the session from the shared Redis, which every instance reads per request".into()
         }
+        System::SESSION_REDIS_CACHED => "logout deletes the session from Redis and publishes its id; each instance \
+                                         drops its local copy (otherwise served for up to --session-cache-ttl, 10 s) when the message arrives"
+            .into(),
         System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => {
             "logout deletes the session's row from the shared PostgreSQL, which every instance reads per request".into()
         }

@@ -24,7 +24,7 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
     let o = run(&[
         "revocation",
         "--systems",
-        "session-redis,jwt-hs256,jwt-hs256+denylist",
+        "session-redis,jwt-hs256,jwt-hs256+denylist,session-redis+cached",
         "--repeats",
         "3",
         "--instances",
@@ -48,9 +48,9 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
     }
     assert!(results["machine"]["cores"].as_u64().unwrap() >= 1);
     assert_eq!(results["config"]["access_ttl"], 2.0);
-    assert_eq!(results["systems"].as_array().unwrap().len(), 3);
+    assert_eq!(results["systems"].as_array().unwrap().len(), 4);
 
-    for id in ["session-redis", "jwt-hs256", "jwt-hs256+denylist"] {
+    for id in ["session-redis", "jwt-hs256", "jwt-hs256+denylist", "session-redis+cached"] {
         let s = system(&results, id);
         assert_eq!(s["instances"], 2, "{id}");
         assert_eq!(s["repeats"], 3, "{id}");
@@ -62,8 +62,9 @@ fn windows_are_a_round_trip_with_state_and_the_token_lifetime_without() {
         }
         assert!(s["notes"].as_str().is_some_and(|n| n.contains("uncapped")), "{id}");
     }
-    // With state on the server, a logout is seen at once: about one round trip.
-    for id in ["session-redis", "jwt-hs256+denylist"] {
+    // With state on the server, a logout is seen at once: about one round trip (for the
+    // session cache, one pub/sub message).
+    for id in ["session-redis", "jwt-hs256+denylist", "session-redis+cached"] {
         let max = system(&results, id)["window_ms"]["max"].as_f64().unwrap();
         assert!(max < 200.0, "{id}: window {max} ms");
     }

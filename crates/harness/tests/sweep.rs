@@ -346,6 +346,44 @@ fn denylist_systems_run_when_asked() {
     assert!(per_request("jwt-hs256+denylist-cached") < 0.5, "{}", per_request("jwt-hs256+denylist-cached"));
 }
 
+/// The session near-cache against plain session-redis in one sweep: the same sessions, the
+/// store asked once per copy lifetime instead of on every request.
+#[test]
+fn the_session_cache_spares_the_store() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-redis,session-redis+cached",
+        "--instances",
+        "2",
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "50",
+        "--users",
+        "4",
+        "--no-cgroups",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let per_request = |id| point(&results, id, 2, "round-robin")["store"]["commands_per_request"].as_f64().unwrap();
+    for id in ["session-redis", "session-redis+cached"] {
+        assert_eq!(total_errors(point(&results, id, 2, "round-robin")), 0, "{id}");
+    }
+    assert!((0.9..=1.2).contains(&per_request("session-redis")), "{}", per_request("session-redis"));
+    assert!(per_request("session-redis+cached") < 0.1, "{}", per_request("session-redis+cached"));
+}
+
 /// The PostgreSQL systems run in a sweep against a private cluster the sweep starts and
 /// removes: one statement per request; a write per request, or (`+touch`) none once every
 /// session's expiry is fresh; WAL with the writes; the settings recorded.

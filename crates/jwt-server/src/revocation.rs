@@ -29,8 +29,10 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    pin::Pin,
     sync::{
-        Arc, RwLock, Weak,
+        Arc, RwLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -39,12 +41,11 @@ use std::{
 use auth_core::{
     ApiError,
     config::RedisArgs,
+    follow::Follower,
     metrics::{Metrics, StoreOp},
     store::{StoreError, bounded, redis_connect, spawn_purge, timed},
 };
-use futures_util::StreamExt as _;
 use redis::aio::ConnectionManager;
-use tokio::sync::oneshot;
 
 use crate::tokens::VerifiedClaims;
 
@@ -239,35 +240,28 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
-/// The denylist held in this instance's memory, kept current from Redis.
-///
-/// A background task subscribes to the `deny` channel *first* and then loads every deny
-/// key, so a denial made in between is seen in the load, the channel, or both. While the
+/// The denylist held in this instance's memory, kept current from Redis through
+/// [`auth_core::follow`]: subscribed first, then every deny key loaded. While the
 /// subscription is down every request is a 503, until it is back and the list re-loaded:
-/// pub/sub does not replay, so a message published while we were not listening would
-/// otherwise be missed for good and a revoked token would silently work here until it
-/// expired. The loss is noticed when the connection closes, or at the latest by the ping
-/// sent every [`PING_EVERY`] (answer within `--store-timeout`).
+/// a message published while we were not listening would otherwise be missed for good and
+/// a revoked token would silently work here until it expired.
 #[derive(Clone)]
 pub struct CachedDenylist {
     redis: RedisDenylist,
     local: Arc<Local>,
 }
 
-/// How often the subscription is pinged to notice a Redis that stopped answering.
-pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// How often expired entries are dropped from memory.
 const PURGE_EVERY: Duration = Duration::from_secs(5);
-/// Pause between attempts to re-subscribe.
-const RETRY_EVERY: Duration = Duration::from_millis(200);
 
-#[derive(Default)]
 struct Local {
     // Read on every request, written once per logout and by the purge: a read-write lock,
     // so concurrent requests check the lists side by side instead of queueing on one mutex.
     // std's: no `.await` while it is held, and the critical sections are map lookups.
     lists: RwLock<Lists>,
     in_sync: AtomicBool,
+    /// Where a re-sync loads the list from.
+    redis: RedisDenylist,
 }
 
 #[derive(Default)]
@@ -290,9 +284,20 @@ impl Local {
         lists.jti.retain(|_, until| *until > now);
         lists.sid.retain(|_, until| *until > now);
     }
+}
+
+impl Follower for Local {
+    fn resync(self: Arc<Self>) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>> {
+        Box::pin(async move {
+            for (is_sid, id, until) in self.redis.load().await? {
+                self.insert(is_sid, &id, until);
+            }
+            Ok(())
+        })
+    }
 
     /// A message from the channel: `j <until-ms> <jti>` or `s <until-ms> <sid>`.
-    fn apply(&self, message: &str) {
+    fn message(&self, message: &str) {
         let mut parts = message.splitn(3, ' ');
         let (Some(kind), Some(until), Some(id)) = (parts.next(), parts.next(), parts.next()) else { return };
         let Ok(until) = until.parse::<u64>() else { return };
@@ -302,20 +307,18 @@ impl Local {
             _ => {}
         }
     }
+
+    fn set_in_sync(&self, in_sync: bool) {
+        self.in_sync.store(in_sync, Ordering::Release);
+    }
 }
 
 impl CachedDenylist {
     async fn start(redis: RedisDenylist, url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let local = Arc::new(Local::default());
+        let local = Arc::new(Local { lists: RwLock::default(), in_sync: AtomicBool::new(false), redis: redis.clone() });
         spawn_purge(Arc::downgrade(&local), PURGE_EVERY, Local::purge);
-        let (first_tx, first_rx) = oneshot::channel();
-        tokio::spawn(follow(client, redis.clone(), Arc::downgrade(&local), first_tx));
-        match first_rx.await {
-            Ok(Ok(())) => Ok(Self { redis, local }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(StoreError::Unavailable("denylist subscription task ended".into())),
-        }
+        auth_core::follow::follow(url, redis.channel(), redis.timeout, &local).await?;
+        Ok(Self { redis, local })
     }
 
     fn is_denied(&self, claims: &VerifiedClaims) -> Result<bool, ApiError> {
@@ -335,79 +338,4 @@ impl CachedDenylist {
             Deny::Family { sid, until_ms } => self.local.insert(true, sid, until_ms),
         }
     }
-}
-
-/// Subscribe, load, listen; on any failure mark the list out of sync and start again.
-/// The first outcome goes to `first` (start-up waits for it; a failure there ends the task).
-/// Ends when the last [`CachedDenylist`] handle is dropped.
-async fn follow(
-    client: redis::Client,
-    redis: RedisDenylist,
-    weak: Weak<Local>,
-    first: oneshot::Sender<Result<(), StoreError>>,
-) {
-    let mut first = Some(first);
-    loop {
-        match subscribe_and_load(&client, &redis, &weak).await {
-            Ok((mut sink, mut stream)) => {
-                let Some(local) = weak.upgrade() else { return };
-                local.in_sync.store(true, Ordering::Release);
-                drop(local);
-                if let Some(tx) = first.take() {
-                    let _ = tx.send(Ok(()));
-                }
-                let mut ping = tokio::time::interval(PING_EVERY);
-                ping.reset();
-                loop {
-                    tokio::select! {
-                        msg = stream.next() => {
-                            let Some(msg) = msg else { break };
-                            let Some(local) = weak.upgrade() else { return };
-                            if let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) {
-                                local.apply(text);
-                            }
-                        }
-                        _ = ping.tick() => {
-                            if weak.strong_count() == 0 {
-                                return;
-                            }
-                            if bounded(redis.timeout, sink.ping::<redis::Value>()).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let Some(local) = weak.upgrade() else { return };
-                local.in_sync.store(false, Ordering::Release);
-            }
-            Err(e) => {
-                if let Some(tx) = first.take() {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        tokio::time::sleep(RETRY_EVERY).await;
-        if weak.strong_count() == 0 {
-            return;
-        }
-    }
-}
-
-async fn subscribe_and_load(
-    client: &redis::Client,
-    redis: &RedisDenylist,
-    weak: &Weak<Local>,
-) -> Result<(redis::aio::PubSubSink, redis::aio::PubSubStream), StoreError> {
-    let pubsub = bounded(redis.timeout.max(Duration::from_secs(2)), client.get_async_pubsub()).await?;
-    let (mut sink, stream) = pubsub.split();
-    bounded(redis.timeout, sink.subscribe(redis.channel())).await?;
-    // Subscribed before loading: a denial made meanwhile is in the load or in the stream.
-    let entries = redis.load().await?;
-    if let Some(local) = weak.upgrade() {
-        for (is_sid, id, until) in entries {
-            local.insert(is_sid, &id, until);
-        }
-    }
-    Ok((sink, stream))
 }

@@ -15,6 +15,7 @@ use crate::{
     app::{AppState, ControlUser, ROUTES, app},
     store::{
         Timeouts,
+        cached::{CacheConfig, CachedStore},
         memory::MemoryStore,
         postgres::{PgStore, PgStoreConfig},
         redis::{RedisConfig, RedisStore},
@@ -71,6 +72,19 @@ pub struct Args {
     /// A session ends this long after login, however active.
     #[arg(long, env = "AUTHBENCH_ABSOLUTE_TIMEOUT", default_value = "8h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
+
+    /// Keep a local copy of each session this instance reads, served for at most this
+    /// long and dropped on logout through Redis pub/sub (`--store redis` only; the system
+    /// is then `session-redis+cached`). Must be shorter than --idle-timeout: a session
+    /// served from copies may end up to this much earlier than the idle timeout after its
+    /// last use.
+    #[arg(long, env = "AUTHBENCH_SESSION_CACHE_TTL", value_parser = parse_duration)]
+    pub session_cache_ttl: Option<Duration>,
+
+    /// Most sessions the local copy holds (with --session-cache-ttl); past that a session
+    /// is served but not kept.
+    #[arg(long, env = "AUTHBENCH_SESSION_CACHE_SIZE", default_value_t = 100_000)]
+    pub session_cache_size: usize,
 
     /// authbench's control line: GET /me answers for user0 without reading or checking any
     /// credential, so a benchmark can measure the server stack without authentication.
@@ -133,6 +147,14 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
     if args.store != StoreKind::Postgres && (args.postgres.touch_after.is_some() || args.postgres.unlogged) {
         anyhow::bail!("--touch-after and --unlogged apply to --store postgres only");
     }
+    if args.store != StoreKind::Redis && args.session_cache_ttl.is_some() {
+        anyhow::bail!("--session-cache-ttl applies to --store redis only");
+    }
+    let cache = args.session_cache_ttl.map(|ttl| CacheConfig { ttl, capacity: args.session_cache_size });
+    if let Some(cache) = cache {
+        // Checked before connecting, so a bad flag is not reported as an unreachable Redis.
+        cache.check(timeouts).map_err(anyhow::Error::msg)?;
+    }
     Ok(match args.store {
         StoreKind::Memory => {
             let metrics = Arc::new(Metrics::new(system("session-memory"), &instance, ROUTES));
@@ -160,6 +182,13 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
                 args.redis.store_timeout,
                 args.common.login_throttle(),
             );
+            if let Some(cache) = cache {
+                let store = CachedStore::start(store, &args.redis.url, cache, timeouts)
+                    .await
+                    .context("--session-cache-ttl needs Redis pub/sub (see --redis-url)")?;
+                let metrics = Arc::new(Metrics::new(system("session-redis+cached"), &instance, ROUTES));
+                return Ok(app(AppState { store, users, passwords, instance, metrics }, throttle, control));
+            }
             let name = if cluster { "session-redis-cluster" } else { "session-redis" };
             let metrics = Arc::new(Metrics::new(system(name), &instance, ROUTES));
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)

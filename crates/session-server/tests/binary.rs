@@ -293,6 +293,37 @@ async fn postgres_flags_fail_at_start_with_one_line_naming_the_problem() {
 }
 
 #[tokio::test]
+async fn session_cache_flags_fail_at_start_with_one_line_naming_the_problem() {
+    // (args, what stderr must say, exit code: 2 for a clap usage error, 1 otherwise)
+    let cases: [(&[&str], &str, i32); 5] = [
+        (&["--store", "memory", "--session-cache-ttl", "1s"], "--session-cache-ttl applies to --store redis only", 1),
+        (
+            &["--store", "redis", "--session-cache-ttl", "30m"],
+            "--session-cache-ttl (30m) must be above zero and shorter than --idle-timeout (30m)",
+            1,
+        ),
+        (&["--store", "redis", "--session-cache-ttl", "1s", "--session-cache-size", "0"], "at least 1", 1),
+        (&["--store", "redis", "--session-cache-ttl", "soon"], "invalid value 'soon' for '--session-cache-ttl", 2),
+        (
+            &["--store", "redis", "--session-cache-ttl", "1s", "--redis-url", "redis://127.0.0.1:1"],
+            "redis://127.0.0.1:1",
+            1,
+        ),
+    ];
+    for (args, expected, code) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--demo-users", "1"]);
+        let (status, stdout, stderr) = run_to_end(&mut session_server(&all)).await;
+        assert_clean_failure(status, &stdout, &stderr);
+        assert_eq!(status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        if code == 1 {
+            assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_redis_that_is_not_a_formed_cluster_is_refused_at_start() {
     // The shared Redis runs without cluster mode.
     for (args, expected) in [

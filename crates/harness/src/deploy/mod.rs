@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     cgroup::{Cgroup, CgroupRoot},
-    plan::{Server, System},
+    plan::{SESSION_CACHE_TTL, Server, System},
 };
 
 pub mod cluster;
@@ -155,6 +155,9 @@ pub fn server_args(system: System, k: usize, setup: &ServerSetup<'_>) -> Vec<Str
             args.extend(["--store".into(), if system.needs_redis() { "redis" } else { "memory" }.into()]);
             if system.needs_redis() {
                 redis(&mut args);
+            }
+            if system.cached {
+                args.extend(["--session-cache-ttl".into(), format!("{}ms", SESSION_CACHE_TTL.as_millis())]);
             }
             if system.is_control() {
                 args.push("--control".into());

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 mod system;
 
-pub use system::{Alg, Balancer, Family, Revocation, Server, StoreKind, System, TOUCH_FRACTION, Verifier};
+pub use system::{
+    Alg, Balancer, Family, Revocation, SESSION_CACHE_TTL, Server, StoreKind, System, TOUCH_FRACTION, Verifier,
+};
 
 /// Client-side load-balancing policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]

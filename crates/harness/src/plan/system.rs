@@ -16,6 +16,7 @@
 //! verifier = "stock"                                  (jwt only)
 //! modifier = revocation                               (jwt)
 //!          | "touch"                                  (session-postgres)
+//!          | "cached"                                 (session-redis)
 //! revocation = "denylist" | "denylist-cached"
 //! ```
 //!
@@ -31,6 +32,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `+touch` systems write a session's sliding expiry only after this fraction of the idle
 /// timeout has passed since it was last written (3 min of the default 30).
 pub const TOUCH_FRACTION: f64 = 0.1;
+
+/// `+cached` systems serve a local copy of a session for at most this long
+/// (`--session-cache-ttl`): well below the 30-minute idle timeout, so the sliding expiry
+/// in Redis stays true (a copy is re-read, and the expiry slid, once per lifetime).
+pub const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Which server authenticates, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,6 +181,9 @@ pub struct System {
     /// `--touch-after` ([`TOUCH_FRACTION`] of the idle timeout) has passed since it was
     /// last written, instead of on every request (`+touch`).
     pub touch: bool,
+    /// Sessions in Redis only: each instance keeps a local copy of the sessions it reads
+    /// for [`SESSION_CACHE_TTL`], dropped on logout through pub/sub (`+cached`).
+    pub cached: bool,
     pub balancer: Balancer,
 }
 
@@ -187,6 +196,7 @@ impl System {
             revocation: Revocation::None,
             shards: 1,
             touch: false,
+            cached: false,
             balancer: Balancer::Client,
         }
     }
@@ -203,6 +213,7 @@ impl System {
             revocation,
             shards: 1,
             touch: false,
+            cached: false,
             balancer: Balancer::Client,
         }
     }
@@ -215,6 +226,7 @@ impl System {
         revocation: Revocation::None,
         shards: 1,
         touch: false,
+        cached: false,
         balancer: Balancer::Client,
     };
     pub const SESSION_MEMORY: System = System::session(StoreKind::Memory);
@@ -225,6 +237,8 @@ impl System {
     pub const SESSION_REDIS_CLUSTER: System = System::session(StoreKind::RedisCluster);
     /// Sessions in PostgreSQL with the touch-throttled expiry (`+touch`).
     pub const SESSION_POSTGRES_TOUCH: System = System { touch: true, ..System::session(StoreKind::Postgres) };
+    /// Sessions in Redis with a local copy in each instance (`+cached`).
+    pub const SESSION_REDIS_CACHED: System = System { cached: true, ..System::session(StoreKind::Redis) };
     pub const JWT_HS256: System = System::jwt(Alg::Hs256, Revocation::None);
     pub const JWT_RS256: System = System::jwt(Alg::Rs256, Revocation::None);
     pub const JWT_ES256: System = System::jwt(Alg::Es256, Revocation::None);
@@ -248,7 +262,7 @@ impl System {
 
     /// Every system that can be run, in the order results and the report list them (the
     /// control last: it is not a contender).
-    pub const ALL: [System; 16] = [
+    pub const ALL: [System; 17] = [
         System::SESSION_MEMORY,
         System::SESSION_REDIS,
         System::JWT_HS256,
@@ -264,6 +278,7 @@ impl System {
         System::SESSION_POSTGRES,
         System::SESSION_POSTGRES_TOUCH,
         System::SESSION_REDIS_CLUSTER,
+        System::SESSION_REDIS_CACHED,
         System::CONTROL,
     ];
 
@@ -369,12 +384,13 @@ impl System {
             let store = [StoreKind::Memory, StoreKind::Redis, StoreKind::Postgres, StoreKind::RedisCluster]
                 .into_iter()
                 .find(|x| x.id() == store)?;
-            let touch = match modifier {
-                None => false,
-                Some("touch") => true,
+            let (touch, cached) = match modifier {
+                None => (false, false),
+                Some("touch") => (true, false),
+                Some("cached") => (false, true),
                 Some(_) => return None,
             };
-            return (verifier == Verifier::Builtin).then_some(System { touch, ..System::session(store) });
+            return (verifier == Verifier::Builtin).then_some(System { touch, cached, ..System::session(store) });
         }
         let alg = family.strip_prefix("jwt-")?;
         let alg = Alg::ALL.into_iter().find(|a| a.id() == alg)?;
@@ -405,6 +421,9 @@ impl fmt::Display for System {
         }
         if self.touch {
             id.push_str("+touch");
+        }
+        if self.cached {
+            id.push_str("+cached");
         }
         // `pad`, so `{:<25}` lines tables up.
         f.pad(&id)
@@ -483,6 +502,7 @@ mod tests {
                 "session-postgres",
                 "session-postgres+touch",
                 "session-redis-cluster",
+                "session-redis+cached",
                 "control"
             ]
         );
@@ -506,6 +526,8 @@ mod tests {
             "session-postgres+denylist",
             "jwt-hs256+touch",
             "session-postgres@stock",
+            "session-redis+cached+touch",
+            "jwt-hs256+cached",
         ] {
             assert!(bad.parse::<System>().is_err(), "{bad}");
         }
@@ -513,6 +535,10 @@ mod tests {
         // needs HS256 in this project.
         assert!(System::parse("session-redis+touch").is_some());
         assert!("session-redis+touch".parse::<System>().is_err());
+        assert!(
+            "session-postgres+cached".parse::<System>().is_err() && "session-memory+cached".parse::<System>().is_err()
+        );
+        assert!(System::SESSION_REDIS_CACHED.needs_redis());
         assert!(System::parse("jwt-es256+denylist").is_some());
         assert!("jwt-es256+denylist".parse::<System>().is_err());
     }

@@ -1,11 +1,13 @@
 //! Where sessions live. The session logic in [`crate::app`] talks to a [`SessionStore`]
 //! and never knows which one: [`memory::MemoryStore`] (per instance), or
-//! [`redis::RedisStore`] and [`postgres::PgStore`] (shared by every instance).
+//! [`redis::RedisStore`] and [`postgres::PgStore`] (shared by every instance), or
+//! [`cached::CachedStore`] (Redis, with a local copy in each instance).
 //!
 //! Contract every store keeps: an entry disappears at
 //! `min(last_use + idle, created + absolute)`, and [`SessionStore::get`] both reads the
 //! session and pushes its idle deadline forward in **one** round trip.
 
+pub mod cached;
 pub mod memory;
 pub mod postgres;
 pub mod redis;

@@ -65,6 +65,32 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// Longest a store call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The channel on which `session-redis+cached` instances hear of ended sessions.
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}sess-inval", self.prefix)
+    }
+
+    /// `DEL` the session and `PUBLISH` its ID on [`Self::invalidation_channel`] in one
+    /// transaction, so every instance holding a copy drops it; `true` when it existed.
+    pub async fn delete_and_announce(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("DEL")
+            .arg(self.key(id))
+            .cmd("PUBLISH")
+            .arg(self.invalidation_channel())
+            .arg(id.encode())
+            .ignore();
+        let mut conn = self.conn.clone();
+        let (n,): (i64,) = bounded(self.timeout, pipe.query_async(&mut conn)).await?;
+        Ok(n > 0)
+    }
+
     fn key(&self, id: &SessionId) -> String {
         let mut buf = [0u8; ENCODED_LEN];
         let mut key = String::with_capacity(self.prefix.len() + 2 + ENCODED_LEN);

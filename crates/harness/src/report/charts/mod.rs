@@ -41,10 +41,10 @@ pub fn color(system: System) -> RGBColor {
     // In the order of `System::ALL`: session-memory, session-redis, jwt-hs256, -rs256,
     // -es256, -eddsa, +denylist, +denylist-cached, then the `@stock` verifiers in a light
     // shade of their algorithm's colour, then session-postgres (dark blue-green) and its
-    // touch-throttled variant (a light shade of it), session-redis-cluster (dark magenta).
-    // The control is grey: the rig, not a
-    // contender.
-    const PALETTE: [RGBColor; 15] = [
+    // touch-throttled variant (a light shade of it), session-redis-cluster (dark magenta),
+    // session-redis+cached (a light shade of session-redis's red). The control is grey:
+    // the rig, not a contender.
+    const PALETTE: [RGBColor; 16] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
@@ -60,6 +60,7 @@ pub fn color(system: System) -> RGBColor {
         RGBColor(0, 104, 93),
         RGBColor(102, 194, 165),
         RGBColor(174, 1, 126),
+        RGBColor(255, 152, 150),
     ];
     if system.is_control() {
         return RGBColor(127, 127, 127);

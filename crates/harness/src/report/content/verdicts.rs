@@ -31,6 +31,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         cells(&|s| match s {
             System::SESSION_MEMORY => "each instance's memory".into(),
             System::SESSION_REDIS => "one shared Redis".into(),
+            System::SESSION_REDIS_CACHED => "one shared Redis, recently read sessions copied to each instance".into(),
             System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => "one shared PostgreSQL table".into(),
             System::SESSION_REDIS_CLUSTER => "a shared Redis Cluster, spread over its shards".into(),
             System::JWT_HS256_DENYLIST => "in the token; denied tokens in Redis".into(),
@@ -43,7 +44,9 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "bytes held server-side per session",
         cells(&|s| {
             let how = match s {
-                System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER => "Redis `MEMORY USAGE`",
+                System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER | System::SESSION_REDIS_CACHED => {
+                    "Redis `MEMORY USAGE`"
+                }
                 System::SESSION_POSTGRES | System::SESSION_POSTGRES_TOUCH => "table + index per row, whole pages",
                 System::SESSION_MEMORY => return "not measured (in-process map)".into(),
                 _ => return "0 (refresh-token families: not measured)".into(),
