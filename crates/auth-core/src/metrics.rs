@@ -81,6 +81,26 @@ struct RouteMetrics {
     latency: Histogram,
 }
 
+/// Time a store spends deleting expired entries in the background (the in-memory map's
+/// sweep, PostgreSQL's `DELETE`), shared between the store's purge task and `/metrics`.
+#[derive(Debug, Default)]
+pub struct PurgeStats {
+    nanos: AtomicU64,
+    runs: AtomicU64,
+}
+
+impl PurgeStats {
+    pub fn observe(&self, elapsed: Duration) {
+        self.nanos.fetch_add(elapsed.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+        self.runs.fetch_add(1, Relaxed);
+    }
+
+    /// Runs so far and their total time.
+    pub fn read(&self) -> (u64, Duration) {
+        (self.runs.load(Relaxed), Duration::from_nanos(self.nanos.load(Relaxed)))
+    }
+}
+
 /// All metrics of one server instance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -90,6 +110,8 @@ pub struct Metrics {
     routes: Box<[RouteMetrics]>,
     store: [Histogram; StoreOp::ALL.len()],
     store_errors: [AtomicU64; StoreOp::ALL.len()],
+    /// Purges of expired sessions or refresh tokens, when the store runs its own.
+    pub purge: std::sync::Arc<PurgeStats>,
 }
 
 impl Metrics {
@@ -110,6 +132,7 @@ impl Metrics {
             routes,
             store: Default::default(),
             store_errors: Default::default(),
+            purge: Default::default(),
         }
     }
 
@@ -189,6 +212,13 @@ impl Metrics {
             let n = self.store_errors[op as usize].load(Relaxed);
             let _ = writeln!(out, "authbench_store_errors_total{{op=\"{}\"}} {n}", op.as_str());
         }
+        let (runs, took) = self.purge.read();
+        let _ = writeln!(out, "# HELP authbench_purges_total Background purges of expired state this instance ran.");
+        let _ = writeln!(out, "# TYPE authbench_purges_total counter");
+        let _ = writeln!(out, "authbench_purges_total {runs}");
+        let _ = writeln!(out, "# HELP authbench_purge_seconds_total Time those purges took.");
+        let _ = writeln!(out, "# TYPE authbench_purge_seconds_total counter");
+        let _ = writeln!(out, "authbench_purge_seconds_total {}", took.as_secs_f64());
         out
     }
 }
@@ -218,5 +248,14 @@ mod tests {
         assert!(text.contains("authbench_http_request_duration_seconds_count{route=\"/me\"} 3\n"));
         assert!(text.contains("authbench_store_errors_total{op=\"get\"} 1\n"));
         assert!(text.contains("authbench_store_call_duration_seconds_count{op=\"get\"} 1\n"));
+        assert!(text.contains("authbench_purges_total 0\n"), "{text}");
+        m.purge.observe(Duration::from_millis(3));
+        m.purge.observe(Duration::from_millis(1));
+        let text = m.render();
+        assert!(
+            text.contains("authbench_purges_total 2\nauthbench_purge_seconds_total 0.004\n")
+                || text.contains("authbench_purge_seconds_total 0.004\n"),
+            "{text}"
+        );
     }
 }

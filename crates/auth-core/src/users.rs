@@ -144,6 +144,13 @@ impl UserDirectory {
         self.users.len()
     }
 
+    /// Every user, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        let mut all: Vec<&User> = self.users.values().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.into_iter()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }

@@ -9,7 +9,7 @@ use crate::{
     drive::engine::Mode,
     experiment::run_id,
     load::LoadConfig,
-    plan::{Lb, System},
+    plan::{Lb, Spread, System},
     record::{
         SweepConfig, WorkloadKind,
         chaos::{ChaosConfig, Experiment},
@@ -41,7 +41,7 @@ fn burst_fraction(s: &str) -> Result<f64, String> {
 /// A duration that may be zero (`0`, `0s`); negative or malformed ones are refused.
 fn duration_or_zero(s: &str) -> Result<Duration, String> {
     if s.trim_start().starts_with('-') {
-        return Err(format!("{s:?} is negative: a round trip is 0 or more"));
+        return Err(format!("{s:?} is negative: this duration is 0 or more"));
     }
     if s.trim() == "0" {
         return Ok(Duration::ZERO);
@@ -430,6 +430,24 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_STORE_SHARDS", value_delimiter = ',', default_value = "1", value_parser = shard_count)]
     pub store_shards: Vec<u16>,
 
+    /// Live sessions as an axis (e.g. 1000,100000,1000000): for each value, every system
+    /// that can hold them is measured once more at the largest N with that many sessions
+    /// preloaded (JWT: refresh-token families), their memory recorded.
+    #[arg(long, env = "AUTHBENCH_LIVE_SESSIONS", value_delimiter = ',', value_parser = live_count)]
+    pub live_sessions: Vec<u64>,
+
+    /// How the live-sessions points spread their requests over the sessions; each is a
+    /// point of its own on the same preloaded sessions.
+    #[arg(long, env = "AUTHBENCH_LIVE_SPREAD", value_delimiter = ',', default_value = "uniform,zipf")]
+    pub live_spread: Vec<Spread>,
+
+    /// After a live-sessions step's points, wait at most this long for the instances' next
+    /// background purge, so what one purge costs at that many sessions is recorded (the
+    /// purges run every 30 s in session-memory, every 60 s in jwt-server's refresh store and
+    /// session-postgres). 0s records only the purges that ran during the points.
+    #[arg(long, env = "AUTHBENCH_LIVE_PURGE_WAIT", default_value = "65s", value_parser = duration_or_zero)]
+    pub live_purge_wait: Duration,
+
     /// CFS period for the caps; short, so throttling stalls stay short.
     #[arg(long, env = "AUTHBENCH_CPU_PERIOD", default_value = "10ms", value_parser = duration)]
     pub cpu_period: Duration,
@@ -525,6 +543,9 @@ impl SweepArgs {
             store_cpu: self.store_cpu.first().copied().unwrap_or(0.1),
             store_cpus: if self.store_cpu.len() > 1 { self.store_cpu } else { Vec::new() },
             store_shards: if self.store_shards == [1] { Vec::new() } else { self.store_shards },
+            live_spreads: if self.live_sessions.is_empty() { Vec::new() } else { self.live_spread },
+            live_purge_wait: if self.live_sessions.is_empty() { Duration::ZERO } else { self.live_purge_wait },
+            live_sessions: self.live_sessions,
             cpu_period: self.cpu_period,
             cpu_burst: self.cpu_burst,
             cgroups: !self.no_cgroups,
@@ -608,6 +629,15 @@ impl LoadArgs {
             timeout: self.timeout,
         })
     }
+}
+
+/// `--live-sessions`: 1 to 10 million.
+fn live_count(s: &str) -> Result<u64, String> {
+    let n: u64 = s.trim().replace('_', "").parse().map_err(|_| format!("{s:?} is not a number of sessions"))?;
+    if !(1..=10_000_000).contains(&n) {
+        return Err(format!("live sessions go from 1 to 10000000 (got {n})"));
+    }
+    Ok(n)
 }
 
 /// `--store-shards`: 1 to 16 primaries.

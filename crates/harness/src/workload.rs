@@ -11,7 +11,7 @@ use crate::{
         client::{Conn, Prepared},
         engine::{Req, Ticket, Workload},
     },
-    plan::{Lb, Server, System},
+    plan::{Lb, Server, Spread, System},
 };
 
 /// A user's credential and the instance that issued it.
@@ -122,23 +122,58 @@ pub struct ReadWorkload {
     homes: Vec<usize>,
     lb: Lb,
     instances: usize,
+    /// Zipf (`--live-spread zipf`): the cumulative share of credentials 0..=k, so the k-th
+    /// is picked 1/(k+1) as often as the first; `None`: every credential equally often.
+    zipf: Option<Vec<f64>>,
 }
 
 impl ReadWorkload {
     pub fn new(creds: &[Credential], lb: Lb, instances: usize) -> anyhow::Result<Arc<Self>> {
+        Self::spread(creds, lb, instances, Spread::Uniform)
+    }
+
+    /// Requests spread over `creds` as `spread` says.
+    pub fn spread(creds: &[Credential], lb: Lb, instances: usize, spread: Spread) -> anyhow::Result<Arc<Self>> {
         anyhow::ensure!(!creds.is_empty(), "no logged-in users");
         let requests = creds
             .iter()
             .map(|c| Ok(Prepared::get("/me")?.with_header(c.header.0.clone(), c.header.1.clone())))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Arc::new(Self { requests, homes: creds.iter().map(|c| c.home).collect(), lb, instances: instances.max(1) }))
+        let zipf = (spread == Spread::Zipf).then(|| zipf_cdf(creds.len()));
+        Ok(Arc::new(Self {
+            requests,
+            homes: creds.iter().map(|c| c.home).collect(),
+            lb,
+            instances: instances.max(1),
+            zipf,
+        }))
+    }
+
+    fn user(&self, seq: u64) -> usize {
+        let r = mix(seq);
+        match &self.zipf {
+            None => (r % self.requests.len() as u64) as usize,
+            Some(cdf) => {
+                // 53 random bits as a uniform number in [0, 1).
+                let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+                cdf.partition_point(|&c| c <= u).min(self.requests.len() - 1)
+            }
+        }
     }
 }
 
-impl ReadWorkload {
-    fn user(&self, seq: u64) -> usize {
-        (mix(seq) % self.requests.len() as u64) as usize
+/// Cumulative Zipf (s = 1) shares of `n` items: item k has weight 1/(k+1).
+fn zipf_cdf(n: usize) -> Vec<f64> {
+    let mut cdf = Vec::with_capacity(n);
+    let mut sum = 0.0;
+    for k in 0..n {
+        sum += 1.0 / (k + 1) as f64;
+        cdf.push(sum);
     }
+    for c in &mut cdf {
+        *c /= sum;
+    }
+    cdf
 }
 
 impl Workload for ReadWorkload {
@@ -438,6 +473,27 @@ mod tests {
         assert!((share(login) - 0.001).abs() < 0.0005, "login {}", share(login));
         // No login answered, so no churn credentials: logouts fall back to /me.
         assert_eq!(logout, 0);
+    }
+
+    #[test]
+    fn zipf_picks_the_kth_credential_one_kth_as_often_as_the_first() {
+        let work = ReadWorkload::spread(&creds(100, 1), Lb::RoundRobin, 1, Spread::Zipf).unwrap();
+        let mut counts = [0u64; 100];
+        let draws = 200_000;
+        for seq in 0..draws {
+            counts[work.user(seq)] += 1;
+        }
+        let h100: f64 = (1..=100).map(|k| 1.0 / k as f64).sum();
+        let share = |k: usize| counts[k] as f64 / draws as f64;
+        assert!((share(0) - 1.0 / h100).abs() < 0.01, "first: {} vs {}", share(0), 1.0 / h100);
+        assert!((share(1) - 0.5 / h100).abs() < 0.01, "second: {}", share(1));
+        assert!(counts[99] > 0 && counts[99] < counts[9], "the tail is drawn, less often: {counts:?}");
+        let uniform = ReadWorkload::spread(&creds(100, 1), Lb::RoundRobin, 1, Spread::Uniform).unwrap();
+        let mut u = [0u64; 100];
+        for seq in 0..draws {
+            u[uniform.user(seq)] += 1;
+        }
+        assert!(u.iter().all(|&c| (1600..2400).contains(&c)), "uniform: {u:?}");
     }
 
     #[test]

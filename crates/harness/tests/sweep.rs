@@ -197,6 +197,13 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--systems", "session-redis-cluster", "--store-shards", "1,2,1"], "lists 1 twice"),
         (&["sweep", "--systems", "session-redis", "--store-shards", "1,2"], "none of --systems is that"),
         (&["sweep", "--systems", "session-redis,session-postgres", "--store-rtt", "1ms"], "Redis only so far"),
+        (&["sweep", "--live-sessions", "0"], "from 1 to 10000000"),
+        (&["sweep", "--live-sessions", "lots"], "not a number of sessions"),
+        (&["sweep", "--live-sessions", "1000,1000"], "lists 1000 twice"),
+        (&["sweep", "--live-sessions", "1000", "--live-spread", "pareto"], "--live-spread"),
+        (&["sweep", "--live-sessions", "1000", "--workload", "mixed"], "use --workload read"),
+        (&["sweep", "--systems", "session-redis-cluster,control", "--live-sessions", "1000"], "can hold preloaded"),
+        (&["sweep", "--live-sessions", "1000", "--live-purge-wait=-1s"], "negative"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -344,6 +351,85 @@ fn denylist_systems_run_when_asked() {
     let per_request = |id| point(&results, id, 2, "round-robin")["store"]["commands_per_request"].as_f64().unwrap();
     assert!((0.9..=1.2).contains(&per_request("jwt-hs256+denylist")), "{}", per_request("jwt-hs256+denylist"));
     assert!(per_request("jwt-hs256+denylist-cached") < 0.5, "{}", per_request("jwt-hs256+denylist-cached"));
+}
+
+/// The live-sessions axis: sessions preloaded into each store (and into session-memory's
+/// instances and jwt-server's refresh store by flag), requests spread over them, and what
+/// holding them took, recorded and reported.
+#[test]
+fn live_sessions_are_preloaded_and_what_they_hold_is_recorded() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-memory,session-redis,session-postgres,jwt-hs256",
+        "--instances",
+        "2",
+        "--live-sessions",
+        "300,3000",
+        "--live-purge-wait",
+        "0s",
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "30",
+        "--users",
+        "4",
+        "--no-cgroups",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["config"]["live_sessions"], serde_json::json!([300, 3000]));
+    let live = |id: &str, n: u64, spread: &str| -> Value {
+        results["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["system"] == id && p["live"]["sessions"] == n && p["live"]["spread"] == spread)
+            .unwrap_or_else(|| panic!("no live point {id} {n} {spread}"))
+            .clone()
+    };
+    for id in ["session-memory", "session-redis", "session-postgres", "jwt-hs256"] {
+        for n in [300, 3000] {
+            for spread in ["uniform", "zipf"] {
+                let p = live(id, n, spread);
+                assert_eq!(total_errors(&p), 0, "{id} {n} {spread}: every preloaded session answered: {p:#}");
+                let credentials = p["live"]["credentials"].as_u64().unwrap();
+                if id.starts_with("session") {
+                    assert_eq!(credentials, n, "{id}: the requests spread over the preloaded sessions");
+                } else {
+                    assert_eq!(credentials, 4, "{id}: the logged-in users' tokens");
+                }
+            }
+        }
+        let (small, large) = (live(id, 300, "uniform"), live(id, 3000, "uniform"));
+        assert!(
+            large["live"]["state_bytes"].as_u64() > small["live"]["state_bytes"].as_u64(),
+            "{id}: more sessions, more bytes held: {} vs {}",
+            small["live"],
+            large["live"]
+        );
+    }
+    // Redis: growth per session about what MEMORY USAGE says a key takes, plus its index.
+    let redis = live("session-redis", 3000, "uniform")["live"].clone();
+    let per = (redis["state_bytes"].as_f64().unwrap() - redis["state_bytes_before"].as_f64().unwrap()) / 3000.0;
+    assert!((120.0..400.0).contains(&per), "Redis used_memory per session: {per}");
+    assert_eq!(live("session-postgres", 3000, "zipf")["live"]["held_in"], "postgres-relation");
+    assert_eq!(live("session-memory", 3000, "zipf")["lb"], "sticky");
+    // The main line is unchanged beside the axis, and the report has the section.
+    assert!(point(&results, "session-redis", 2, "round-robin")["live"].is_null());
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Live sessions as an axis"), "{report}");
+    assert!(out_dir.join("live-memory.svg").exists());
 }
 
 /// The session near-cache against plain session-redis in one sweep: the same sessions, the

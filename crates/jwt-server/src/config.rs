@@ -4,6 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use auth_core::{
+    UserDirectory,
     clock::Clock,
     config::{CommonArgs, RedisArgs, parse_duration},
     metrics::Metrics,
@@ -14,9 +15,9 @@ use axum::Router;
 use crate::{
     app::{AppState, ROUTES, app},
     keys::{self, Alg},
-    refresh::{memory::MemoryRefreshStore, redis::RedisRefreshStore},
+    refresh::{Grant, RefreshStore, memory::MemoryRefreshStore, redis::RedisRefreshStore},
     revocation::{Revocation, RevocationMode},
-    tokens::{TokenConfig, TokenService},
+    tokens::{RefreshToken, TokenConfig, TokenService, new_family_id},
 };
 
 /// Largest clock-skew allowance accepted (RFC 8725 leaves it to deployments; OWASP
@@ -120,6 +121,13 @@ pub struct Args {
 
     #[command(flatten)]
     pub redis: RedisArgs,
+
+    /// Benchmarks only: start with this many refresh-token families already in the refresh
+    /// store, spread over the users, whose tokens nobody holds. They take the memory (and
+    /// the purge time) that as many logged-in users would; authbench's live-sessions axis
+    /// uses it to measure what a family costs.
+    #[arg(long, env = "AUTHBENCH_PRELOAD_REFRESH_FAMILIES", default_value_t = 0)]
+    pub preload_refresh_families: u64,
 }
 
 /// Build the router for `args`: keys loaded, users hashed, refresh store connected.
@@ -141,19 +149,29 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
         },
         args.jwt_verifier,
     );
-    let (users, passwords) = args.common.users()?;
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
     let metrics = Arc::new(Metrics::new(args.alg.system(), &instance, ROUTES));
+    // Preloaded before the users are hashed: argon2id's freed working memory would
+    // otherwise hold the first families and hide them from the process's RSS.
+    let memory_refresh = match args.refresh_store {
+        RefreshStoreKind::Memory => {
+            let refresh = MemoryRefreshStore::new(args.refresh_ttl);
+            refresh.report_purges_to(metrics.purge.clone());
+            preload_families(&refresh, args.common.demo_users, args.preload_refresh_families).await?;
+            Some(refresh)
+        }
+        RefreshStoreKind::Redis => None,
+    };
+    let (users, passwords) = args.common.users()?;
     let revocation = Revocation::connect(args.revocation, &args.redis)
         .await
         .context("--revocation denylist and denylist-cached need a reachable Redis (see --redis-url)")?;
-    Ok(match args.refresh_store {
-        RefreshStoreKind::Memory => {
-            let refresh = MemoryRefreshStore::new(args.refresh_ttl);
+    Ok(match memory_refresh {
+        Some(refresh) => {
             let throttle = LoginThrottle::memory_with_clock(args.common.login_throttle(), clock);
             app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
-        RefreshStoreKind::Redis => {
+        None => {
             let refresh = RedisRefreshStore::connect(
                 &args.redis.url,
                 &args.redis.prefix,
@@ -162,6 +180,7 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
             )
             .await
             .context("--refresh-store redis needs a reachable Redis (see --redis-url)")?;
+            preload_families(&refresh, args.common.demo_users, args.preload_refresh_families).await?;
             // Failed logins are counted where the refresh tokens are, so every instance
             // sees them.
             let throttle = args
@@ -172,6 +191,30 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
             app(AppState { tokens, refresh, users, passwords, instance, metrics, revocation }, throttle)
         }
     })
+}
+
+/// `--preload-refresh-families`: `count` families over the demo users in turn, each with
+/// one fresh token whose plaintext is dropped at once, exactly as a login would store it.
+async fn preload_families<R: RefreshStore>(store: &R, demo_users: u32, count: u64) -> anyhow::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        demo_users > 0,
+        "--preload-refresh-families spreads the families over the demo users: give --demo-users"
+    );
+    // Names and roles only: no password is hashed here.
+    let demo = UserDirectory::demo(demo_users, "");
+    let users: Vec<&auth_core::User> = demo.iter().collect();
+    for i in 0..count {
+        let user = users[(i % users.len() as u64) as usize];
+        let grant = Grant { family: Arc::from(new_family_id()), user: user.name.clone(), role: user.role };
+        store
+            .create(&RefreshToken::generate().hash(), &grant)
+            .await
+            .context("--preload-refresh-families: the refresh store refused a family")?;
+    }
+    Ok(())
 }
 
 /// Bind, build, print the ready line, serve until SIGTERM/Ctrl-C.

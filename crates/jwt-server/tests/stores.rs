@@ -310,3 +310,43 @@ async fn redis_that_stops_answering_fails_closed_within_the_store_timeout() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Preloaded refresh-token families (authbench's live-sessions axis)
+// ---------------------------------------------------------------------------------------
+
+async fn preloaded_families_sit_beside_real_ones(store: Store) {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let server = store.start("preload-1", Alg::Hs256, &keys, &["--preload-refresh-families", "500"]).await;
+    let http = client();
+    // The server works as ever: login, refresh, logout, reuse detection.
+    let t = login(&http, &server, "user2").await;
+    let next = assert_token_response(&refresh(&http, &server, &t.refresh_token).await);
+    refresh(&http, &server, &t.refresh_token).await.assert_invalid_grant();
+    refresh(&http, &server, &next.refresh_token).await.assert_invalid_grant();
+    if let Store::Redis(prefix) = &store {
+        let families = prefix.keys().iter().filter(|k| k.starts_with(&format!("{}fam:", prefix.prefix))).count();
+        assert_eq!(families, 500, "the 500 preloaded families are in Redis (the test's own was revoked)");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn preloaded_families_sit_beside_real_ones_memory() {
+    preloaded_families_sit_beside_real_ones(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn preloaded_families_sit_beside_real_ones_redis() {
+    preloaded_families_sit_beside_real_ones(Store::redis()).await;
+}
+
+#[tokio::test]
+async fn preloading_families_needs_demo_users() {
+    let keys = KeyDir::new(&[Alg::Hs256]);
+    let key_dir = keys.arg();
+    let argv = ["jwt-server", "--key-dir", &key_dir, "--users-file", "/dev/null", "--preload-refresh-families", "3"];
+    let cli = <jwt_server::config::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let err = jwt_server::config::build(&cli.args).await.expect_err("must not start");
+    assert!(format!("{err:#}").contains("give --demo-users"), "{err:#}");
+}

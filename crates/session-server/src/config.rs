@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use auth_core::{
+    Role,
     clock::Clock,
     config::{CommonArgs, RedisArgs, parse_duration},
     metrics::Metrics,
@@ -13,8 +14,9 @@ use axum::Router;
 
 use crate::{
     app::{AppState, ControlUser, ROUTES, app},
+    id::SessionId,
     store::{
-        Timeouts,
+        Session, SessionStore as _, Timeouts,
         cached::{CacheConfig, CachedStore},
         memory::MemoryStore,
         postgres::{PgStore, PgStoreConfig},
@@ -86,6 +88,12 @@ pub struct Args {
     #[arg(long, env = "AUTHBENCH_SESSION_CACHE_SIZE", default_value_t = 100_000)]
     pub session_cache_size: usize,
 
+    /// Benchmarks only (`--store memory`): start with the sessions listed in FILE, one
+    /// `<session id> <user>` per line, as if each user had just logged in with that ID.
+    /// authbench's live-sessions axis uses it to hold many sessions without logging each in.
+    #[arg(long, env = "AUTHBENCH_PRELOAD_SESSIONS")]
+    pub preload_sessions: Option<std::path::PathBuf>,
+
     /// authbench's control line: GET /me answers for user0 without reading or checking any
     /// credential, so a benchmark can measure the server stack without authentication.
     /// Never for a real deployment: every request is user0.
@@ -133,8 +141,34 @@ pub async fn build(args: &Args) -> anyhow::Result<Router> {
 /// [`build`] with the in-memory deadlines (`--store memory`'s session timeouts and login
 /// throttle) read from `clock`, so tests can advance it. Redis keeps its own time.
 pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Router> {
-    let (users, passwords) = args.common.users()?;
     let timeouts = Timeouts { idle: args.idle_timeout, absolute: args.absolute_timeout };
+    if args.store != StoreKind::Memory && args.preload_sessions.is_some() {
+        anyhow::bail!("--preload-sessions applies to --store memory only (shared stores are written directly)");
+    }
+    // Loaded before the users are hashed: argon2id's freed working memory would otherwise
+    // hold the first sessions and hide them from the process's RSS.
+    let mut memory = None;
+    let mut preloaded = Vec::new();
+    if args.store == StoreKind::Memory {
+        let store = MemoryStore::with_clock(timeouts, clock.clone());
+        if let Some(path) = &args.preload_sessions {
+            preloaded = preload(&store, path)?;
+        }
+        memory = Some(store);
+    }
+    let (users, passwords) = args.common.users()?;
+    for (name, role) in &preloaded {
+        let file = args.preload_sessions.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let at = || format!("--preload-sessions {file}");
+        let user = users.get(name).with_context(|| format!("{}: unknown user {name:?}", at()))?;
+        anyhow::ensure!(
+            user.role == *role,
+            "{}: {name} has the role {}, not {}",
+            at(),
+            user.role.as_str(),
+            role.as_str()
+        );
+    }
     let instance: Arc<str> = Arc::from(args.common.instance_id.as_str());
     let control = if args.control {
         let user = users.get("user0").context("--control answers for user0: start it with --demo-users 1 or more")?;
@@ -159,7 +193,8 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
         StoreKind::Memory => {
             let metrics = Arc::new(Metrics::new(system("session-memory"), &instance, ROUTES));
             let throttle = LoginThrottle::memory_with_clock(args.common.login_throttle(), clock.clone());
-            let store = MemoryStore::with_clock(timeouts, clock);
+            let store = memory.unwrap_or_else(|| MemoryStore::with_clock(timeouts, clock));
+            store.report_purges_to(metrics.purge.clone());
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
         StoreKind::Redis | StoreKind::RedisCluster => {
@@ -212,9 +247,43 @@ pub async fn build_with_clock(args: &Args, clock: Clock) -> anyhow::Result<Route
                 .context("--store postgres needs a reachable PostgreSQL (see --database-url)")?;
             let throttle = LoginThrottle::Postgres(throttle);
             let metrics = Arc::new(Metrics::new(system("session-postgres"), &instance, ROUTES));
+            store.report_purges_to(metrics.purge.clone());
             app(AppState { store, users, passwords, instance, metrics }, throttle, control)
         }
     })
+}
+
+/// Load a `--preload-sessions` file into `store`: `<session id> <user> <role>` per line,
+/// each a session just logged in. Returns the distinct (user, role) pairs, which the caller
+/// checks against the users once they are known. A malformed line is an error naming it.
+fn preload(store: &MemoryStore, path: &std::path::Path) -> anyhow::Result<Vec<(String, Role)>> {
+    use std::io::BufRead as _;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("--preload-sessions: cannot read {}", path.display()))?;
+    let now_ms = store.now_ms();
+    // One name per user, shared by its sessions, as logins share the directory's.
+    let mut names: std::collections::HashMap<(String, Role), Arc<str>> = std::collections::HashMap::new();
+    let mut batch = Vec::with_capacity(4096);
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let at = || format!("--preload-sessions {} line {}", path.display(), i + 1);
+        let line = line.with_context(at)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(id), Some(user), Some(role), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            anyhow::bail!("{}: expected `<session id> <user> <role>`", at());
+        };
+        let id = SessionId::parse(id).with_context(|| format!("{}: not a session ID", at()))?;
+        let role: Role = role.parse().map_err(|_| anyhow::anyhow!("{}: role {role:?} is not admin or user", at()))?;
+        let name = names.entry((user.to_owned(), role)).or_insert_with(|| Arc::from(user)).clone();
+        batch.push((id, Session { user: name, role, created_ms: now_ms }));
+        if batch.len() == batch.capacity() {
+            store.preload(batch.drain(..));
+        }
+    }
+    store.preload(batch);
+    Ok(names.into_keys().collect())
 }
 
 /// Bind, build, print the ready line, serve until SIGTERM/Ctrl-C.

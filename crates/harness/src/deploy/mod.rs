@@ -106,6 +106,10 @@ pub const PG_POOL: u16 = 4;
 /// systems derive their `--touch-after` from it.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
+/// session-server's `--absolute-timeout` default, likewise left as it is (the live-sessions
+/// preload writes it into the rows it creates).
+pub const SESSION_ABSOLUTE: Duration = Duration::from_secs(8 * 60 * 60);
+
 /// What every instance of a run is started with beyond its system's own flags.
 #[derive(Clone, Debug)]
 pub struct ServerSetup<'a> {

@@ -39,6 +39,32 @@ impl fmt::Display for Lb {
     }
 }
 
+/// How the measured requests pick among the live sessions (`--live-spread`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Spread {
+    /// Every live session equally often.
+    Uniform,
+    /// Zipf with s = 1: the k-th most used session is used 1/k as often as the first, as
+    /// real traffic concentrates on a few active users.
+    Zipf,
+}
+
+impl Spread {
+    pub fn id(self) -> &'static str {
+        match self {
+            Spread::Uniform => "uniform",
+            Spread::Zipf => "zipf",
+        }
+    }
+}
+
+impl fmt::Display for Spread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
 /// One deployment to measure: a system at N instances, under one or more policies.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
@@ -53,6 +79,9 @@ pub struct Step {
     pub store_rtt: Option<Duration>,
     /// Primaries of the Redis Cluster for this step (`session-redis-cluster` only).
     pub store_shards: Option<u16>,
+    /// Sessions (or, for JWT, refresh-token families) preloaded before this step's points,
+    /// when live sessions are an axis (`--live-sessions`); `None` on the main line.
+    pub live_sessions: Option<u64>,
 }
 
 /// The store axes of a run: every `--store-cpu` and `--store-rtt` value when more than one
@@ -64,6 +93,9 @@ pub struct StoreAxes<'a> {
     /// `--store-shards` (a Redis Cluster's primaries), for `session-redis-cluster` only;
     /// its first value is the main line (1 when empty).
     pub shards: &'a [u16],
+    /// `--live-sessions`: every value is a step of its own at the largest N, for the systems
+    /// that can hold preloaded sessions ([`System::supports_live`]).
+    pub live: &'a [u64],
 }
 
 /// The sweep's steps, in run order. Without an explicit `--lb`, every system runs
@@ -97,6 +129,7 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
             store_cpu,
             store_rtt,
             store_shards,
+            live_sessions: None,
         };
         for &n in instances {
             out.push(step(n, cpu, rtt, shards));
@@ -112,6 +145,13 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
                 for &k in axes.shards.iter().skip(1) {
                     out.push(step(n, cpu, rtt, Some(k)));
                 }
+            }
+        }
+        if let (true, Some(n)) = (system.supports_live(), largest) {
+            for &live in axes.live {
+                // Round-robin over per-instance sessions fails by design: sticky only.
+                let lbs = if lb.is_none() && system.instance_local_state() { vec![Lb::Sticky] } else { lbs_at(n) };
+                out.push(Step { lbs, live_sessions: Some(live), ..step(n, cpu, rtt, shards) });
             }
         }
     }
@@ -138,14 +178,15 @@ mod tests {
                 lbs: vec![Lb::Sticky],
                 store_cpu: None,
                 store_rtt: None,
-                store_shards: None
+                store_shards: None,
+                live_sessions: None
             }]
         );
     }
 
     #[test]
     fn the_shards_axis_is_the_cluster_systems_at_the_largest_n() {
-        let axes = StoreAxes { cpus: &[0.05, 0.1], rtts: &[], shards: &[1, 2, 4] };
+        let axes = StoreAxes { cpus: &[0.05, 0.1], rtts: &[], shards: &[1, 2, 4], live: &[] };
         let plan = steps(&[System::SESSION_REDIS_CLUSTER, System::SESSION_REDIS], &[1, 4], None, axes);
         let got: Vec<(String, usize, Option<f64>, Option<u16>)> =
             plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_shards)).collect();
@@ -169,7 +210,7 @@ mod tests {
     #[test]
     fn a_store_axis_adds_only_the_store_backed_systems_at_the_largest_n() {
         let half = Duration::from_micros(500);
-        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half], shards: &[] };
+        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half], shards: &[], live: &[] };
         let plan = steps(&[System::SESSION_REDIS, System::JWT_HS256], &[1, 8], None, axes);
         let got: Vec<(String, usize, Option<f64>, Option<Duration>)> =
             plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_rtt)).collect();
@@ -186,7 +227,35 @@ mod tests {
             ],
             "one store dimension at a time, the main line at every N"
         );
-        let one = steps(&[System::SESSION_REDIS], &[8], None, StoreAxes { cpus: &[0.2], rtts: &[half], shards: &[] });
+        let one = steps(
+            &[System::SESSION_REDIS],
+            &[8],
+            None,
+            StoreAxes { cpus: &[0.2], rtts: &[half], shards: &[], live: &[] },
+        );
         assert_eq!((one[0].store_cpu, one[0].store_rtt), (None, None), "one value is the run's, not an axis");
+    }
+
+    #[test]
+    fn live_sessions_are_steps_of_their_own_at_the_largest_n() {
+        let axes = StoreAxes { live: &[1000, 100_000], ..StoreAxes::default() };
+        let systems = [System::SESSION_MEMORY, System::SESSION_REDIS_CLUSTER, System::JWT_HS256, System::CONTROL];
+        let plan = steps(&systems, &[1, 4], None, axes);
+        let live: Vec<(String, usize, Option<u64>, Vec<Lb>)> = plan
+            .iter()
+            .filter(|s| s.live_sessions.is_some())
+            .map(|s| (s.system.id(), s.instances, s.live_sessions, s.lbs.clone()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                ("session-memory".into(), 4, Some(1000), vec![Lb::Sticky]),
+                ("session-memory".into(), 4, Some(100_000), vec![Lb::Sticky]),
+                ("jwt-hs256".into(), 4, Some(1000), vec![Lb::RoundRobin]),
+                ("jwt-hs256".into(), 4, Some(100_000), vec![Lb::RoundRobin]),
+            ],
+            "no live steps for the cluster or the control"
+        );
+        assert_eq!(plan.iter().filter(|s| s.live_sessions.is_none()).count(), 8, "the main line is unchanged");
     }
 }

@@ -314,6 +314,18 @@ impl System {
         self.needs_redis() || self.needs_postgres() || self.needs_cluster()
     }
 
+    /// Systems the live-sessions axis can preload: sessions in memory (a server flag), in
+    /// Redis or PostgreSQL (written straight into the store), and JWT refresh-token
+    /// families (a server flag). Not the Redis Cluster (its keys would have to be written
+    /// shard by shard) nor the control, which holds no credential.
+    pub fn supports_live(self) -> bool {
+        match self.family {
+            Family::Control => false,
+            Family::Jwt(_) => true,
+            Family::Session => matches!(self.store, StoreKind::Memory | StoreKind::Redis | StoreKind::Postgres),
+        }
+    }
+
     /// `--touch-after` for `idle` (the session idle timeout), for `+touch` systems.
     pub fn touch_after(self, idle: std::time::Duration) -> Option<std::time::Duration> {
         self.touch.then(|| idle.mul_f64(TOUCH_FRACTION))

@@ -121,6 +121,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         store_cpu: None,
         store_rtt_us: None,
         store_shards: None,
+        live: None,
         workload: w.workload,
         mode: w.mode,
         offered_rps: o.offered_rps,

@@ -47,6 +47,17 @@ pub struct SweepConfig {
     /// in runs made before the axis existed). Each shard has the store's CPU cap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub store_shards: Vec<u16>,
+    /// `--live-sessions`: sessions preloaded for the live-sessions steps at the largest N
+    /// (empty: no such axis, and in runs made before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_sessions: Vec<u64>,
+    /// `--live-spread`: how those steps' points pick sessions (empty without the axis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_spreads: Vec<crate::plan::Spread>,
+    /// `--live-purge-wait`: the longest wait for a purge after a live step (absent without
+    /// the axis).
+    #[serde(default, with = "super::secs", skip_serializing_if = "Duration::is_zero")]
+    pub live_purge_wait: Duration,
     #[serde(with = "super::secs")]
     pub cpu_period: Duration,
     /// Burst allowance as a fraction of each group's quota (0 = none; absent from runs
@@ -171,6 +182,44 @@ pub struct SearchStep {
     pub why: StepOutcome,
 }
 
+/// What a live-sessions step held and what that cost; its points share it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LivePoint {
+    /// Sessions (JWT: refresh-token families) preloaded before the step's points.
+    pub sessions: u64,
+    pub spread: crate::plan::Spread,
+    /// Distinct credentials the requests were spread over: `sessions` for sessions; for
+    /// JWT the run's logged-in users, whose access tokens need no server state (the
+    /// preloaded families are held, never read by a request).
+    pub credentials: u64,
+    /// What holds the state, as [`LivePoint::state_bytes`] measures it:
+    /// `instance-rss` (every instance's RSS after start-up with the sessions loaded),
+    /// `redis-used-memory` (Redis `used_memory`), `postgres-relation` (the sessions
+    /// table with its index and TOAST, `pg_total_relation_size`).
+    pub held_in: String,
+    /// Bytes the holder used once the sessions were in, before any measured request.
+    pub state_bytes: u64,
+    /// The same just before the preload, where the store was running already (Redis,
+    /// PostgreSQL); the instances' is the slope between the axis's values instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_bytes_before: Option<u64>,
+    /// Wall time of the preload (the harness's writes, or the instances' start-up).
+    pub preload_s: f64,
+    /// Background purges of expired state the instances ran during the step (their
+    /// `/metrics`), and the mean time of one; Redis expires keys itself (in its CPU).
+    pub purges: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_ms: Option<f64>,
+}
+
+impl LivePoint {
+    /// Bytes per session from the before/after difference, where there is one.
+    pub fn bytes_per_session(&self) -> Option<f64> {
+        let before = self.state_bytes_before?;
+        Some((self.state_bytes as f64 - before as f64) / self.sessions.max(1) as f64)
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Point {
     pub system: System,
@@ -188,6 +237,10 @@ pub struct Point {
     /// each capped at the point's store cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_shards: Option<u16>,
+    /// A point of the live-sessions axis: how many sessions were held, how the requests
+    /// picked among them, and what holding them cost (absent on every other point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LivePoint>,
     pub workload: WorkloadKind,
     pub mode: PointMode,
     pub offered_rps: Option<f64>,

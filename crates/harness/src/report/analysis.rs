@@ -268,6 +268,9 @@ pub struct Analysis<'a> {
     /// main store cap, in system then shard order; the other sections show the main
     /// shard count only.
     pub shard_axis: Vec<(System, u16, &'a Point)>,
+    /// The live-sessions axis (`--live-sessions`): its points in system, sessions, spread
+    /// order, kept out of every other section (they hold other credentials).
+    pub live: Vec<&'a Point>,
 }
 
 /// A store-backed system's points at one round trip to the store.
@@ -302,7 +305,12 @@ impl<'a> Analysis<'a> {
         let main_rtt = crate::record::micros(results.config.store_rtt);
         let main_shards = results.config.store_shards.first().copied().unwrap_or(1);
         let mut shard_axis = Vec::new();
+        let mut live: Vec<&Point> = Vec::new();
         for p in &results.points {
+            if p.live.is_some() {
+                live.push(p);
+                continue;
+            }
             if let Some(k) = p.store_shards
                 && !results.config.store_shards.is_empty()
                 && p.store_cpu.is_none_or(|c| c == main_cap)
@@ -426,6 +434,7 @@ impl<'a> Analysis<'a> {
             }
         });
         shard_axis.sort_by_key(|(s, k, _)| (*s, *k));
+        live.sort_by_key(|p| (p.system, p.live.as_ref().map(|l| (l.sessions, l.spread))));
         Self {
             results,
             series,
@@ -438,6 +447,7 @@ impl<'a> Analysis<'a> {
             store_axis,
             rtt_axis,
             shard_axis,
+            live,
         }
     }
 

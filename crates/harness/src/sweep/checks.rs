@@ -51,6 +51,21 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
         );
         anyhow::ensure!(!c.external(), "--store-shards needs the private Redis Cluster a sweep starts (not --target)");
     }
+    no_repeats("--live-sessions", &c.live_sessions)?;
+    if !c.live_sessions.is_empty() {
+        anyhow::ensure!(!c.external(), "--live-sessions preloads the stores a sweep starts (not --target)");
+        anyhow::ensure!(
+            c.systems.iter().any(|s| s.supports_live()),
+            "--live-sessions: none of --systems can hold preloaded sessions (session-memory, session-redis, \
+             session-redis+cached, session-postgres, session-postgres+touch and the jwt systems can)"
+        );
+        anyhow::ensure!(
+            c.workload == crate::record::WorkloadKind::Read,
+            "--live-sessions measures reads over the preloaded sessions: use --workload read"
+        );
+        anyhow::ensure!(!c.live_spreads.is_empty(), "--live-spread is empty");
+        no_repeats("--live-spread", &c.live_spreads)?;
+    }
     no_repeats("--store-rtt", &c.store_rtts)?;
     if c.store_rtt_values().any(|d| !d.is_zero()) {
         anyhow::ensure!(

@@ -27,7 +27,7 @@ use crate::{
     deploy::{self, Binaries, Deployment, Store, cluster::RedisCluster, postgres::Postgres},
     drive::engine::{Mode, Outcome, Workload},
     experiment::{self, Steps},
-    plan::{self, Lb, Step, System},
+    plan::{self, Lb, Spread, Step, System},
     progress::{DisplayGuard, Status},
     record::{
         Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
@@ -39,6 +39,7 @@ use crate::{
 };
 
 mod checks;
+mod live;
 mod measure;
 mod rounds;
 pub mod search;
@@ -78,6 +79,8 @@ struct Run {
     store_cap: f64,
     /// The round trip to the store now (changes between steps when it is an axis).
     store_rtt: Duration,
+    /// The preloaded sessions of the current live-sessions step.
+    live: Option<live::LiveSet>,
 }
 
 /// Run a sweep; returns the results (also written to `config.out`).
@@ -166,11 +169,13 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         round: 1,
         store_cap,
         store_rtt,
+        live: None,
     };
     let axes = plan::StoreAxes {
         cpus: &run.config.store_cpus,
         rtts: &run.config.store_rtts,
         shards: &run.config.store_shards,
+        live: &run.config.live_sessions,
     };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), axes);
     // One probe before the first step; `after` probes after every step, the last included.
@@ -263,7 +268,15 @@ impl Steps for Run {
 
     async fn after(&mut self) -> anyhow::Result<()> {
         let redis = self.store.as_ref().filter(|_| !self.config.external()).map(|s| s.url.as_str());
-        deploy::clear_stores(redis, &self.prefix, self.cluster.as_ref(), self.pg.as_ref()).await?;
+        let clear = deploy::clear_stores(redis, &self.prefix, self.cluster.as_ref(), self.pg.as_ref());
+        match self.live.take() {
+            // A million keys take a capped store minutes to delete: uncapped, as the preload.
+            Some(live) => {
+                self.status.phase(format!("deleting {} live sessions", live.sessions), Duration::ZERO, None);
+                self.with_store_uncapped(clear).await?;
+            }
+            None => clear.await?,
+        }
         self.calibrate().await;
         self.results.write(&self.config.out)
     }
@@ -318,8 +331,13 @@ impl Run {
             deployment.addrs = self.targets.clone();
             return Ok(());
         }
+        self.live_prepare(step)?;
         let program = self.binaries.as_ref().context("no server binaries")?.program(step.system);
-        let args = |k| self.server_args(step.system, k);
+        let args = |k| {
+            let mut args = self.server_args(step.system, k);
+            args.extend(self.live_args(step.system, k, step.instances));
+            args
+        };
         let group = |name: &str| deploy::group(self.cgroups.as_ref(), name, self.config.instance_cpu);
         deploy::spawn_instances(deployment, step.system, step.instances, program, args, group, &self.log_dir).await
     }
@@ -328,9 +346,23 @@ impl Run {
         let what = if self.config.external() { "using the --target deployment" } else { "starting instances" };
         self.status.phase(what.into(), Duration::ZERO, None);
         self.deploy(step, deployment).await?;
-        for &lb in &step.lbs {
-            self.status.step(format!("{} N={} {lb}", step.system, step.instances));
-            let point = self.point(step, lb, deployment).await?;
+        let live = match step.live_sessions {
+            Some(_) => Some((self.live_load(step, deployment).await?, self.live_purges(deployment).await)),
+            None => None,
+        };
+        let spreads: Vec<Option<Spread>> = match live {
+            Some(_) => self.config.live_spreads.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        let first = self.results.points.len();
+        for (&lb, spread) in step.lbs.iter().flat_map(|lb| spreads.iter().map(move |s| (lb, *s))) {
+            let what =
+                spread.map_or(String::new(), |s| format!(" {} live sessions, {s}", step.live_sessions.unwrap_or(0)));
+            self.status.step(format!("{} N={} {lb}{what}", step.system, step.instances));
+            let (mut point, credentials) = self.point(step, lb, spread, deployment).await?;
+            if let (Some((state, _)), Some(spread), Some(set)) = (&live, spread, &self.live) {
+                point.live = Some(live::live_point(set, state, spread, credentials, (0, None)));
+            }
             if let Some(why) = deployment.casualty() {
                 bail!("instance died during {} N={} {lb}: {why}", step.system, step.instances);
             }
@@ -340,7 +372,7 @@ impl Run {
                 format!("  @{:.0}%: p99 {:.2} ms (objective {verdict})", l.share * 100.0, l.latency_us.p99 as f64 / 1e3)
             });
             let line = format!(
-                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{latency}{}",
+                "{:<25} N={:<2} {:<11} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  err {:>6.2}%  {}{latency}{}{what}",
                 point.system,
                 point.instances,
                 lb.id(),
@@ -355,6 +387,15 @@ impl Run {
             self.results.points.push(point);
             self.results.write(&self.config.out)?;
         }
+        if let Some((_, start)) = live {
+            let (runs, mean) = self.live_purge_cost(step, deployment, start).await;
+            for p in &mut self.results.points[first..] {
+                if let Some(l) = p.live.as_mut() {
+                    (l.purges, l.purge_ms) = (runs, mean);
+                }
+            }
+            self.results.write(&self.config.out)?;
+        }
         Ok(())
     }
 
@@ -367,6 +408,10 @@ impl Run {
         deployment: &mut Deployment,
     ) -> anyhow::Result<(Vec<workload::Credential>, Option<f64>)> {
         let n = step.instances;
+        if let Some(creds) = self.live_creds(step) {
+            // The preloaded sessions are the credentials: nobody logs in.
+            return Ok((creds, self.bytes_per_session(step.system).await));
+        }
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
         deployment.set_cores(None)?;
         let creds =
@@ -391,19 +436,27 @@ impl Run {
         Ok((creds, bytes_per_session))
     }
 
-    async fn point(&mut self, step: &Step, lb: Lb, deployment: &mut Deployment) -> anyhow::Result<Point> {
+    /// One point, and how many credentials its requests were spread over.
+    async fn point(
+        &mut self,
+        step: &Step,
+        lb: Lb,
+        spread: Option<Spread>,
+        deployment: &mut Deployment,
+    ) -> anyhow::Result<(Point, usize)> {
         let n = step.instances;
         let (creds, bytes_per_session) = self.login(step, lb, deployment).await?;
-        match self.config.workload {
-            WorkloadKind::Mixed => {
+        let point = match (self.config.workload, spread) {
+            (WorkloadKind::Mixed, None) => {
                 let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;
-                self.drive_point(step, lb, deployment, work, bytes_per_session).await
+                self.drive_point(step, lb, deployment, work, bytes_per_session).await?
             }
-            WorkloadKind::Read => {
-                let work = ReadWorkload::new(&creds, lb, n)?;
-                self.drive_point(step, lb, deployment, work, bytes_per_session).await
+            (_, spread) => {
+                let work = ReadWorkload::spread(&creds, lb, n, spread.unwrap_or(Spread::Uniform))?;
+                self.drive_point(step, lb, deployment, work, bytes_per_session).await?
             }
-        }
+        };
+        Ok((point, creds.len()))
     }
 
     /// Find the rate (or take the fixed one), then measure the final point.

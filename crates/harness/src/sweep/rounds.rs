@@ -24,12 +24,16 @@ impl Run {
                 && p.store_cpu == step.store_cpu
                 && p.store_rtt_us == step.store_rtt.map(crate::record::micros)
                 && p.store_shards == step.store_shards
+                && p.live.is_none()
         })
     }
 
     /// Whether a later round has anything to measure in `step`.
+    /// Live-sessions steps are measured once: their preload is the expensive part, and
+    /// their points are read against each other, not against rounds.
     pub(super) fn repeatable(&self, step: &Step) -> bool {
-        step.lbs.iter().any(|&lb| self.round_one(step, lb).is_some_and(|i| self.results.points[i].repeatable()))
+        step.live_sessions.is_none()
+            && step.lbs.iter().any(|&lb| self.round_one(step, lb).is_some_and(|i| self.results.points[i].repeatable()))
     }
 
     /// A later round of one step: deploy again and measure each repeatable point again.

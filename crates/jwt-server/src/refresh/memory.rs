@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+use auth_core::metrics::PurgeStats;
+
 use super::{Grant, RefreshStore, Rejected, Rotation, StoreError};
 use crate::tokens::TokenHash;
 
@@ -27,6 +29,8 @@ struct Inner {
 struct Shared {
     inner: Mutex<Inner>,
     ttl_ms: u64,
+    /// Where each purge's duration goes (`/metrics`), once the server has said so.
+    purges: std::sync::OnceLock<Arc<PurgeStats>>,
 }
 
 #[derive(Clone)]
@@ -47,15 +51,29 @@ fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
 impl MemoryRefreshStore {
     /// Must be called inside a tokio runtime (it starts the purge task).
     pub fn new(ttl: Duration) -> Self {
-        let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), ttl_ms: ttl.as_millis() as u64 });
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::default()),
+            ttl_ms: ttl.as_millis() as u64,
+            purges: std::sync::OnceLock::new(),
+        });
         let period = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
         auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
+            let started = std::time::Instant::now();
             let now = auth_core::unix_millis();
             let mut inner = lock(&shared.inner);
             inner.tokens.retain(|_, t| t.expires_ms > now);
             inner.families.retain(|_, until| *until > now);
+            drop(inner);
+            if let Some(stats) = shared.purges.get() {
+                stats.observe(started.elapsed());
+            }
         });
         Self { shared }
+    }
+
+    /// Count every purge's duration into `stats` (the server's `/metrics`).
+    pub fn report_purges_to(&self, stats: Arc<PurgeStats>) {
+        let _ = self.shared.purges.set(stats);
     }
 }
 

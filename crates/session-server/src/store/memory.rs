@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use auth_core::clock::Clock;
+use auth_core::{clock::Clock, metrics::PurgeStats};
 
 use super::{Session, SessionStore, StoreError, Timeouts};
 use crate::id::SessionId;
@@ -31,6 +31,8 @@ struct Shared {
     shards: Box<[Mutex<HashMap<SessionId, Entry>>]>,
     timeouts: Timeouts,
     clock: Clock,
+    /// Where each purge's duration goes (`/metrics`), once the server has said so.
+    purges: std::sync::OnceLock<Arc<PurgeStats>>,
 }
 
 #[derive(Clone)]
@@ -54,16 +56,35 @@ impl MemoryStore {
     /// task still runs on the runtime's timer; it only reads `clock` to see what has expired.
     pub fn with_clock(timeouts: Timeouts, clock: Clock) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        let shared = Arc::new(Shared { shards, timeouts, clock });
+        let shared = Arc::new(Shared { shards, timeouts, clock, purges: std::sync::OnceLock::new() });
         let period =
             (timeouts.idle.min(timeouts.absolute) / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         auth_core::store::spawn_purge(Arc::downgrade(&shared), period, |shared: &Shared| {
+            let started = std::time::Instant::now();
             let now = shared.clock.unix_millis();
             for shard in shared.shards.iter() {
                 lock(shard).retain(|_, e| e.expires_ms > now);
             }
+            if let Some(stats) = shared.purges.get() {
+                stats.observe(started.elapsed());
+            }
         });
         Self { shared }
+    }
+
+    /// Count every purge's duration into `stats` (the server's `/metrics`).
+    pub fn report_purges_to(&self, stats: Arc<PurgeStats>) {
+        let _ = self.shared.purges.set(stats);
+    }
+
+    /// Add `sessions` as if each had just logged in (`--preload-sessions`).
+    pub fn preload(&self, sessions: impl IntoIterator<Item = (SessionId, Session)>) {
+        let t = self.shared.timeouts;
+        for (id, session) in sessions {
+            let expires_ms =
+                (session.created_ms + t.idle.as_millis() as u64).min(t.absolute_deadline_ms(session.created_ms));
+            lock(self.shard(&id)).insert(id, Entry { session, expires_ms });
+        }
     }
 
     fn shard(&self, id: &SessionId) -> &Mutex<HashMap<SessionId, Entry>> {

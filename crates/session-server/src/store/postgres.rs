@@ -22,6 +22,7 @@
 use std::{sync::Arc, time::Duration};
 
 use auth_core::{
+    metrics::PurgeStats,
     pg::{bounded, call, client, ensure_schema},
     throttle::PgThrottle,
 };
@@ -73,6 +74,8 @@ pub struct PgStore {
     pool: Pool,
     timeout: Duration,
     sql: Arc<Sql>,
+    /// Where each purge's duration goes (`/metrics`), once the server has said so.
+    purges: Arc<std::sync::OnceLock<Arc<PurgeStats>>>,
 }
 
 struct Sql {
@@ -173,8 +176,12 @@ impl PgStore {
             )));
         }
         let throttle = PgThrottle::new(pool.clone(), schema, config.timeout, throttle);
-        let store =
-            Self { pool, timeout: config.timeout, sql: Arc::new(statements(schema, timeouts, config.touch_after)) };
+        let store = Self {
+            pool,
+            timeout: config.timeout,
+            sql: Arc::new(statements(schema, timeouts, config.touch_after)),
+            purges: Arc::default(),
+        };
         store.spawn_purge(schema, config.purge_every, throttle.clone());
         Ok((store, throttle))
     }
@@ -184,6 +191,7 @@ impl PgStore {
     /// an expired row is never served anyway, the purge only returns its space.
     fn spawn_purge(&self, schema: &str, period: Duration, throttle: PgThrottle) {
         let pool = self.pool.clone();
+        let purges = self.purges.clone();
         let timeout = self.timeout.max(Duration::from_secs(30));
         let sql = format!("DELETE FROM {schema}.sessions WHERE expires_at <= now()");
         tokio::spawn(async move {
@@ -199,7 +207,11 @@ impl PgStore {
                         let mine: bool =
                             tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&PURGE_LOCK]).await?.get(0);
                         if mine {
+                            let started = std::time::Instant::now();
                             tx.execute(sql.as_str(), &[]).await?;
+                            if let Some(stats) = purges.get() {
+                                stats.observe(started.elapsed());
+                            }
                         }
                         tx.commit().await
                     })
@@ -211,6 +223,13 @@ impl PgStore {
                 }
             }
         });
+    }
+}
+
+impl PgStore {
+    /// Count every purge's duration into `stats` (the server's `/metrics`).
+    pub fn report_purges_to(&self, stats: Arc<PurgeStats>) {
+        let _ = self.purges.set(stats);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::{
 };
 
 mod chaos;
+mod live;
 pub(crate) mod store_axis;
 mod usl;
 
@@ -170,6 +171,13 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
             file: "store-ceiling.svg",
             title: "Capacity against the store's CPU cap".into(),
             svg: store_axis::chart(a)?,
+        });
+    }
+    if !live::lines(a).is_empty() {
+        out.push(Chart {
+            file: "live-memory.svg",
+            title: "Server-side memory against live sessions".into(),
+            svg: live::chart(a)?,
         });
     }
     if a.series.iter().any(|s| s.fit.is_ok()) {

@@ -23,6 +23,7 @@ mod control;
 mod details;
 mod experiments;
 mod limits;
+mod live;
 mod postgres;
 mod repeats;
 mod rtt_axis;
@@ -176,6 +177,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::store(a, &mut d, &has);
     store_axis::section(a, &mut d, &has);
     store_axis::shards(a, &mut d);
+    live::section(a, &mut d, &has);
     rtt_axis::section(a, &mut d);
     details::cpu(a, &mut d, &has);
     verifier::section(a, &mut d);

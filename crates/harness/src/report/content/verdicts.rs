@@ -43,6 +43,12 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "State",
         "bytes held server-side per session",
         cells(&|s| {
+            if let Some((b, how)) = super::live::bytes_per_live(a, s) {
+                return match s.server() {
+                    crate::plan::Server::Jwt => format!("0 per request; {b:.0} B per refresh family ({how})"),
+                    crate::plan::Server::Session => format!("{b:.0} B ({how})"),
+                };
+            }
             let how = match s {
                 System::SESSION_REDIS | System::SESSION_REDIS_CLUSTER | System::SESSION_REDIS_CACHED => {
                     "Redis `MEMORY USAGE`"
@@ -129,6 +135,22 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
         "store commands per request",
         cells(&|s| a.cost(s).map_or("—".into(), |c| c.store_commands.map_or("0".into(), |x| format!("{x:.2}")))),
     ));
+    if !a.live.is_empty() {
+        let (lo, hi) = (a.results.config.live_sessions.iter().min(), a.results.config.live_sessions.iter().max());
+        rows.push(row(
+            "Server load",
+            &format!("live sessions {} → {} (uniform spread): req/s, p99", lo.map_or(0, |x| *x), hi.map_or(0, |x| *x)),
+            cells(&|s| {
+                super::live::load_cell(a, s).unwrap_or_else(|| {
+                    if s.supports_live() {
+                        "not in the live-sessions steps of this run".into()
+                    } else {
+                        "no live-sessions step for this system (see *Live sessions as an axis*)".into()
+                    }
+                })
+            }),
+        ));
+    }
     rows.push(row("Expiry", "how soon the server can end a credential", cells(&|s| experiments::expiry_cell(a, s))));
     let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
     let align = format!("ll{}", "r".repeat(systems.len()));
