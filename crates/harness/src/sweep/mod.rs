@@ -409,7 +409,9 @@ impl Run {
     ) -> anyhow::Result<(Vec<workload::Credential>, Option<f64>)> {
         let n = step.instances;
         if let Some(creds) = self.live_creds(step) {
-            // The preloaded sessions are the credentials: nobody logs in.
+            // The preloaded sessions are the credentials: nobody logs in. The instances
+            // started uncapped; the cap goes on here, as after a login.
+            deployment.set_cores(Some(self.config.instance_cpu))?;
             return Ok((creds, self.bytes_per_session(step.system).await));
         }
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
