@@ -125,6 +125,10 @@ pub struct ReadWorkload {
     /// Zipf (`--live-spread zipf`): the cumulative share of credentials 0..=k, so the k-th
     /// is picked 1/(k+1) as often as the first; `None`: every credential equally often.
     zipf: Option<Vec<f64>>,
+    /// Added to every sequence number, moved on by every run ([`Workload::begin`]), so no
+    /// run replays the previous one's picks (with a million sessions, a replay would find
+    /// every session a near-cache or a database's buffers just saw).
+    salt: std::sync::atomic::AtomicU64,
 }
 
 impl ReadWorkload {
@@ -146,11 +150,12 @@ impl ReadWorkload {
             lb,
             instances: instances.max(1),
             zipf,
+            salt: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
     fn user(&self, seq: u64) -> usize {
-        let r = mix(seq);
+        let r = mix(seq.wrapping_add(self.salt.load(std::sync::atomic::Ordering::Relaxed)));
         match &self.zipf {
             None => (r % self.requests.len() as u64) as usize,
             Some(cdf) => {
@@ -178,6 +183,11 @@ fn zipf_cdf(n: usize) -> Vec<f64> {
 
 impl Workload for ReadWorkload {
     type Kind = ();
+
+    fn begin(&self) {
+        // An odd step far from any run's length: each run starts somewhere new.
+        self.salt.fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+    }
 
     fn target(&self, seq: u64) -> usize {
         match self.lb {
@@ -494,6 +504,19 @@ mod tests {
             u[uniform.user(seq)] += 1;
         }
         assert!(u.iter().all(|&c| (1600..2400).contains(&c)), "uniform: {u:?}");
+    }
+
+    #[test]
+    fn a_new_run_does_not_replay_the_last_ones_picks() {
+        let work = ReadWorkload::spread(&creds(100_000, 1), Lb::RoundRobin, 1, Spread::Uniform).unwrap();
+        work.begin();
+        let first: Vec<usize> = (0..1000).map(|seq| work.user(seq)).collect();
+        let again: Vec<usize> = (0..1000).map(|seq| work.user(seq)).collect();
+        assert_eq!(first, again, "within a run, a sequence number always picks the same user");
+        work.begin();
+        let next: std::collections::HashSet<usize> = (0..1000).map(|seq| work.user(seq)).collect();
+        let shared = first.iter().filter(|u| next.contains(u)).count();
+        assert!(shared < 50, "the next run picked {shared} of the last run's 1000 users again");
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub trait Workload: Send + Sync + 'static {
     /// not ask again).
     fn request(&self, seq: u64, target: usize) -> Req<'_, Self::Kind>;
 
+    /// Called once as every run starts. Sequence numbers start at 0 in every run, so a
+    /// workload that picks from a large set moves its starting point here: otherwise each
+    /// run would replay the previous one's picks, and whatever the previous run cached
+    /// would make the next one look faster.
+    fn begin(&self) {}
+
     /// The answer to a request that carried a ticket; `status` 0 when there was none
     /// (timeout, broken connection).
     fn on_response(&self, _ticket: Ticket<Self::Kind>, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) {}
@@ -258,6 +264,7 @@ struct Job {
 pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
     anyhow::ensure!(!spec.targets.is_empty(), "no targets to send load to");
     anyhow::ensure!(!spec.duration.is_zero(), "duration must be greater than zero");
+    workload.begin();
     match spec.mode {
         Mode::Open { rate } => {
             anyhow::ensure!(rate.is_finite() && rate > 0.0, "rate must be a positive number, got {rate}");

@@ -16,8 +16,8 @@
 //!   `session-redis` does) until the subscription is back: nothing is served that a missed
 //!   message could have revoked. A read whose answer may predate an invalidation that
 //!   arrived meanwhile is not kept (an epoch counter says so).
-//! - **Bound.** At most `--session-cache-size` sessions; when full, expired copies are
-//!   dropped, and if it is still full the session is served but not kept.
+//! - **Bound.** At most `--session-cache-size` sessions; when full, a session is served but
+//!   not kept until the purge (every cache lifetime) has dropped expired copies.
 
 use std::{
     collections::HashMap,
@@ -104,12 +104,10 @@ impl Local {
         if !self.in_sync.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != epoch {
             return;
         }
+        // Full: not kept. Expired copies leave with the periodic purge, never here: a scan
+        // of the whole map on a request path would cost every miss its size.
         if map.len() >= self.config.capacity && !map.contains_key(&id) {
-            let now = Instant::now();
-            map.retain(|_, e| now < e.fresh_until);
-            if map.len() >= self.config.capacity {
-                return;
-            }
+            return;
         }
         map.insert(id, Entry { session: session.clone(), fresh_until: fetched + self.config.ttl });
     }

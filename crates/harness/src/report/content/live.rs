@@ -59,6 +59,10 @@ fn what(system: System) -> &'static str {
     if system.server() == Server::Jwt { "refresh families" } else { "sessions" }
 }
 
+fn one(system: System) -> &'static str {
+    if system.server() == Server::Jwt { "refresh family" } else { "session" }
+}
+
 /// 1000000 → "1 000 000".
 fn count(n: u64) -> String {
     let s = n.to_string();
@@ -189,7 +193,15 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
     let mut per = Vec::new();
     for system in steps.iter().map(|s| s.system).collect::<std::collections::BTreeSet<_>>() {
         if let Some((b, how)) = bytes_per_live(a, system) {
-            per.push(format!("{system}: {b:.0} B per {} ({how})", &what(system)[..what(system).len() - 1]));
+            // Redis's own count for one key, beside the growth that adds its expiry entry.
+            let usage = a
+                .live
+                .iter()
+                .filter(|p| p.system == system)
+                .find_map(|p| p.store.as_ref()?.bytes_per_session)
+                .filter(|_| system.needs_redis())
+                .map_or(String::new(), |b| format!("; Redis `MEMORY USAGE` of a sampled key: {b:.0} B"));
+            per.push(format!("{system}: {b:.0} B per {} ({how}{usage})", one(system)));
         }
     }
     d.bullets(per);
