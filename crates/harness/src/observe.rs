@@ -471,14 +471,22 @@ mod tests {
         assert!(self_cpu_seconds() >= start);
         assert!(rss_bytes("self").unwrap_or(0) > 1024 * 1024);
         assert!(cpu_seconds("999999999").is_none());
+        // The kernel adds a running thread's time to `schedstat` at its ticks, so a short
+        // spin can read the same figure twice; spin until it moves (or 5 s have passed).
         let a = ThreadCpu::read(std::process::id());
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut y = 0u64;
-        for i in 0..20_000_000u64 {
-            y = y.wrapping_mul(17).wrapping_add(i);
-        }
+        let b = loop {
+            for i in 0..5_000_000u64 {
+                y = y.wrapping_mul(17).wrapping_add(i);
+            }
+            let b = ThreadCpu::read(std::process::id());
+            if b.seconds_since(&a) > 0.0 || std::time::Instant::now() > until {
+                break b;
+            }
+        };
         assert!(y != 1);
-        let b = ThreadCpu::read(std::process::id());
-        assert!(b.seconds_since(&a) > 0.0);
+        assert!(b.seconds_since(&a) > 0.0, "5 s of spinning never showed in schedstat");
         // Over the threads both readings saw, the later one is never behind the earlier.
         // (Not `a.seconds_since(&b) == 0`: a thread of another test that exits in between
         // is in `a` only and counts whole there; the postgres tests made that flake show.)

@@ -197,7 +197,7 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--systems", "session-redis-cluster", "--store-shards", "1,2,1"], "lists 1 twice"),
         (&["sweep", "--systems", "session-redis", "--store-shards", "1,2"], "none of --systems is that"),
         (&["sweep", "--systems", "session-redis,session-postgres", "--store-rtt", "1ms"], "Redis only so far"),
-        (&["sweep", "--live-sessions", "0"], "from 1 to 10000000"),
+        (&["sweep", "--live-sessions", "0"], "from 1 to 2000000"),
         (&["sweep", "--live-sessions", "lots"], "not a number of sessions"),
         (&["sweep", "--live-sessions", "1000,1000"], "lists 1000 twice"),
         (&["sweep", "--live-sessions", "1000", "--live-spread", "pareto"], "--live-spread"),
@@ -364,7 +364,7 @@ fn live_sessions_are_preloaded_and_what_they_hold_is_recorded() {
     let o = run(&[
         "sweep",
         "--systems",
-        "session-memory,session-redis,session-postgres,jwt-hs256",
+        "session-memory,session-redis,session-postgres,jwt-hs256,jwt-hs256+denylist-cached",
         "--instances",
         "2",
         "--live-sessions",
@@ -398,7 +398,7 @@ fn live_sessions_are_preloaded_and_what_they_hold_is_recorded() {
             .unwrap_or_else(|| panic!("no live point {id} {n} {spread}"))
             .clone()
     };
-    for id in ["session-memory", "session-redis", "session-postgres", "jwt-hs256"] {
+    for id in ["session-memory", "session-redis", "session-postgres", "jwt-hs256", "jwt-hs256+denylist-cached"] {
         for n in [300, 3000] {
             for spread in ["uniform", "zipf"] {
                 let p = live(id, n, spread);
@@ -424,6 +424,8 @@ fn live_sessions_are_preloaded_and_what_they_hold_is_recorded() {
     let per = (redis["state_bytes"].as_f64().unwrap() - redis["state_bytes_before"].as_f64().unwrap()) / 3000.0;
     assert!((120.0..400.0).contains(&per), "Redis used_memory per session: {per}");
     assert_eq!(live("session-postgres", 3000, "zipf")["live"]["held_in"], "postgres-relation");
+    // A JWT system's families are in its instances, even when its denylist is in Redis.
+    assert_eq!(live("jwt-hs256+denylist-cached", 3000, "uniform")["live"]["held_in"], "instance-rss");
     assert_eq!(live("session-memory", 3000, "zipf")["lb"], "sticky");
     // The main line is unchanged beside the axis, and the report has the section.
     assert!(point(&results, "session-redis", 2, "round-robin")["live"].is_null());

@@ -89,7 +89,7 @@ pub struct Args {
     pub session_cache_size: usize,
 
     /// Benchmarks only (`--store memory`): start with the sessions listed in FILE, one
-    /// `<session id> <user>` per line, as if each user had just logged in with that ID.
+    /// `<session id> <user> <role>` per line, as if each user had just logged in with that ID.
     /// authbench's live-sessions axis uses it to hold many sessions without logging each in.
     #[arg(long, env = "AUTHBENCH_PRELOAD_SESSIONS")]
     pub preload_sessions: Option<std::path::PathBuf>,

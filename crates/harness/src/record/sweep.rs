@@ -542,7 +542,8 @@ pub fn summary_table(results: &Results) -> String {
                 (Some(c), None) => format!("{} (store {c})", p.system.id()),
                 (None, Some(rtt)) => format!("{} (store {rtt:.0}µs)", p.system.id()),
                 (None, None) => p.system.id(),
-            } + &p.store_shards.map_or(String::new(), |k| format!(" ×{k}")),
+            } + &p.store_shards.map_or(String::new(), |k| format!(" ×{k}"))
+                + &p.live.as_ref().map_or(String::new(), |l| format!(" {} {}", l.sessions, l.spread)),
             p.instances,
             p.lb.id(),
             p.offered_rps.map_or("closed".into(), |r| format!("{r:.0}")),

@@ -114,7 +114,10 @@ impl Run {
     pub(super) async fn live_load(&mut self, step: &Step, deployment: &Deployment) -> anyhow::Result<LiveState> {
         let live = self.live.as_ref().context("a live step without its sessions")?;
         let system = step.system;
-        if system.needs_redis() {
+        // A JWT system's state is its refresh families, in each instance's memory, even
+        // when its denylist is in Redis.
+        let server_side = system.server() == Server::Session;
+        if server_side && system.needs_redis() {
             let url = self.store.as_ref().context("no Redis for the live sessions")?.url.clone();
             let mut obs = RedisObserver::connect(&url).await?;
             let before = obs.info().await?.used_memory;
@@ -132,7 +135,7 @@ impl Run {
                 preload_s: live.started.elapsed().as_secs_f64(),
             });
         }
-        if system.needs_postgres() {
+        if server_side && system.needs_postgres() {
             let url = self.pg.as_ref().context("no PostgreSQL for the live sessions")?.url.clone();
             let client = observe::pg_connect(&url).await?;
             let size = format!("SELECT pg_total_relation_size('{}.sessions')", deploy::PG_SCHEMA);
@@ -170,14 +173,22 @@ impl Run {
         .into_iter()
         .flatten()
         .collect();
+        let mut uncapped = Ok(());
         for g in &groups {
-            g.set_cores(None).map_err(anyhow::Error::msg)?;
+            uncapped = uncapped.and(g.set_cores(None).map_err(anyhow::Error::msg));
         }
-        let out = work.await;
+        let out = match uncapped {
+            Ok(()) => work.await,
+            Err(e) => Err(e),
+        };
+        // Every group gets its cap back, whatever failed above.
+        let mut recapped = Ok(());
         for g in &groups {
-            g.set_cores(Some(self.store_cap)).map_err(anyhow::Error::msg)?;
+            recapped = recapped.and(g.set_cores(Some(self.store_cap)).map_err(anyhow::Error::msg));
         }
-        out
+        let out = out?;
+        recapped.context("cannot put the store's CPU cap back")?;
+        Ok(out)
     }
 
     /// `SET <prefix>s:<id> <created_ms>:<role>:<user> PX <idle>` for every session, the
@@ -249,39 +260,43 @@ impl Run {
     }
 
     /// The purges the instances ran so far (`authbench_purges_total`,
-    /// `authbench_purge_seconds_total` on their `/metrics`), summed.
-    pub(super) async fn live_purges(&self, deployment: &Deployment) -> (u64, f64) {
+    /// `authbench_purge_seconds_total` on their `/metrics`), summed; `None` when an
+    /// instance did not answer (a sum over fewer instances would be compared with one over
+    /// all of them).
+    pub(super) async fn live_purges(&self, deployment: &Deployment) -> Option<(u64, f64)> {
         let mut total = (0u64, 0.0f64);
         for addr in &deployment.addrs {
-            let Ok(mut conn) = Conn::connect(*addr, std::time::Duration::from_secs(2)).await else { continue };
-            let Ok(req) = Prepared::get("/metrics") else { continue };
-            let Ok((_, body)) = conn.send(&req, std::time::Duration::from_secs(2)).await else { continue };
+            let mut conn = Conn::connect(*addr, std::time::Duration::from_secs(2)).await.ok()?;
+            let req = Prepared::get("/metrics").ok()?;
+            let (_, body) = conn.send(&req, std::time::Duration::from_secs(2)).await.ok()?;
             let text = String::from_utf8_lossy(&body);
             let value =
                 |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(0.0);
             total.0 += value("authbench_purges_total ") as u64;
             total.1 += value("authbench_purge_seconds_total ");
         }
-        total
+        Some(total)
     }
 
-    /// After a live step's points: wait (at most `wait`) until every instance has run one
-    /// purge more than it had at `start`, so the step records what one purge costs at this
-    /// many sessions; Redis expires its keys itself.
+    /// After a live step's points: wait (at most `--live-purge-wait`) until the instances
+    /// have run as many purges since `start` as there are instances (PostgreSQL: one, its
+    /// purge runs on one instance at a time), so the step records what one purge costs at
+    /// this many sessions; Redis expires its keys itself.
     pub(super) async fn live_purge_cost(
         &self,
         step: &Step,
         deployment: &Deployment,
-        start: (u64, f64),
+        start: Option<(u64, f64)>,
     ) -> (u64, Option<f64>) {
-        if step.system.needs_redis() {
+        let Some(start) = start else { return (0, None) };
+        if !purges_itself(step.system) {
             return (0, None);
         }
         let wait = self.config.live_purge_wait;
         self.status.phase("waiting for a purge".into(), wait, None);
         let deadline = Instant::now() + wait;
         loop {
-            let now = self.live_purges(deployment).await;
+            let Some(now) = self.live_purges(deployment).await else { return (0, None) };
             let runs = now.0.saturating_sub(start.0);
             // PostgreSQL's purge runs on one instance at a time: one run is the cluster's.
             let enough = if step.system.needs_postgres() { 1 } else { deployment.addrs.len() as u64 };
@@ -292,6 +307,13 @@ impl Run {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
+}
+
+/// Whether `system`'s instances purge expired state themselves (session-memory,
+/// session-postgres, and every JWT system's memory refresh store); sessions in Redis expire
+/// there.
+pub fn purges_itself(system: System) -> bool {
+    system.server() == Server::Jwt || !system.needs_redis()
 }
 
 /// The record of one live point.

@@ -45,6 +45,8 @@ mod rounds;
 pub mod search;
 mod store;
 
+pub use live::purges_itself;
+
 use search::{Next, Observed, Search};
 
 // Field order is drop order: the store (and its cgroup) must go before the run's cgroup

@@ -147,11 +147,15 @@ impl Follower for Local {
         }
     }
 
+    /// Under the map's lock, which [`Local::keep`] holds while it checks: a read that
+    /// began out of sync (its epoch from before) can never be kept once back in sync, even
+    /// if a logout was published while nobody listened.
     fn set_in_sync(&self, in_sync: bool) {
-        self.in_sync.store(in_sync, Ordering::Release);
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.in_sync.store(in_sync, Ordering::Release);
         if !in_sync {
-            self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            map.clear();
         }
     }
 }

@@ -225,6 +225,11 @@ pub(super) fn limits(a: &Analysis<'_>, d: &mut Doc) {
     d.bullets(items);
 }
 
+/// " (1000000 live, zipf)" for a point of the live-sessions axis, nothing otherwise.
+fn live_suffix(p: &Point) -> String {
+    p.live.as_ref().map_or(String::new(), |l| format!(" ({} live, {})", l.sessions, l.spread))
+}
+
 pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
     let r = a.results;
     d.h(2, "points", "All points");
@@ -235,7 +240,7 @@ pub(super) fn all_points(a: &Analysis<'_>, d: &mut Doc) {
         .map(|p| {
             let at = attribute(r, p);
             vec![
-                p.system.to_string(),
+                format!("{}{}", p.system, live_suffix(p)),
                 p.lb.to_string(),
                 p.instances.to_string(),
                 p.mode.to_string(),

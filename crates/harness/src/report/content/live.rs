@@ -175,7 +175,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
             format!("{:.1}", l.state_bytes as f64 / 1e6),
             l.bytes_per_session().map_or("—".into(), |b| format!("{b:.0}")),
             format!("{:.1}", l.preload_s),
-            if s.system.needs_redis() {
+            if !crate::sweep::purges_itself(s.system) {
                 "Redis expires keys itself".into()
             } else {
                 match l.purge_ms {
@@ -199,7 +199,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
                 .iter()
                 .filter(|p| p.system == system)
                 .find_map(|p| p.store.as_ref()?.bytes_per_session)
-                .filter(|_| system.needs_redis())
+                .filter(|_| !crate::sweep::purges_itself(system))
                 .map_or(String::new(), |b| format!("; Redis `MEMORY USAGE` of a sampled key: {b:.0} B"));
             per.push(format!("{system}: {b:.0} B per {} ({how}{usage})", one(system)));
         }
