@@ -107,6 +107,46 @@ pub(super) fn load_cell(a: &Analysis<'_>, system: System) -> Option<String> {
     ))
 }
 
+/// Each system's live capacities beside its main-line point at the same N and policy: a
+/// live step is one search with no repeats, so how far they spread is said beside a search
+/// made apart.
+fn beside_main_line(a: &Analysis<'_>, steps: &[Step<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    for system in steps.iter().map(|s| s.system).collect::<std::collections::BTreeSet<_>>() {
+        let live: Vec<&Point> = steps.iter().filter(|s| s.system == system).flat_map(|s| s.points.clone()).collect();
+        let Some(first) = live.first() else { continue };
+        let lo = live.iter().map(|p| p.achieved_rps).fold(f64::INFINITY, f64::min);
+        let hi = live.iter().map(|p| p.achieved_rps).fold(0.0, f64::max);
+        let main = a.series.iter().find(|s| s.system == system && s.lb == first.lb).and_then(|s| {
+            s.points.iter().find(|p| p.instances == first.instances)
+        });
+        let main_text = main.map_or(String::new(), |m| {
+            format!(
+                "; its main-line point (N={}, {} logged-in users, searched apart): {} req/s",
+                m.instances,
+                a.results.config.users,
+                rps(m.achieved_rps)
+            )
+        });
+        out.push(format!(
+            "{system}: {}–{} req/s over its {} live points ({:.0} % apart){main_text}",
+            rps(lo),
+            rps(hi),
+            live.len(),
+            (hi / lo.max(1.0) - 1.0) * 100.0
+        ));
+    }
+    if !out.is_empty() {
+        out.push(
+            "Each live point is one search, and a repeat re-measures a rate already found without searching again, so \
+             this run has no measure of a search's own spread: read a difference between live points as the sessions' \
+             doing only where it follows them in what no search sets: store commands per request and bytes held."
+                .into(),
+        );
+    }
+    out
+}
+
 pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool) {
     let steps = steps(a);
     if steps.is_empty() {
@@ -165,6 +205,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         "lrlrrrrr",
         rows,
     );
+    d.bullets(beside_main_line(a, &steps));
     let mut rows = Vec::new();
     for s in &steps {
         let l = s.live;
