@@ -40,6 +40,8 @@ fn latency_run(p: &harness::record::Point) -> harness::record::LatencyRun {
         store_per_request_us: p.cpu.store_per_request_us,
         slo_met: true,
         histogram: p.histogram.clone(),
+        routes: Default::default(),
+        classes: Vec::new(),
     }
 }
 

@@ -5,6 +5,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+mod mix;
+mod parse;
+pub use mix::MixArgs;
+use parse::*;
+
 use crate::{
     drive::engine::Mode,
     experiment::run_id,
@@ -17,45 +22,6 @@ use crate::{
     },
     sweep::default_out,
 };
-
-fn duration(s: &str) -> Result<Duration, String> {
-    auth_core::config::parse_duration(s)
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err("must be greater than zero".into());
-    }
-    Ok(v)
-}
-
-fn burst_fraction(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err("must be between 0 and 1".into());
-    }
-    Ok(v)
-}
-
-/// A duration that may be zero (`0`, `0s`); negative or malformed ones are refused.
-fn duration_or_zero(s: &str) -> Result<Duration, String> {
-    if s.trim_start().starts_with('-') {
-        return Err(format!("{s:?} is negative: this duration is 0 or more"));
-    }
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))
-}
-
-fn instance_count(s: &str) -> Result<usize, String> {
-    let n: usize = s.parse().map_err(|_| format!("{s:?} is not a whole number"))?;
-    if !(1..=64).contains(&n) {
-        return Err("instance counts must be between 1 and 64".into());
-    }
-    Ok(n)
-}
 
 #[derive(Debug, Parser)]
 #[command(name = "authbench", version, about = "Session vs JWT authentication, measured as instances scale out")]
@@ -132,14 +98,6 @@ pub struct PeersArgs {
     /// for the same file).
     #[arg(long)]
     pub render: bool,
-}
-
-fn cores_or_zero(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err("must be 0 (uncapped) or a positive number of cores".into());
-    }
-    Ok(v)
 }
 
 impl PeersArgs {
@@ -367,10 +325,13 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
     pub lb: Option<Vec<Lb>>,
 
-    /// Request mix: `read` (GET /me only) or `mixed` (90% /me, 5% /admin by admins, 3%
-    /// refresh for JWT, 0.1% login and 0.1% logout).
+    /// Request mix: `read` (GET /me only) or `mixed` (derived from how users behave: see
+    /// --session-length, --requests-per-user-per-minute and --access-ttl).
     #[arg(long, env = "AUTHBENCH_WORKLOAD", default_value = "read", value_parser = |s: &str| s.parse::<WorkloadKind>())]
     pub workload: WorkloadKind,
+
+    #[command(flatten)]
+    pub mix: MixArgs,
 
     /// Measured window of each final point (longer when needed for --min-requests).
     #[arg(long, env = "AUTHBENCH_DURATION", value_parser = duration)]
@@ -414,9 +375,10 @@ pub struct SweepArgs {
     #[arg(long, conflicts_with = "quick")]
     pub reference: bool,
 
-    /// CPU cap of each instance, in cores.
-    #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", default_value_t = 0.1, value_parser = positive)]
-    pub instance_cpu: f64,
+    /// CPU cap of each instance, in cores. Default 0.1; 0.5 with --workload mixed, where a
+    /// login's argon2id hash (~25 ms of CPU) must be a small part of a CFS period's budget.
+    #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", value_parser = positive)]
+    pub instance_cpu: Option<f64>,
 
     /// CPU cap of the private Redis, in cores. A comma-separated list makes store capacity
     /// an axis: every system that uses the store is measured at the largest N at each
@@ -506,6 +468,10 @@ pub struct SweepArgs {
     pub bin_dir: Option<PathBuf>,
 }
 
+/// The instance cap of a mixed workload unless `--instance-cpu` says otherwise: at 0.1 core
+/// one 25 ms login spans 25 quota periods and stalls the whole instance; at 0.5 core, five.
+pub const MIXED_INSTANCE_CPU: f64 = 0.5;
+
 /// Repeats of every point in a `--reference` sweep: the min–max range of 5 covers the
 /// median with 1 − 2^(1−5) ≈ 94 %.
 pub const REFERENCE_REPEAT: u32 = 5;
@@ -532,6 +498,9 @@ impl SweepArgs {
             warmup: self.warmup.unwrap_or(if q { Duration::from_millis(300) } else { Duration::from_millis(500) }),
             rate: self.rate,
             slo_p99: self.slo_p99,
+            slo_write: self.mix.slo_write,
+            slo_login: self.mix.slo_login,
+            profile: (self.workload == WorkloadKind::Mixed).then(|| self.mix.profile()),
             step_duration: self.step_duration.unwrap_or(if q {
                 Duration::from_millis(600)
             } else {
@@ -539,7 +508,11 @@ impl SweepArgs {
             }),
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             repeat: self.repeat.unwrap_or(if self.reference { REFERENCE_REPEAT } else { 1 }) as usize,
-            instance_cpu: self.instance_cpu,
+            instance_cpu: self.instance_cpu.unwrap_or(if self.workload == WorkloadKind::Mixed {
+                MIXED_INSTANCE_CPU
+            } else {
+                0.1
+            }),
             store_cpu: self.store_cpu.first().copied().unwrap_or(0.1),
             store_cpus: if self.store_cpu.len() > 1 { self.store_cpu } else { Vec::new() },
             store_shards: if self.store_shards == [1] { Vec::new() } else { self.store_shards },
@@ -629,23 +602,4 @@ impl LoadArgs {
             timeout: self.timeout,
         })
     }
-}
-
-/// `--live-sessions`: 1 to 2 million (1 million is what a committed run has shown to fit:
-/// an instance loads its share before its ready line, within 30 s).
-fn live_count(s: &str) -> Result<u64, String> {
-    let n: u64 = s.trim().replace('_', "").parse().map_err(|_| format!("{s:?} is not a number of sessions"))?;
-    if !(1..=2_000_000).contains(&n) {
-        return Err(format!("live sessions go from 1 to 2000000 (got {n})"));
-    }
-    Ok(n)
-}
-
-/// `--store-shards`: 1 to 16 primaries.
-fn shard_count(s: &str) -> Result<u16, String> {
-    let n: u16 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of shards"))?;
-    if !(1..=16).contains(&n) {
-        return Err(format!("a Redis Cluster here has 1 to 16 shards (got {n})"));
-    }
-    Ok(n)
 }

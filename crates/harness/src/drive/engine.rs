@@ -22,6 +22,7 @@ use tokio::time::sleep_until;
 use super::{
     client::{Conn, Prepared, SendError},
     histogram::{Latency, LatencySummary},
+    route::{Route, RouteOutcome, RouteTally},
     schedule::Schedule,
 };
 
@@ -120,6 +121,9 @@ pub struct Outcome {
     /// Open loop: how late the scheduler handed requests out (the generator's own share
     /// of the measured latency).
     pub scheduler_lag: Option<LatencySummary>,
+    /// The same counts per route (requests never sent are in `unsent` only: which route
+    /// they would have gone to was never decided).
+    pub routes: BTreeMap<Route, RouteOutcome>,
 }
 
 impl Outcome {
@@ -143,6 +147,9 @@ impl Outcome {
         self.timeouts += t.timeouts;
         self.connect += t.connect;
         self.io += t.io;
+        for (route, o) in t.routes.into_map() {
+            self.routes.entry(route).or_default().absorb(&o);
+        }
     }
 }
 
@@ -156,6 +163,7 @@ struct Tally {
     timeouts: u64,
     connect: u64,
     io: u64,
+    routes: RouteTally,
 }
 
 #[derive(Clone, Copy)]
@@ -183,8 +191,10 @@ impl Tally {
     ) {
         let Ctx { addr, window, timeout, progress } = *ctx;
         let counted = window.contains(reference);
+        let route = Route::of(req.prepared.uri.path());
         if counted {
             self.requests += 1;
+            self.routes.get(route).requests += 1;
         }
         // A connection the server already closed while it sat idle is not a failure of
         // this request: open a new one instead of counting an I/O error.
@@ -197,6 +207,7 @@ impl Tally {
                 Err(_) => {
                     if counted {
                         self.connect += 1;
+                        self.routes.get(route).failed += 1;
                     }
                     progress.errors.fetch_add(1, Relaxed);
                     if let Some(t) = req.ticket {
@@ -220,8 +231,14 @@ impl Tally {
         match result {
             Ok((status, _headers, _body)) => {
                 if counted {
-                    self.latency.record_us(done.saturating_duration_since(reference).as_micros() as u64);
+                    let us = done.saturating_duration_since(reference).as_micros() as u64;
+                    self.latency.record_us(us);
                     *self.by_status.entry(status.as_u16()).or_default() += 1;
+                    let r = self.routes.get(route);
+                    r.latency.record_us(us);
+                    if status.as_u16() >= 400 {
+                        r.failed += 1;
+                    }
                 }
                 if window.contains(done) {
                     self.completed += 1;
@@ -238,6 +255,7 @@ impl Tally {
                         SendError::Timeout(_) => self.timeouts += 1,
                         SendError::Io(_) => self.io += 1,
                     }
+                    self.routes.get(route).failed += 1;
                 }
                 progress.errors.fetch_add(1, Relaxed);
             }
@@ -313,12 +331,14 @@ async fn open_loop<W: Workload>(
                     _ = sleep_until(drain_deadline.into()) => break,
                 };
                 let req = workload.request(job.seq, target);
+                let route = Route::of(req.prepared.uri.path());
                 let ctx = Ctx { addr, window, timeout, progress: &progress };
                 let exchange = tally.exchange(&mut conn, &ctx, &*workload, req, job.intended);
                 if tokio::time::timeout_at(drain_deadline.into(), exchange).await.is_err() {
                     // Still waiting for an answer when the run is over: a timeout.
                     if window.contains(job.intended) {
                         tally.timeouts += 1;
+                        tally.routes.get(route).failed += 1;
                     }
                     break;
                 }

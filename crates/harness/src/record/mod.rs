@@ -52,8 +52,8 @@ pub mod sweep;
 pub mod verdict;
 
 pub use sweep::{
-    Caps, Cpu, Errors, Fit, LatencyRun, LivePoint, PgFacts, Point, Repeat, Results, RoundFigures, SearchStep, Skipped,
-    StoreRtt, StoreStats, SweepConfig, summary_table,
+    Caps, Cpu, Errors, Fit, LatencyRun, LivePoint, PgFacts, Point, Repeat, Results, RoundFigures, RouteStats,
+    SearchStep, Skipped, StoreRtt, StoreStats, SweepConfig, summary_table,
 };
 pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};
 

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::{
-    Cpu, Errors, Flag, LatencyRun, Point, PointMode, SearchStep, StepOutcome, StoreRtt, StoreStats, Verdict,
-    WorkloadKind,
+    Cpu, Errors, Flag, LatencyRun, Point, PointMode, RouteStats, SearchStep, StepOutcome, StoreRtt, StoreStats,
+    Verdict, WorkloadKind,
 };
 use crate::{
-    drive::engine::Outcome,
+    drive::{engine::Outcome, route::Objectives},
     observe::{self, Sample},
     plan::{Lb, System},
 };
@@ -166,6 +166,11 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
             _ => None,
         },
         histogram: o.latency.to_base64(),
+        routes: if w.workload == WorkloadKind::Mixed {
+            o.routes.iter().map(|(r, o)| (*r, RouteStats::of(o))).collect()
+        } else {
+            Default::default()
+        },
     }
 }
 
@@ -191,10 +196,17 @@ pub fn slo_met(p99_us: u64, slo: Duration) -> bool {
 }
 
 /// The latency run measured in `w` at [`LatencyRun::SHARE`] of a point's capacity, judged
-/// against the p99 objective `slo`; `period` is the CFS period (to count the periods in the
-/// window).
-pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, slo: Duration, period: Duration) -> LatencyRun {
+/// against the p99 objectives (reads only: the point's p99 against the read objective;
+/// mixed: each route class's p99 against its own); `period` is the CFS period (to count the
+/// periods in the window).
+pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, objectives: &Objectives, period: Duration) -> LatencyRun {
     let p = build(w, rig);
+    let classes = if w.workload == WorkloadKind::Mixed { objectives.judge(&w.outcome.routes) } else { Vec::new() };
+    let slo_met = if w.workload == WorkloadKind::Mixed {
+        classes.iter().all(|c| c.met)
+    } else {
+        slo_met(p.latency_us.p99, objectives.read)
+    };
     let periods = (rig.capped && !period.is_zero())
         .then(|| (w.duration.as_secs_f64() / period.as_secs_f64()).round() as u64 * w.instances as u64);
     LatencyRun {
@@ -204,7 +216,7 @@ pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, slo: Duration, period: Duratio
         requests: p.requests,
         duration_s: p.duration_s,
         error_ratio: p.error_ratio,
-        slo_met: slo_met(p.latency_us.p99, slo),
+        slo_met,
         latency_us: p.latency_us,
         throttled_periods: p.throttled_periods,
         periods,
@@ -212,6 +224,8 @@ pub fn latency_run(w: &Window<'_>, rig: &Rig<'_>, slo: Duration, period: Duratio
         cpu_per_request_us: Some(p.cpu.per_request_us).filter(|x| x.is_finite()),
         store_per_request_us: p.cpu.store_per_request_us,
         histogram: p.histogram,
+        routes: p.routes,
+        classes,
     }
 }
 
@@ -243,6 +257,10 @@ mod tests {
             start: a,
             end: b,
         }
+    }
+
+    fn objectives(read: Duration) -> Objectives {
+        Objectives { read, write: Objectives::WRITE, login: Objectives::LOGIN }
     }
 
     fn rig(capped: bool, external: bool) -> Rig<'static> {
@@ -291,17 +309,53 @@ mod tests {
             o.latency.record_us(4000);
         }
         let idle = Sample::default();
-        let slo = Duration::from_millis(5);
+        let slo = objectives(Duration::from_millis(5));
         let period = Duration::from_millis(10);
-        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), slo, period);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), &slo, period);
         assert!(run.slo_met, "p99 4 ms within 5 ms");
         assert_eq!(run.share, 0.7);
         assert_eq!(run.offered_rps, 700.0);
         assert_eq!(run.periods, Some(200), "1 s of 10 ms periods on each of 2 instances");
-        let run = latency_run(&window(&o, &idle, &idle), &rig(true, false), Duration::from_millis(3), period);
+        let run =
+            latency_run(&window(&o, &idle, &idle), &rig(true, false), &objectives(Duration::from_millis(3)), period);
         assert!(!run.slo_met, "p99 4 ms beyond 3 ms");
-        let run = latency_run(&window(&o, &idle, &idle), &rig(false, false), slo, period);
+        let run = latency_run(&window(&o, &idle, &idle), &rig(false, false), &slo, period);
         assert_eq!(run.periods, None, "uncapped: no periods");
+        assert!(run.routes.is_empty() && run.classes.is_empty(), "reads only: no per-route figures");
+    }
+
+    #[test]
+    fn a_mixed_latency_run_is_judged_per_route_class() {
+        use crate::drive::route::{Route, RouteClass, RouteOutcome};
+        let mut o = Outcome { completed: 1000, requests: 1000, offered_rps: Some(700.0), ..Outcome::default() };
+        let mut me = RouteOutcome::default();
+        for _ in 0..980 {
+            o.latency.record_us(2000);
+            me.latency.record_us(2000);
+            me.requests += 1;
+        }
+        let mut login = RouteOutcome::default();
+        for _ in 0..20 {
+            o.latency.record_us(400_000);
+            login.latency.record_us(400_000);
+            login.requests += 1;
+        }
+        o.routes.insert(Route::Me, me);
+        o.routes.insert(Route::Login, login);
+        let idle = Sample::default();
+        let mut w = window(&o, &idle, &idle);
+        w.workload = WorkloadKind::Mixed;
+        let slo = objectives(Duration::from_millis(5));
+        let run = latency_run(&w, &rig(true, false), &slo, Duration::from_millis(10));
+        assert!(run.latency_us.p99 > 5000, "the single p99 is a login's");
+        assert!(run.slo_met, "but reads meet 5 ms and logins 1 s: {:?}", run.classes);
+        assert_eq!(run.classes.iter().map(|c| c.class).collect::<Vec<_>>(), [RouteClass::Read, RouteClass::Login]);
+        assert_eq!(run.routes[&Route::Login].requests, 20);
+        let strict = crate::drive::route::Objectives { login: Duration::from_millis(100), ..slo };
+        assert!(!latency_run(&w, &rig(true, false), &strict, Duration::from_millis(10)).slo_met);
+        // The same window as reads only is judged on its single p99.
+        w.workload = WorkloadKind::Read;
+        assert!(!latency_run(&w, &rig(true, false), &slo, Duration::from_millis(10)).slo_met);
     }
 
     #[test]

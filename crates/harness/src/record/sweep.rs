@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{Machine, unknown};
 use crate::{
-    drive::histogram::LatencySummary,
+    drive::{
+        histogram::LatencySummary,
+        route::{ClassVerdict, Objectives, Route, RouteOutcome},
+    },
     plan::{Lb, System},
     record::calibration::Calibration,
     record::verdict::{Flag, PointMode, SearchEnd, StepOutcome, WorkloadKind},
@@ -28,6 +31,17 @@ pub struct SweepConfig {
     pub rate: Option<f64>,
     #[serde(with = "super::secs")]
     pub slo_p99: Duration,
+    /// p99 objective of `/refresh` and `/logout` in a mixed workload (`--slo-write`;
+    /// runs made before it existed had one objective for every route).
+    #[serde(default = "slo_write", with = "super::secs")]
+    pub slo_write: Duration,
+    /// p99 objective of `/login` in a mixed workload (`--slo-login`).
+    #[serde(default = "slo_login", with = "super::secs")]
+    pub slo_login: Duration,
+    /// The user behaviour a mixed workload's mix is derived from (absent for reads only,
+    /// and in runs made before it existed, whose mix was fixed percentages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::workload::profile::UserProfile>,
     /// Length of each find-max search try (after its own short warm-up).
     #[serde(with = "super::secs")]
     pub step_duration: Duration,
@@ -93,6 +107,14 @@ fn one() -> usize {
     1
 }
 
+fn slo_write() -> Duration {
+    Objectives::WRITE
+}
+
+fn slo_login() -> Duration {
+    Objectives::LOGIN
+}
+
 impl SweepConfig {
     /// Measuring an already-running deployment (`--target`)?
     pub fn external(&self) -> bool {
@@ -102,6 +124,17 @@ impl SweepConfig {
     /// Every store round trip the run asks for: the main line's, then the axis's.
     pub fn store_rtt_values(&self) -> impl Iterator<Item = Duration> + '_ {
         std::iter::once(self.store_rtt).chain(self.store_rtts.iter().copied())
+    }
+
+    /// The mixed workload's shares per route on `server` (the documented web-app profile
+    /// when the run recorded none).
+    pub fn mix(&self, server: crate::plan::Server) -> crate::workload::profile::Mix {
+        self.profile.unwrap_or(crate::workload::profile::UserProfile::WEB_APP).mix(server)
+    }
+
+    /// The p99 objective of each route class.
+    pub fn objectives(&self) -> Objectives {
+        Objectives { read: self.slo_p99, write: self.slo_write, login: self.slo_login }
     }
 
     /// Warm-up of each search try and of the probe.
@@ -279,6 +312,10 @@ pub struct Point {
     pub throttled_periods: Option<u64>,
     /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
     pub histogram: String,
+    /// Mixed workload: the same counts and latency per route (absent for reads only,
+    /// where the point's own figures are `/me`'s).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<Route, RouteStats>,
     /// Latency measured apart from capacity, at [`LatencyRun::SHARE`] of the rate this
     /// point held (searched points that held, schema 2 on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -419,10 +456,43 @@ pub struct LatencyRun {
     /// Store CPU per completed request, µs (store-backed systems).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_per_request_us: Option<f64>,
-    /// p99 within the objective.
+    /// p99 within the objective; in a mixed workload, every route class's p99 within its
+    /// own objective (`classes`).
     pub slo_met: bool,
     /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
     pub histogram: String,
+    /// Mixed workload: each route's counts and latency in this run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<Route, RouteStats>,
+    /// Mixed workload: each route class's p99 against its objective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassVerdict>,
+}
+
+/// One route's share of a window.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RouteStats {
+    pub requests: u64,
+    /// Requests that failed: a status ≥ 400, a timeout, a broken or refused connection.
+    pub errors: u64,
+    pub latency_us: LatencySummary,
+    /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
+    pub histogram: String,
+}
+
+impl RouteStats {
+    pub fn of(o: &RouteOutcome) -> Self {
+        Self {
+            requests: o.requests,
+            errors: o.failed,
+            latency_us: o.latency.summary(),
+            histogram: o.latency.to_base64(),
+        }
+    }
+
+    pub fn error_ratio(&self) -> f64 {
+        if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 }
+    }
 }
 
 impl LatencyRun {

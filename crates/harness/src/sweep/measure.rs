@@ -203,7 +203,7 @@ impl Run {
         let fixed = self.measure_fixed(deployment, work, rate, label).await?;
         let window = fixed.window(step, lb, self.config.workload, PointMode::FixedRate);
         let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
-        Ok(point::latency_run(&window, &self.rig(), self.config.slo_p99, period))
+        Ok(point::latency_run(&window, &self.rig(), &self.config.objectives(), period))
     }
 }
 

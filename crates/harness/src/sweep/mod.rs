@@ -452,7 +452,14 @@ impl Run {
         let (creds, bytes_per_session) = self.login(step, lb, deployment).await?;
         let point = match (self.config.workload, spread) {
             (WorkloadKind::Mixed, None) => {
-                let work = MixedWorkload::new(step.system, &creds, lb, n, &self.config.demo_password)?;
+                let work = MixedWorkload::new(
+                    step.system,
+                    &creds,
+                    lb,
+                    n,
+                    &self.config.demo_password,
+                    self.config.mix(step.system.server()),
+                )?;
                 self.drive_point(step, lb, deployment, work, bytes_per_session).await?
             }
             (_, spread) => {

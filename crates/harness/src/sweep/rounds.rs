@@ -46,7 +46,14 @@ impl Run {
             let creds = self.login(step, lb, deployment).await?.0;
             let repeat = match self.config.workload {
                 WorkloadKind::Mixed => {
-                    let work = MixedWorkload::new(step.system, &creds, lb, step.instances, &self.config.demo_password)?;
+                    let work = MixedWorkload::new(
+                        step.system,
+                        &creds,
+                        lb,
+                        step.instances,
+                        &self.config.demo_password,
+                        self.config.mix(step.system.server()),
+                    )?;
                     self.repeat_point(step, lb, deployment, work, i).await?
                 }
                 WorkloadKind::Read => {

@@ -6,6 +6,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::{Context as _, bail};
 use http::{HeaderName, HeaderValue, header};
 
+pub mod profile;
+
 use crate::{
     drive::{
         client::{Conn, Prepared},
@@ -216,13 +218,6 @@ impl Workload for FixedWorkload {
     }
 }
 
-/// Request kinds of the mixed workload, per 1000 requests.
-const MIX_ME: u64 = 900;
-const MIX_ADMIN: u64 = 950; // 50 /admin by admins
-const MIX_REFRESH: u64 = 980; // 30 /refresh (JWT; sessions send /me: their sliding expiry is in every read)
-const MIX_LOGOUT: u64 = 998; // 1 logout (the 18 before it are /me)
-// 999: 1 login. Logins cost an argon2id hash — about a thousand /me — so they are rare.
-
 /// The mixed workload's requests whose answers it needs back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MixedKind {
@@ -233,8 +228,8 @@ pub enum MixedKind {
     Logout,
 }
 
-/// A realistic mix: mostly `/me`, some `/admin` by admins, refresh-token rotation (JWT),
-/// and a little login/logout churn. Single-use tokens are kept in per-instance pools:
+/// A mix derived from how users behave ([`profile::UserProfile`]): mostly `/me`, some
+/// `/admin` by admins, refresh-token rotation (JWT), and a login and a logout per session. Single-use tokens are kept in per-instance pools:
 /// a refresh or logout is sent to the instance whose pool it came from, so the mix works
 /// with per-instance stores too (what fails is what the balancer gets wrong for /me).
 pub struct MixedWorkload {
@@ -246,6 +241,8 @@ pub struct MixedWorkload {
     refresh: Vec<std::sync::Mutex<Vec<String>>>,
     /// Per instance: credentials from churn logins, waiting for their logout.
     churn: Vec<std::sync::Mutex<Vec<String>>>,
+    /// [`profile::Mix::bounds`]: where `/me`, `/admin`, `/refresh` and `/logout` end.
+    bounds: [u64; 4],
 }
 
 impl MixedWorkload {
@@ -255,6 +252,7 @@ impl MixedWorkload {
         lb: Lb,
         instances: usize,
         password: &str,
+        mix: profile::Mix,
     ) -> anyhow::Result<Arc<Self>> {
         let read = ReadWorkload::new(creds, lb, instances)?;
         let admin = creds
@@ -288,6 +286,7 @@ impl MixedWorkload {
             logins,
             refresh,
             churn: (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
+            bounds: mix.bounds(),
         }))
     }
 
@@ -331,16 +330,16 @@ impl MixedWorkload {
 }
 
 impl MixedWorkload {
-    /// Position of request `seq` in the per-mille mix.
+    /// Position of request `seq` in the mix, in parts per million.
     fn slot(seq: u64) -> u64 {
-        mix(seq ^ 0x5bd1_e995) % 1000
+        mix(seq ^ 0x5bd1_e995) % profile::PPM
     }
 
     /// Whose credential request `seq` uses: an admin's for `/admin`, else the read user's.
     fn user(&self, seq: u64) -> usize {
         let user = self.read.user(seq);
         let slot = Self::slot(seq);
-        if (MIX_ME..MIX_ADMIN).contains(&slot) { user - user % 10 } else { user }
+        if (self.bounds[0]..self.bounds[1]).contains(&slot) { user - user % 10 } else { user }
     }
 }
 
@@ -357,12 +356,14 @@ impl Workload for MixedWorkload {
     fn request(&self, seq: u64, target: usize) -> Req<'_, MixedKind> {
         let r = Self::slot(seq);
         let user = self.user(seq);
+        let [me, admin, refresh, logout] = self.bounds;
+        // A refresh or logout with no token in its pool yet is sent as a /me.
         let special = match r {
-            _ if r < MIX_ME => None,
-            _ if r < MIX_ADMIN => self.admin[user].as_ref().map(Req::borrowed),
-            _ if r < MIX_REFRESH && self.server == Server::Jwt => self.dynamic(seq, target, MixedKind::Refresh),
-            _ if r < MIX_LOGOUT => None,
-            998 => self.dynamic(seq, target, MixedKind::Logout),
+            _ if r < me => None,
+            _ if r < admin => self.admin[user].as_ref().map(Req::borrowed),
+            _ if r < refresh && self.server == Server::Jwt => self.dynamic(seq, target, MixedKind::Refresh),
+            _ if r < refresh => None,
+            _ if r < logout => self.dynamic(seq, target, MixedKind::Logout),
             _ => self.dynamic(seq, target, MixedKind::Login),
         };
         special.unwrap_or_else(|| Req::borrowed(&self.read.requests[self.read.user(seq)]))
@@ -449,7 +450,8 @@ mod tests {
                 home: u % n,
             })
             .collect();
-        let w = MixedWorkload::new(System::JWT_HS256, &creds, Lb::Sticky, n, "pw").unwrap();
+        let mix = profile::UserProfile::WEB_APP.mix(Server::Jwt);
+        let w = MixedWorkload::new(System::JWT_HS256, &creds, Lb::Sticky, n, "pw", mix).unwrap();
         let (mut me, mut admin, mut refresh, mut login, mut logout) = (0, 0, 0, 0, 0);
         let total = 100_000u64;
         for seq in 0..total {
@@ -477,10 +479,12 @@ mod tests {
             }
         }
         let share = |x: u64| x as f64 / total as f64;
-        assert!((share(me) - 0.918).abs() < 0.01, "me {}", share(me));
-        assert!((share(admin) - 0.05).abs() < 0.005, "admin {}", share(admin));
-        assert!((share(refresh) - 0.03).abs() < 0.005, "refresh {}", share(refresh));
-        assert!((share(login) - 0.001).abs() < 0.0005, "login {}", share(login));
+        // 600 reads (5 % of them /admin), 5 refreshes, a login and a logout per session;
+        // the logouts find no token (no login was answered) and go out as /me.
+        assert!((share(me) - 571.0 / 607.0).abs() < 0.005, "me {}", share(me));
+        assert!((share(admin) - 30.0 / 607.0).abs() < 0.003, "admin {}", share(admin));
+        assert!((share(refresh) - 5.0 / 607.0).abs() < 0.001, "refresh {}", share(refresh));
+        assert!((share(login) - 1.0 / 607.0).abs() < 0.0005, "login {}", share(login));
         // No login answered, so no churn credentials: logouts fall back to /me.
         assert_eq!(logout, 0);
     }

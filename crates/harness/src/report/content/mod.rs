@@ -26,6 +26,7 @@ mod limits;
 mod live;
 mod postgres;
 mod repeats;
+mod routes;
 mod rtt_axis;
 mod store_axis;
 mod validation;
@@ -185,6 +186,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::sync(a, &mut d, &has);
     details::latency_apart(a, &mut d);
     details::latency(a, &mut d, &has);
+    routes::section(a, &mut d);
     repeats::section(a, &mut d);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
