@@ -950,3 +950,18 @@ fn a_run_with_both_verifiers_says_what_the_library_call_path_cost() {
     assert_eq!(cells[4], "20 %", "{cells:?}");
     assert!(md.contains("The library's call path was jwt-hs256 20 % of the stock request"), "{md}");
 }
+
+#[test]
+fn the_shared_store_advice_says_whether_sharding_was_measured() {
+    let (_dir, md) = rendered();
+    assert!(md.contains("Past that, shard the store (sharding was not measured in this run)."), "{md}");
+    // The committed shards run measured 1, 2 and 4 shards: the advice gives its figures.
+    let shards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results/2026-12-02-shards");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(shards.join("results.json"), dir.path().join("results.json")).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("Sharding was measured: 1 shard held "), "{md}");
+    assert!(md.contains("(×1.77 for ×4 the store's cores)"), "{md}");
+    assert!(!md.contains("sharding was not measured"));
+}

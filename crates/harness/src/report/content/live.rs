@@ -64,7 +64,7 @@ fn one(system: System) -> &'static str {
 }
 
 /// 1000000 → "1 000 000".
-fn count(n: u64) -> String {
+pub(super) fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -117,9 +117,11 @@ fn beside_main_line(a: &Analysis<'_>, steps: &[Step<'_>]) -> Vec<String> {
         let Some(first) = live.first() else { continue };
         let lo = live.iter().map(|p| p.achieved_rps).fold(f64::INFINITY, f64::min);
         let hi = live.iter().map(|p| p.achieved_rps).fold(0.0, f64::max);
-        let main = a.series.iter().find(|s| s.system == system && s.lb == first.lb).and_then(|s| {
-            s.points.iter().find(|p| p.instances == first.instances)
-        });
+        let main = a
+            .series
+            .iter()
+            .find(|s| s.system == system && s.lb == first.lb)
+            .and_then(|s| s.points.iter().find(|p| p.instances == first.instances));
         let main_text = main.map_or(String::new(), |m| {
             format!(
                 "; its main-line point (N={}, {} logged-in users, searched apart): {} req/s",

@@ -29,6 +29,7 @@ mod repeats;
 mod routes;
 mod rtt_axis;
 mod store_axis;
+mod store_choice;
 mod validation;
 mod verdicts;
 mod verifier;

@@ -395,10 +395,12 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
         });
         items.push(format!(
             "**Any instance must serve any user, and logout must take effect on the server → a shared session store ({}).** \
-             Plan the store, not the instances: it is the one resource every request touches{k}. Past that, shard the store.",
-            cost.system
+             Plan the store, not the instances: it is the one resource every request touches{k}.{}",
+            cost.system,
+            super::store_choice::shard_advice(a)
         ));
     }
+    items.extend(super::store_choice::items(a));
     let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
     if !jwt.is_empty() {
         let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, us(total(c)))).collect();
