@@ -204,6 +204,10 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--live-sessions", "1000", "--workload", "mixed"], "use --workload read"),
         (&["sweep", "--systems", "session-redis-cluster,control", "--live-sessions", "1000"], "can hold preloaded"),
         (&["sweep", "--live-sessions", "1000", "--live-purge-wait=-1s"], "negative"),
+        (&["sweep", "--workload", "mixed", "--slo-login", "2"], "--slo-login"),
+        (&["sweep", "--workload", "mixed", "--session-length", "0s"], "greater than zero"),
+        (&["sweep", "--workload", "mixed", "--session-length=-5m"], "--session-length"),
+        (&["sweep", "--workload", "mixed", "--requests-per-user-per-minute", "0"], "greater than zero"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -757,4 +761,77 @@ fn delay_proxies() -> Vec<u32> {
             String::from_utf8_lossy(&cmdline).contains("delay-proxy").then_some(pid)
         })
         .collect()
+}
+
+/// The mixed workload: its mix from the user profile, per-route figures on every point, and
+/// each route's service demand measured alone, over real servers and a real Redis.
+#[test]
+fn a_mixed_run_keeps_per_route_figures_and_measures_each_route_alone() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "session-redis,jwt-hs256",
+        "--instances",
+        "1",
+        "--workload",
+        "mixed",
+        "--session-length",
+        "2m",
+        "--requests-per-user-per-minute",
+        "10",
+        "--access-ttl",
+        "30s",
+        "--rate",
+        "300",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--step-duration",
+        "500ms",
+        "--min-requests",
+        "30",
+        "--users",
+        "8",
+        "--no-cgroups",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    // 20 reads, 3 refreshes (at 30, 60 and 90 s), a login and a logout per 2-minute session.
+    assert_eq!(results["config"]["profile"]["session_length"], 120.0);
+    assert_eq!(results["config"]["instance_cpu"], 0.5, "a mixed run's default cap");
+    for (id, routes) in [("session-redis", &["me", "login"][..]), ("jwt-hs256", &["me", "refresh", "login"][..])] {
+        let p = point(&results, id, 1, "round-robin");
+        for r in routes {
+            let stats = &p["routes"][r];
+            assert!(stats["requests"].as_u64().unwrap() > 0, "{id}: {r} was sent: {}", p["routes"]);
+            assert_eq!(stats["errors"], 0, "{id} {r}: {stats}");
+        }
+        let refresh = p["routes"]["refresh"]["requests"].as_u64().unwrap_or(0) as f64;
+        let me = p["routes"]["me"]["requests"].as_u64().unwrap() as f64;
+        if id == "jwt-hs256" {
+            // 3 refreshes per 19 /me (5 % of 20 reads are /admin): about 1 in 6.
+            assert!((0.08..0.25).contains(&(refresh / me)), "{id}: refresh/me = {}", refresh / me);
+        } else {
+            assert_eq!(refresh, 0.0, "a session server has no refresh");
+        }
+        let demands: Vec<&Value> =
+            results["route_demands"].as_array().unwrap().iter().filter(|d| d["system"] == id).collect();
+        let measured: Vec<&str> = demands.iter().map(|d| d["route"].as_str().unwrap()).collect();
+        assert_eq!(measured, routes, "{id}: each route measured alone");
+        for d in &demands {
+            assert!(d["requests"].as_u64().unwrap() > 0 && d["other_requests"] == 0, "{id}: {d}");
+            assert!(d["instance_us"].as_f64().unwrap() > 0.0, "{id}: {d}");
+        }
+        let cost = |r: &str| demands.iter().find(|d| d["route"] == r).unwrap()["instance_us"].as_f64().unwrap();
+        assert!(cost("login") > 20.0 * cost("me"), "{id}: an argon2id login costs far more than a read");
+    }
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## Per route") && md.contains("### Per-route service demands"), "{md}");
 }

@@ -5,11 +5,11 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Machine, unknown};
+use super::{Machine, RouteDemand, RouteStats, unknown};
 use crate::{
     drive::{
         histogram::LatencySummary,
-        route::{ClassVerdict, Objectives, Route, RouteOutcome},
+        route::{ClassVerdict, Objectives, Route},
     },
     plan::{Lb, System},
     record::calibration::Calibration,
@@ -469,32 +469,6 @@ pub struct LatencyRun {
     pub classes: Vec<ClassVerdict>,
 }
 
-/// One route's share of a window.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct RouteStats {
-    pub requests: u64,
-    /// Requests that failed: a status ≥ 400, a timeout, a broken or refused connection.
-    pub errors: u64,
-    pub latency_us: LatencySummary,
-    /// HdrHistogram V2 + DEFLATE, base64 (latency in µs).
-    pub histogram: String,
-}
-
-impl RouteStats {
-    pub fn of(o: &RouteOutcome) -> Self {
-        Self {
-            requests: o.requests,
-            errors: o.failed,
-            latency_us: o.latency.summary(),
-            histogram: o.latency.to_base64(),
-        }
-    }
-
-    pub fn error_ratio(&self) -> f64 {
-        if self.requests == 0 { 0.0 } else { self.errors as f64 / self.requests as f64 }
-    }
-}
-
 impl LatencyRun {
     /// Latency is measured at this share of capacity.
     pub const SHARE: f64 = 0.7;
@@ -570,6 +544,10 @@ pub struct Results {
     /// recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// Mixed runs: each system's CPU per request of each route, measured alone (absent
+    /// otherwise, and in runs made before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route_demands: Vec<RouteDemand>,
 }
 
 impl Results {

@@ -1,13 +1,17 @@
 //! One measurement window: drive a load phase and sample the resources exactly at the
-//! window's edges, then wait for the instances to go quiet before the next one; and the
-//! latency run, one such window at 70 % of a point's capacity.
+//! window's edges, then wait for the instances to go quiet before the next one; the latency
+//! run, one such window at 70 % of a point's capacity; and find-max's measuring side (the
+//! closed-loop probe and the tries that [`search`](super::search) decides between).
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use super::Run;
+use super::{
+    Run, observed,
+    search::{self, Next, Search},
+};
 use crate::{
     deploy::delay::RttProbe,
     deploy::{self, Deployment},
@@ -15,7 +19,7 @@ use crate::{
     observe::{self, PgObserver, RedisObserver, RttSample, Sample, StoreObserver},
     plan::{Lb, Step},
     record::{
-        LatencyRun, PointMode, WorkloadKind,
+        LatencyRun, PointMode, SearchEnd, SearchStep, WorkloadKind,
         point::{self, Window},
     },
 };
@@ -204,6 +208,50 @@ impl Run {
         let window = fixed.window(step, lb, self.config.workload, PointMode::FixedRate);
         let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };
         Ok(point::latency_run(&window, &self.rig(), &self.config.objectives(), period))
+    }
+
+    /// Closed-loop max-throughput probe: an upper bound to start the search from.
+    pub(super) async fn probe<W: Workload>(&self, deployment: &Deployment, work: &Arc<W>) -> anyhow::Result<f64> {
+        let n = deployment.addrs.len();
+        let connections = (4 * n).clamp(4, 64);
+        self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
+        let warm = self.config.step_warmup();
+        let (o, _, _) =
+            self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
+        let good = o.achieved_rps * (1.0 - o.error_ratio());
+        Ok(good.max(10.0))
+    }
+
+    /// Find the highest open-loop rate that holds: [`Search`] decides, this measures.
+    pub(super) async fn find_max<W: Workload>(
+        &self,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<W>,
+    ) -> anyhow::Result<(f64, Vec<SearchStep>, SearchEnd)> {
+        let ceiling = self.probe(deployment, work).await?;
+        self.settle(deployment).await;
+        let budget = self.config.search_steps;
+        let mut search = Search::new(ceiling, budget);
+        let mut steps = Vec::new();
+        let mut next = search.first();
+        let end = loop {
+            let rate = match next {
+                Next::Try(rate) => rate,
+                Next::Stop(end) => break end,
+            };
+            let label = format!("find-max {}/{budget} @ {rate:.0} rps ({lb})", search.tries() + 1);
+            self.status.phase(label, self.config.step_duration, None);
+            let (window, warmup) = (self.config.step_duration, self.config.step_warmup());
+            let (o, a, b) = self.measure(deployment, work, Mode::Open { rate }, warmup, window).await?;
+            self.settle(deployment).await;
+            let utilization = self.utilization(&a, &b, window);
+            let verdict = search::judge(&observed(&o, rate));
+            let (recorded, then) = search.observe(verdict, utilization);
+            steps.push(point::search_step(&o, rate, recorded));
+            next = then;
+        };
+        Ok((search.final_rate(), steps, end))
     }
 }
 

@@ -25,13 +25,12 @@ use crate::{
     calibrate,
     cgroup::CgroupRoot,
     deploy::{self, Binaries, Deployment, Store, cluster::RedisCluster, postgres::Postgres},
-    drive::engine::{Mode, Outcome, Workload},
+    drive::engine::{Outcome, Workload},
     experiment::{self, Steps},
     plan::{self, Lb, Spread, Step, System},
     progress::{DisplayGuard, Status},
     record::{
-        Caps, Flag, Machine, Point, PointMode, Results, SearchEnd, SearchStep, Skipped, StepOutcome, SweepConfig,
-        WorkloadKind,
+        Caps, Flag, Machine, Point, PointMode, Results, Skipped, StepOutcome, SweepConfig, WorkloadKind,
         calibration::Calibration,
         point::{self, Rig},
     },
@@ -39,15 +38,17 @@ use crate::{
 };
 
 mod checks;
+mod demands;
 mod live;
 mod measure;
+pub use demands::TARGET as DEMAND_TARGET;
 mod rounds;
 pub mod search;
 mod store;
 
 pub use live::purges_itself;
 
-use search::{Next, Observed, Search};
+use search::Observed;
 
 // Field order is drop order: the store (and its cgroup) must go before the run's cgroup
 // directory, which can only be removed once it is empty.
@@ -149,6 +150,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         fits: Vec::new(),
         problems: Vec::new(),
         calibration: Some(Calibration::default()),
+        route_demands: Vec::new(),
     };
     let (store_cap, store_rtt) = (config.store_cpu, config.store_rtt);
     let mut run = Run {
@@ -460,7 +462,12 @@ impl Run {
                     &self.config.demo_password,
                     self.config.mix(step.system.server()),
                 )?;
-                self.drive_point(step, lb, deployment, work, bytes_per_session).await?
+                let point = self.drive_point(step, lb, deployment, work, bytes_per_session).await?;
+                if self.wants_demands(step) {
+                    let demands = self.route_demands(step, lb, deployment, &creds).await?;
+                    self.results.route_demands.extend(demands);
+                }
+                point
             }
             (_, spread) => {
                 let work = ReadWorkload::spread(&creds, lb, n, spread.unwrap_or(Spread::Uniform))?;
@@ -549,50 +556,6 @@ impl Run {
     fn point_duration(&self, rate: f64) -> Duration {
         let needed = Duration::from_secs_f64(self.config.min_requests as f64 / rate.max(1.0) * 1.05);
         self.config.duration.max(needed).min(Duration::from_secs(120))
-    }
-
-    /// Closed-loop max-throughput probe: an upper bound to start the search from.
-    async fn probe<W: Workload>(&self, deployment: &Deployment, work: &Arc<W>) -> anyhow::Result<f64> {
-        let n = deployment.addrs.len();
-        let connections = (4 * n).clamp(4, 64);
-        self.status.phase(format!("closed-loop probe, {connections} connections"), self.config.step_duration, None);
-        let warm = self.config.step_warmup();
-        let (o, _, _) =
-            self.measure(deployment, work, Mode::Closed { connections }, warm, self.config.step_duration).await?;
-        let good = o.achieved_rps * (1.0 - o.error_ratio());
-        Ok(good.max(10.0))
-    }
-
-    /// Find the highest open-loop rate that holds: [`Search`] decides, this measures.
-    async fn find_max<W: Workload>(
-        &self,
-        lb: Lb,
-        deployment: &Deployment,
-        work: &Arc<W>,
-    ) -> anyhow::Result<(f64, Vec<SearchStep>, SearchEnd)> {
-        let ceiling = self.probe(deployment, work).await?;
-        self.settle(deployment).await;
-        let budget = self.config.search_steps;
-        let mut search = Search::new(ceiling, budget);
-        let mut steps = Vec::new();
-        let mut next = search.first();
-        let end = loop {
-            let rate = match next {
-                Next::Try(rate) => rate,
-                Next::Stop(end) => break end,
-            };
-            let label = format!("find-max {}/{budget} @ {rate:.0} rps ({lb})", search.tries() + 1);
-            self.status.phase(label, self.config.step_duration, None);
-            let (window, warmup) = (self.config.step_duration, self.config.step_warmup());
-            let (o, a, b) = self.measure(deployment, work, Mode::Open { rate }, warmup, window).await?;
-            self.settle(deployment).await;
-            let utilization = self.utilization(&a, &b, window);
-            let verdict = search::judge(&observed(&o, rate));
-            let (recorded, then) = search.observe(verdict, utilization);
-            steps.push(point::search_step(&o, rate, recorded));
-            next = then;
-        };
-        Ok((search.final_rate(), steps, end))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Server;
+use crate::{drive::route::Route, plan::Server};
 
 /// How a service's users behave (`--session-length`, `--requests-per-user-per-minute`,
 /// `--access-ttl`); recorded as `config.profile` by mixed runs.
@@ -93,12 +93,25 @@ impl Mix {
     /// keep at least one part each, so a mix never rounds them away.
     pub fn bounds(&self) -> [u64; 4] {
         let ppm = |share: f64| (share * PPM as f64).round() as u64;
-        let login = ppm(self.login).max(1);
-        let logout = ppm(self.logout).max(1);
+        let at_least_one = |share: f64| if share > 0.0 { ppm(share).max(1) } else { 0 };
+        let login = at_least_one(self.login);
+        let logout = at_least_one(self.logout);
         let refresh = ppm(self.refresh);
         let admin = ppm(self.admin);
-        let me = PPM - login - logout - refresh - admin;
+        let me = PPM.saturating_sub(login + logout + refresh + admin);
         [me, me + admin, me + admin + refresh, me + admin + refresh + logout]
+    }
+
+    /// Every request to one route (the per-route service demands measure each alone).
+    pub fn only(route: Route) -> Mix {
+        let one = |r: Route| if r == route { 1.0 } else { 0.0 };
+        Mix {
+            me: one(Route::Me),
+            admin: one(Route::Admin),
+            refresh: one(Route::Refresh),
+            login: one(Route::Login),
+            logout: one(Route::Logout),
+        }
     }
 }
 
@@ -152,5 +165,12 @@ mod tests {
         assert_eq!(PPM - b[3], 1);
         assert_eq!(b[3] - b[2], 1);
         assert_eq!(b[2], b[1], "a session server has no refresh");
+    }
+
+    #[test]
+    fn a_mix_of_one_route_sends_only_that_route() {
+        assert_eq!(Mix::only(Route::Refresh).bounds(), [0, 0, PPM, PPM], "every position is a refresh");
+        assert_eq!(Mix::only(Route::Login).bounds(), [0, 0, 0, 0], "every position is a login");
+        assert_eq!(Mix::only(Route::Me).bounds(), [PPM; 4]);
     }
 }

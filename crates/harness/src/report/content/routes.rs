@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Point, and_list, ms};
+use super::{Point, and_list, ms, pct, whole};
 use crate::{
     drive::route::Route,
     plan::Server,
@@ -59,6 +59,79 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     if points.is_empty() {
         return;
     }
+    per_route(a, d, &points);
+    demands(a, d);
+}
+
+/// Each route's service demand, measured alone: the per-request CPU a capacity model needs
+/// for any mix.
+fn demands(a: &Analysis<'_>, d: &mut Doc) {
+    let r = a.results;
+    if r.route_demands.is_empty() {
+        return;
+    }
+    d.h(3, "route-demands", "Per-route service demands");
+    d.p(format!(
+        "Each route alone, open loop, at the smallest N: first a short window at a low rate gives its CPU per request \
+         D₀, then the measured window runs at the rate the utilization law puts at {:.0} % of the instances' cap \
+         (X = U / D₀), so every route is measured at the same moderate load. The figures are per completed request of \
+         that route; a mix's CPU per request is their average weighted by its shares.",
+        crate::sweep::DEMAND_TARGET * 100.0
+    ));
+    let us_cell = |x: Option<f64>| x.filter(|x| x.is_finite()).map_or("—".into(), |x| format!("{x:.0}"));
+    let rows = r
+        .route_demands
+        .iter()
+        .map(|x| {
+            vec![
+                x.system.to_string(),
+                x.instances.to_string(),
+                x.route.path().to_owned(),
+                format!("{} → {}", whole(x.offered_rps), whole(x.achieved_rps)),
+                pct(x.instance_utilization),
+                us_cell(Some(x.instance_us)),
+                us_cell(x.store_us),
+                x.store_commands.map_or("—".into(), |c| format!("{c:.2}")),
+                ms(x.latency_us.p99),
+                if x.errors == 0 { "0".into() } else { format!("{} of {}", x.errors, x.requests) },
+            ]
+        })
+        .collect();
+    d.table(
+        &[
+            "system",
+            "N",
+            "route",
+            "req/s offered → achieved",
+            "instance CPU",
+            "instance µs/request",
+            "store µs/request",
+            "store commands/request",
+            "p99 ms",
+            "errors",
+        ],
+        "lrlrrrrrrr",
+        rows,
+    );
+    let mut logins = Vec::new();
+    for login in r.route_demands.iter().filter(|x| x.route == Route::Login) {
+        let read = r.route_demands.iter().find(|x| x.system == login.system && x.route == Route::Me);
+        if let Some(read) = read.filter(|x| x.instance_us > 0.0 && login.instance_us.is_finite()) {
+            logins.push(format!(
+                "{} {:.1} ms ({:.0} reads' worth)",
+                login.system,
+                login.instance_us / 1e3,
+                login.instance_us / read.instance_us
+            ));
+        }
+    }
+    if !logins.is_empty() {
+        d.p(format!("A login's instance CPU: {}.", and_list(&logins)));
+    }
+}
+
+fn per_route(a: &Analysis<'_>, d: &mut Doc, points: &[&Point]) {
+    let r = a.results;
     let objectives = r.config.objectives();
     d.h(2, "routes", "Per route");
     match &r.config.profile {
@@ -77,7 +150,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
     ));
     let mut rows = Vec::new();
     let mut missed = Vec::new();
-    for p in &points {
+    for p in points {
         for (route, s) in routes_of(p) {
             let slo = objectives.of(route.class()).as_micros() as u64;
             rows.push(vec![
