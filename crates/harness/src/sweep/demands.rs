@@ -4,12 +4,10 @@
 //! the rate the utilization law puts at [`TARGET`] of the instances' cap (X = U / D₀), so
 //! every route is measured at the same moderate load, however dear it is.
 
-use std::{sync::Arc, time::Duration};
-
-use super::{Run, measure::Fixed};
+use super::Run;
 use crate::{
     deploy::Deployment,
-    drive::{engine::Mode, route::Route},
+    drive::route::Route,
     plan::{Lb, Server, Step},
     record::{PointMode, RouteDemand, WorkloadKind, point},
     workload::{Credential, MixedWorkload, profile::Mix},
@@ -70,12 +68,15 @@ impl Run {
             )?;
             let low = first_rate(route) * n;
             let short = (self.config.step_warmup(), self.config.step_duration);
-            let first = self.alone(deployment, &work, low, short, route).await?;
+            let label = |rate: f64| format!("{} alone @ {rate:.0} rps", route.path());
+            // Not lengthened for --min-requests: a few dozen logins give their CPU per
+            // request well (CPU is summed over the window), and thousands would take minutes.
+            let first = self.measure_window(deployment, &work, low, label(low), short).await?;
             let p = point::build(&first.window(step, lb, WorkloadKind::Mixed, PointMode::FixedRate), &self.rig());
             let d0 = p.cpu.per_request_us / 1e6;
             let rate = if d0.is_finite() && d0 > 0.0 { (TARGET * cap / d0).max(low * 0.5) } else { low };
             let full = (self.config.warmup, self.config.duration);
-            let fixed = self.alone(deployment, &work, rate, full, route).await?;
+            let fixed = self.measure_window(deployment, &work, rate, label(rate), full).await?;
             let p = point::build(&fixed.window(step, lb, WorkloadKind::Mixed, PointMode::FixedRate), &self.rig());
             let mine = p.routes.get(&route);
             out.push(RouteDemand {
@@ -95,22 +96,5 @@ impl Run {
             });
         }
         Ok(out)
-    }
-
-    /// One window of `route` alone at `rate`, `(warm-up, length)` long — not lengthened
-    /// for `--min-requests`: a few dozen logins give their CPU per request well (CPU is
-    /// summed over the window), and thousands would take minutes.
-    async fn alone(
-        &self,
-        deployment: &Deployment,
-        work: &Arc<MixedWorkload>,
-        rate: f64,
-        (warmup, duration): (Duration, Duration),
-        route: Route,
-    ) -> anyhow::Result<Fixed> {
-        self.status.phase(format!("{} alone @ {rate:.0} rps", route.path()), warmup + duration, None);
-        let (outcome, start, end) = self.measure(deployment, work, Mode::Open { rate }, warmup, duration).await?;
-        self.settle(deployment).await;
-        Ok(Fixed { outcome, start, end, duration })
     }
 }

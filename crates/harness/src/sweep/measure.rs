@@ -185,9 +185,20 @@ impl Run {
         label: String,
     ) -> anyhow::Result<Fixed> {
         let duration = self.point_duration(rate);
-        self.status.phase(label, self.config.warmup + duration, None);
-        let (outcome, start, end) =
-            self.measure(deployment, work, Mode::Open { rate }, self.config.warmup, duration).await?;
+        self.measure_window(deployment, work, rate, label, (self.config.warmup, duration)).await
+    }
+
+    /// One window open-loop at `rate`, `(warm-up, length)` long, then settled.
+    pub(super) async fn measure_window<W: Workload>(
+        &self,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        rate: f64,
+        label: String,
+        (warmup, duration): (Duration, Duration),
+    ) -> anyhow::Result<Fixed> {
+        self.status.phase(label, warmup + duration, None);
+        let (outcome, start, end) = self.measure(deployment, work, Mode::Open { rate }, warmup, duration).await?;
         self.settle(deployment).await;
         Ok(Fixed { outcome, start, end, duration })
     }

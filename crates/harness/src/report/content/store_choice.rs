@@ -2,7 +2,7 @@
 //! measured to give, when a database store is worth its cost, and when a near-cache is.
 //! Every sentence is computed from the run, and says so when its figure is absent.
 
-use super::{Point, and_list, experiments, rps, us};
+use super::{Point, and_list, experiments, rps, total, us};
 use crate::{
     plan::{Spread, System},
     report::analysis::{Analysis, Cost},
@@ -31,10 +31,6 @@ pub(super) fn shard_advice(a: &Analysis<'_>) -> String {
 
 fn cost<'a>(a: &'a Analysis<'_>, s: System) -> Option<&'a Cost> {
     a.costs.iter().find(|c| c.system == s)
-}
-
-fn total(c: &Cost) -> f64 {
-    c.instance_us + c.store_us.unwrap_or(0.0)
 }
 
 /// A system's main-line point at the largest N its series reached.
