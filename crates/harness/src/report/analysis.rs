@@ -200,7 +200,7 @@ pub use crate::record::median;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cost {
     pub system: System,
-    /// Instance CPU µs per request (median over the series' points).
+    /// Instance CPU µs per request (median over the series' points that held).
     pub instance_us: f64,
     /// Store CPU µs per request, for store-backed systems.
     pub store_us: Option<f64>,
@@ -390,7 +390,9 @@ impl<'a> Analysis<'a> {
         let mut costs = Vec::new();
         let mut checks = Vec::new();
         for s in &series {
-            let pts: Vec<&Point> = s.points.clone();
+            // A cost rests on the points that held their rate: past it, CPU per request
+            // measures the overload (retries, queues, timeouts) as much as the system.
+            let pts: Vec<&Point> = s.points.iter().copied().filter(|p| p.held).collect();
             let Some(instance_us) = median(pts.iter().map(|p| p.cpu.per_request_us).collect()) else { continue };
             let store_us = median(pts.iter().filter_map(|p| p.cpu.store_per_request_us).collect());
             let store_commands =
@@ -399,7 +401,7 @@ impl<'a> Analysis<'a> {
             // The model is checked only against capped points: uncapped, "N instances" is not N
             // times the capacity.
             if results.caps.capped {
-                for p in pts.iter().filter(|p| p.capped) {
+                for p in s.points.iter().filter(|p| p.capped) {
                     let inst = capacity(p.instances as f64 * results.caps.instance_cpu, cost.instance_us);
                     let store = cost.store_us.map_or(f64::INFINITY, |us| capacity(results.caps.store_cpu, us));
                     let (predicted, bound) =

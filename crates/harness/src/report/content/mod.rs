@@ -22,6 +22,7 @@ use crate::{
 mod control;
 mod details;
 mod experiments;
+mod headline;
 mod limits;
 mod live;
 mod postgres;
@@ -30,6 +31,7 @@ mod routes;
 mod rtt_axis;
 mod store_axis;
 mod store_choice;
+mod storm;
 mod validation;
 mod verdicts;
 mod verifier;
@@ -133,9 +135,20 @@ fn last_step(s: &Series<'_>) -> Option<(usize, usize, f64)> {
     (prev.achieved_rps > 0.0).then(|| (prev.instances, last.instances, last.achieved_rps / prev.achieved_rps))
 }
 
-/// Gain of the last step over the ideal gain (N ratio): 1.0 is linear.
-fn last_step_efficiency(s: &Series<'_>) -> Option<f64> {
-    last_step(s).map(|(a, b, g)| g / (b as f64 / a as f64))
+/// [`last_step`] where both of its points held: what a verdict may rest on (a step to or
+/// from a point that did not hold measures the rig's overload, not the system's scaling).
+fn held_step(s: &Series<'_>) -> Option<(usize, usize, f64)> {
+    let last = s.largest()?;
+    let prev = s.points.iter().rev().find(|p| p.instances < last.instances)?;
+    if !(last.held && prev.held) {
+        return None;
+    }
+    last_step(s)
+}
+
+/// Gain of the last held step over the ideal gain (N ratio): 1.0 is linear.
+fn held_step_efficiency(s: &Series<'_>) -> Option<f64> {
+    held_step(s).map(|(a, b, g)| g / (b as f64 / a as f64))
 }
 
 /// A series at or above this last-step efficiency "kept scaling".
@@ -166,7 +179,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     let has = |file: &str| charts.iter().any(|c| c.file == file);
     d.h(1, "top", title(a));
     d.p(run_line(a));
-    d.p(format!("**{}**", headline(a)));
+    d.p(format!("**{}**", headline::headline(a)));
     d.bullets(findings(a));
     d.note(rig_note(a));
     if has("throughput.svg") {
@@ -236,111 +249,6 @@ fn run_line(a: &Analysis<'_>) -> String {
         m.memory_bytes as f64 / (1u64 << 30) as f64,
         format_args!(" · {}", held_definition(a)),
     )
-}
-
-fn headline(a: &Analysis<'_>) -> String {
-    let steps: Vec<(&Series<'_>, (usize, usize, f64), f64)> =
-        a.series.iter().filter_map(|s| Some((s, last_step(s)?, last_step_efficiency(s)?))).collect();
-    if steps.is_empty() {
-        return if a.largest_n().unwrap_or(1) <= 1 {
-            "Only one instance count was measured: this run shows costs per request, not scaling.".into()
-        } else {
-            "No system was measured at more than one instance count with requests that could succeed: this run shows costs \
-             and rejections, not scaling."
-                .into()
-        };
-    }
-    let uncapped = if a.results.caps.capped {
-        ""
-    } else {
-        "Uncapped run: instances shared the whole machine, so these scaling numbers are not capacity. "
-    };
-    let scaled: Vec<_> = steps.iter().filter(|s| s.2 >= KEPT_SCALING).collect();
-    let flat: Vec<_> = steps.iter().filter(|s| s.2 < KEPT_SCALING).collect();
-    let span = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| {
-        let lo = v.iter().map(|s| s.1.2).fold(f64::INFINITY, f64::min);
-        let hi = v.iter().map(|s| s.1.2).fold(0.0, f64::max);
-        if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") }
-    };
-    // A series whose last point missed the objective carries the mark, explained at the end.
-    let label = |s: &Series<'_>| format!("{}{}", s.label(), s.largest().map_or("", held_mark));
-    let missed = steps.iter().any(|s| s.0.largest().is_some_and(|p| !p.held));
-    let legend =
-        if missed { format!(" ({NOT_HELD}: that system's largest-N run {})", missed_words(a)) } else { String::new() };
-    let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
-    let from_to = if same_step {
-        format!("From N={} to N={}", steps[0].1.0, steps[0].1.1)
-    } else {
-        "Over the last step in N".into()
-    };
-    let labels =
-        |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
-    if flat.is_empty() {
-        let who = if scaled.len() == 1 { format!("{} kept", label(scaled[0].0)) } else { "Every system kept".into() };
-        // Kept scaling over the step, yet a shared store may already be at its limit.
-        let stores: Vec<String> = steps
-            .iter()
-            .filter_map(|(s, ..)| {
-                let p = s.largest()?;
-                let u = attribute(a.results, p).store.filter(|u| *u >= SATURATED)?;
-                Some(format!("{}'s store reached {} of its cap at N={}", s.label(), pct(u), p.instances))
-            })
-            .collect();
-        let shared = if stores.is_empty() {
-            "no shared resource saturated".to_string()
-        } else {
-            format!("but {} — it, not the instances, is the next limit", and_list(&stores))
-        };
-        return format!(
-            "{uncapped}{who} scaling up to N={} on this rig ({} for the last step); {shared}{legend}.",
-            a.largest_n().unwrap_or(1),
-            span(&scaled)
-        );
-    }
-    let flat_text: Vec<String> = flat
-        .iter()
-        .map(|(s, (_, _, g), _)| {
-            let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match at.limit {
-                Limit::Saturated(Resource::Store, u) => {
-                    let cap = if a.results.caps.capped {
-                        format!(" (capped at {} core)", a.results.caps.store_cpu)
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        ", its store{cap} at {} of its CPU while the instances were {} busy",
-                        pct(u),
-                        pct(at.instances)
-                    )
-                }
-                Limit::Saturated(r, u) => format!(", {} at {}", r.name(), pct(u)),
-                Limit::Latency(r, u) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
-                Limit::Rejected => String::new(),
-            });
-            format!("{} gained only ×{g:.2}{why}", label(s))
-        })
-        .collect();
-    let store_bound = flat.iter().any(|(s, ..)| {
-        s.system.uses_store()
-            && s.largest()
-                .is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
-    });
-    let lead = match (store_bound, scaled.is_empty()) {
-        (true, false) => "Scaling out stopped at the shared session store — not at sessions or JWT as such.",
-        (true, true) => "Scaling out stopped at the shared session store.",
-        (false, true) => "No system kept scaling over the last step on this rig.",
-        (false, false) => "Some systems stopped scaling before others.",
-    };
-    if scaled.is_empty() {
-        format!("{uncapped}{lead} {from_to}: {}{legend}.", and_list(&flat_text))
-    } else {
-        format!(
-            "{uncapped}{lead} {from_to}, {} gained {}; {}{legend}.",
-            labels(&scaled),
-            span(&scaled),
-            and_list(&flat_text)
-        )
-    }
 }
 
 fn findings(a: &Analysis<'_>) -> Vec<String> {
@@ -413,7 +321,7 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
         } else {
             format!("at most {:.2}% rejected", errors * 100.0)
         };
-        if let Some((p, l, g)) = last_step(sticky) {
+        if let Some((p, l, g)) = held_step(sticky) {
             text.push_str(&format!(
                 " Sticky routing removes it ({rejected}), and the same servers gained ×{g:.2} from N={p} to N={l}."
             ));
@@ -425,7 +333,7 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
 /// Relative difference below which two measured costs count as "about the same".
 const NOISE: f64 = 0.10;
 
-/// Instance + store CPU per request (median over the system's points).
+/// Instance + store CPU per request (median over the system's points that held).
 fn total(c: &Cost) -> f64 {
     c.instance_us + c.store_us.unwrap_or(0.0)
 }
@@ -457,7 +365,8 @@ fn cpu_finding(a: &Analysis<'_>) -> Option<String> {
         return None;
     }
     let list: Vec<String> = v.iter().map(|c| cost_text(c)).collect();
-    let mut text = format!("**CPU per request** (median over {}): {}.", n_range(a), list.join(", "));
+    let mut text =
+        format!("**CPU per request** (median over the points that held, {}): {}.", n_range(a), list.join(", "));
     let cost = |s: System| v.iter().copied().find(|c| c.system == s);
     if let Some(redis) = cost(System::SESSION_REDIS) {
         let dearer: Vec<String> = v

@@ -14,8 +14,8 @@ pub(super) fn shard_advice(a: &Analysis<'_>) -> String {
     let mut axis: Vec<(u16, &Point)> = a.shard_axis.iter().map(|(_, k, p)| (*k, *p)).collect();
     axis.sort_by_key(|(k, _)| *k);
     match (axis.first(), axis.last()) {
-        (Some((k1, p1)), Some((kn, pn))) if kn > k1 && p1.achieved_rps > 0.0 => format!(
-            " Sharding was measured: {} shard{} held {} requests/s, {} shards {} (×{:.2} for ×{} the store's cores){}.",
+        (Some((k1, p1)), Some((kn, pn))) if kn > k1 && p1.held && pn.held && p1.achieved_rps > 0.0 => format!(
+            " Sharding was measured: {} shard{} held {} requests/s, {} shards {} (×{:.2} for ×{} the store's cores).",
             k1,
             if *k1 == 1 { "" } else { "s" },
             rps(p1.achieved_rps),
@@ -23,7 +23,10 @@ pub(super) fn shard_advice(a: &Analysis<'_>) -> String {
             rps(pn.achieved_rps),
             pn.achieved_rps / p1.achieved_rps,
             kn / k1,
-            if pn.held && p1.held { "" } else { "; a ✗ point did not hold its rate" }
+        ),
+        (Some((k1, _)), Some((kn, _))) if kn > k1 => format!(
+            " Past that, shard the store (sharding was measured, {k1} to {kn} shards, but a point of it did not hold its rate: \
+             no figure is drawn from it)."
         ),
         _ => " Past that, shard the store (sharding was not measured in this run).".into(),
     }
@@ -33,9 +36,10 @@ fn cost<'a>(a: &'a Analysis<'_>, s: System) -> Option<&'a Cost> {
     a.costs.iter().find(|c| c.system == s)
 }
 
-/// A system's main-line point at the largest N its series reached.
+/// A system's main-line point at the largest N its series reached, if it held its rate (a
+/// sentence here never rests on one that did not).
 fn largest<'a>(a: &'a Analysis<'_>, s: System) -> Option<&'a Point> {
-    a.series.iter().find(|x| x.system == s)?.largest()
+    a.series.iter().find(|x| x.system == s)?.largest().filter(|p| p.held)
 }
 
 /// The bullets for a database store and a near-cache, where the run measured them beside

@@ -122,7 +122,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
     ));
     rows.push(row(
         "Server load",
-        &format!("CPU µs per request, median over {} (instance + store)", n_range(a)),
+        &format!("CPU µs per request, median over held points at {} (instance + store)", n_range(a)),
         cells(&|s| {
             a.cost(s).map_or("—".into(), |c| match c.store_us {
                 Some(st) => format!("{:.0} + {st:.0}", c.instance_us),
@@ -160,7 +160,7 @@ pub(super) fn source_table(a: &Analysis<'_>, d: &mut Doc) {
          header line the client sends: `{}` for sessions; `{}` for JWT, with the token length computed from jwt-server's token layout \
          (header with `typ`, `alg`, 16-character `kid`; claims `sub` = `user12`, `role`, `iss`, `aud`, three 10-digit timestamps, 22-character \
          `jti` and `sid`; signatures of 32 B for HS256, 256 B for RS256 with a 2048-bit key, 64 B for ES256 and EdDSA), not measured on the wire. \
-         CPU is per completed request from /proc, the median over the system's points; store commands are Redis `INFO commandstats` deltas over requests. \
+         CPU is per completed request from /proc, the median over the system's points that held their rate; store commands are Redis `INFO commandstats` deltas over requests. \
          session-memory's scalability cells use its sticky line.{}",
         session_credential().header,
         jwt_credential(System::JWT_HS256).map_or("", |c| c.header),
@@ -304,9 +304,9 @@ fn scalability_verdict(a: &Analysis<'_>) -> String {
             ));
         }
         let jwt: Vec<f64> =
-            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(held_step_efficiency).collect();
         if let Some(e) =
-            a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky).and_then(last_step_efficiency)
+            a.series.iter().find(|s| s.system == rr.system && s.lb == Lb::Sticky).and_then(held_step_efficiency)
             && let (Some(lo), Some(hi)) = (jwt.iter().copied().reduce(f64::min), jwt.iter().copied().reduce(f64::max))
         {
             t.push_str(&format!(
@@ -319,7 +319,7 @@ fn scalability_verdict(a: &Analysis<'_>) -> String {
         }
     }
     if let Some(s) = a.series.iter().find(|s| s.system.uses_store())
-        && let (Some(p), Some((pn, ln, g))) = (s.largest(), last_step(s))
+        && let (Some(p), Some((pn, ln, g))) = (s.largest(), held_step(s))
     {
         let at = attribute(a.results, p);
         if let Limit::Saturated(Resource::Store, u) = at.limit {
@@ -374,7 +374,7 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
         a.series.iter().find(|s| s.system == System::SESSION_MEMORY && s.lb == Lb::Sticky),
         cost_of(System::SESSION_MEMORY),
     ) {
-        let gain = last_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
+        let gain = held_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
         let cheapest = v.first().is_some_and(|c| c.system == System::SESSION_MEMORY);
         items.push(format!(
             "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {} ({}){gain}, \
@@ -450,9 +450,9 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
     }
     if let Some(st) = a.series.iter().find(|s| s.system == System::SESSION_MEMORY && s.lb == Lb::Sticky) {
         let jwt: Vec<f64> =
-            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(last_step_efficiency).collect();
+            a.series.iter().filter(|s| s.system.jwt_alg().is_some()).filter_map(held_step_efficiency).collect();
         let jwt_lo = jwt.iter().copied().fold(f64::INFINITY, f64::min);
-        if let Some(e) = last_step_efficiency(st)
+        if let Some(e) = held_step_efficiency(st)
             && e >= KEPT_SCALING
             && !jwt.is_empty()
             && e >= jwt_lo * (1.0 - NOISE)

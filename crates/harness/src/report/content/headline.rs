@@ -1,0 +1,122 @@
+//! The report's headline: what happened to scaling over the last step in N, drawn only from
+//! steps whose points both held their rate.
+
+use super::*;
+
+pub(super) fn headline(a: &Analysis<'_>) -> String {
+    let steps: Vec<(&Series<'_>, (usize, usize, f64), f64)> =
+        a.series.iter().filter_map(|s| Some((s, held_step(s)?, held_step_efficiency(s)?))).collect();
+    // Series with a last step whose points did not both hold: named, never judged.
+    let unjudged: Vec<String> =
+        a.series.iter().filter(|s| last_step(s).is_some() && held_step(s).is_none()).map(|s| s.label()).collect();
+    let unjudged_text = if unjudged.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Not judged: {} (a point of {} last step did not hold its rate).",
+            and_list(&unjudged),
+            if unjudged.len() == 1 { "its" } else { "their" }
+        )
+    };
+    if steps.is_empty() {
+        return if !unjudged.is_empty() {
+            format!(
+                "No system held its rate at two instance counts: this run shows costs per request, not scaling.{unjudged_text}"
+            )
+        } else if a.largest_n().unwrap_or(1) <= 1 {
+            "Only one instance count was measured: this run shows costs per request, not scaling.".into()
+        } else {
+            "No system was measured at more than one instance count with requests that could succeed: this run shows costs \
+             and rejections, not scaling."
+                .into()
+        };
+    }
+    let uncapped = if a.results.caps.capped {
+        ""
+    } else {
+        "Uncapped run: instances shared the whole machine, so these scaling numbers are not capacity. "
+    };
+    let scaled: Vec<_> = steps.iter().filter(|s| s.2 >= KEPT_SCALING).collect();
+    let flat: Vec<_> = steps.iter().filter(|s| s.2 < KEPT_SCALING).collect();
+    let span = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| {
+        let lo = v.iter().map(|s| s.1.2).fold(f64::INFINITY, f64::min);
+        let hi = v.iter().map(|s| s.1.2).fold(0.0, f64::max);
+        if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") }
+    };
+    // Every step here held at both ends; the rest are named in `unjudged_text`.
+    let label = |s: &Series<'_>| s.label();
+    let same_step = steps.windows(2).all(|w| (w[0].1.0, w[0].1.1) == (w[1].1.0, w[1].1.1));
+    let from_to = if same_step {
+        format!("From N={} to N={}", steps[0].1.0, steps[0].1.1)
+    } else {
+        "Over the last step in N".into()
+    };
+    let labels =
+        |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
+    if flat.is_empty() {
+        let who = if scaled.len() == 1 { format!("{} kept", label(scaled[0].0)) } else { "Every system kept".into() };
+        // Kept scaling over the step, yet a shared store may already be at its limit.
+        let stores: Vec<String> = steps
+            .iter()
+            .filter_map(|(s, ..)| {
+                let p = s.largest()?;
+                let u = attribute(a.results, p).store.filter(|u| *u >= SATURATED)?;
+                Some(format!("{}'s store reached {} of its cap at N={}", s.label(), pct(u), p.instances))
+            })
+            .collect();
+        let shared = if stores.is_empty() {
+            "no shared resource saturated".to_string()
+        } else {
+            format!("but {} — it, not the instances, is the next limit", and_list(&stores))
+        };
+        return format!(
+            "{uncapped}{who} scaling up to N={} on this rig ({} for the last step); {shared}.{unjudged_text}",
+            a.largest_n().unwrap_or(1),
+            span(&scaled)
+        );
+    }
+    let flat_text: Vec<String> = flat
+        .iter()
+        .map(|(s, (_, _, g), _)| {
+            let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match at.limit {
+                Limit::Saturated(Resource::Store, u) => {
+                    let cap = if a.results.caps.capped {
+                        format!(" (capped at {} core)", a.results.caps.store_cpu)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        ", its store{cap} at {} of its CPU while the instances were {} busy",
+                        pct(u),
+                        pct(at.instances)
+                    )
+                }
+                Limit::Saturated(r, u) => format!(", {} at {}", r.name(), pct(u)),
+                Limit::Latency(r, u) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
+                Limit::Rejected => String::new(),
+            });
+            format!("{} gained only ×{g:.2}{why}", label(s))
+        })
+        .collect();
+    let store_bound = flat.iter().any(|(s, ..)| {
+        s.system.uses_store()
+            && s.largest()
+                .is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
+    });
+    let lead = match (store_bound, scaled.is_empty()) {
+        (true, false) => "Scaling out stopped at the shared session store — not at sessions or JWT as such.",
+        (true, true) => "Scaling out stopped at the shared session store.",
+        (false, true) => "No system kept scaling over the last step on this rig.",
+        (false, false) => "Some systems stopped scaling before others.",
+    };
+    if scaled.is_empty() {
+        format!("{uncapped}{lead} {from_to}: {}.{unjudged_text}", and_list(&flat_text))
+    } else {
+        format!(
+            "{uncapped}{lead} {from_to}, {} gained {}; {}.{unjudged_text}",
+            labels(&scaled),
+            span(&scaled),
+            and_list(&flat_text)
+        )
+    }
+}
