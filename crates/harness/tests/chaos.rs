@@ -186,3 +186,58 @@ fn bad_input_is_one_clear_line() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// A login storm: half the users log in at once, once per hashing-pool setting, while the
+/// others keep reading; every login is answered and the reads' p99 is kept per phase.
+#[test]
+fn a_login_storm_sends_a_share_of_the_users_to_log_in_at_once_per_pool_setting() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "chaos",
+        "--systems",
+        "session-redis,jwt-hs256",
+        "--experiments",
+        "login-storm",
+        "--hash-concurrency",
+        "1,2",
+        "--storm-share",
+        "0.5",
+        "--instances",
+        "2",
+        "--rate",
+        "150",
+        "--users",
+        "30",
+        "--duration",
+        "6s",
+        "--fault-at",
+        "3s",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "chaos failed\n{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("drained in"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("chaos.json")).unwrap()).unwrap();
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "two systems × two pool settings");
+    for run in runs {
+        let storm = &run["storm"];
+        assert_eq!(storm["users"], 15, "half of 30 users: {storm}");
+        assert_eq!(storm["failed"], 0, "{storm}");
+        let drain = storm["drain_ms"].as_f64().unwrap();
+        // 15 argon2id hashes cannot all finish in the time of one.
+        assert!(drain > 0.0 && storm["login_us"]["p99"].as_f64().unwrap() > 0.0, "{storm}");
+        assert!(storm["me_p99_before_us"].as_u64().unwrap() > 0, "{storm}");
+        assert!(storm["me_p99_during_us"].as_u64().unwrap() > 0, "{storm}");
+        // Nothing broke: the reads were all answered.
+        assert_eq!(total(run, "unauthorized") + total(run, "unavailable") + total(run, "no_answer"), 0, "{run:#}");
+    }
+    let pools: Vec<u64> = runs
+        .iter()
+        .filter(|r| r["system"] == "jwt-hs256")
+        .map(|r| r["storm"]["hash_concurrency"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pools, [1, 2]);
+}

@@ -208,6 +208,10 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--workload", "mixed", "--session-length", "0s"], "greater than zero"),
         (&["sweep", "--workload", "mixed", "--session-length=-5m"], "--session-length"),
         (&["sweep", "--workload", "mixed", "--requests-per-user-per-minute", "0"], "greater than zero"),
+        (&["chaos", "--storm-share", "1.5"], "--storm-share must be above 0 and at most 1"),
+        (&["chaos", "--storm-share", "0"], "greater than zero"),
+        (&["chaos", "--hash-concurrency", "0"], "--hash-concurrency must be between 1 and 64"),
+        (&["chaos", "--hash-concurrency", "two"], "--hash-concurrency"),
         (&["load", "--url", "http://127.0.0.1:1/healthz", "--duration", "1s"], "cannot connect"),
         (&["load", "--url", "http://192.0.2.1/", "--duration", "1s"], "loopback"),
         (&["load", "--url", "http://127.0.0.1:1/", "--duration", "0s"], "greater than zero"),
@@ -783,7 +787,7 @@ fn a_mixed_run_keeps_per_route_figures_and_measures_each_route_alone() {
         "--session-length",
         "2m",
         "--requests-per-user-per-minute",
-        "10",
+        "60",
         "--access-ttl",
         "30s",
         "--rate",
@@ -805,7 +809,7 @@ fn a_mixed_run_keeps_per_route_figures_and_measures_each_route_alone() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
-    // 20 reads, 3 refreshes (at 30, 60 and 90 s), a login and a logout per 2-minute session.
+    // 120 reads, 3 refreshes (at 30, 60 and 90 s), a login and a logout per 2-minute session.
     assert_eq!(results["config"]["profile"]["session_length"], 120.0);
     assert_eq!(results["config"]["instance_cpu"], 0.5, "a mixed run's default cap");
     for (id, routes) in [("session-redis", &["me", "login"][..]), ("jwt-hs256", &["me", "refresh", "login"][..])] {
@@ -818,11 +822,20 @@ fn a_mixed_run_keeps_per_route_figures_and_measures_each_route_alone() {
         let refresh = p["routes"]["refresh"]["requests"].as_u64().unwrap_or(0) as f64;
         let me = p["routes"]["me"]["requests"].as_u64().unwrap() as f64;
         if id == "jwt-hs256" {
-            // 3 refreshes per 19 /me (5 % of 20 reads are /admin): about 1 in 6.
-            assert!((0.08..0.25).contains(&(refresh / me)), "{id}: refresh/me = {}", refresh / me);
+            // 3 refreshes per 114 /me (5 % of 120 reads are /admin): about 1 in 38.
+            assert!((0.01..0.07).contains(&(refresh / me)), "{id}: refresh/me = {}", refresh / me);
         } else {
             assert_eq!(refresh, 0.0, "a session server has no refresh");
         }
+        // One active user per request/s (60 requests a minute each), drawn from the users of
+        // 20 000 requests/s preloaded before the point: sessions written into Redis, refresh
+        // families handed to the JWT instances. Nobody logged in with argon2id for them.
+        let users = &p["mix_users"];
+        assert_eq!(users["preloaded"], 20_000, "{id}: {users}");
+        // JWT reads carry the 8 logged-in users' tokens: verifying one reads no server state.
+        let (credentials, active) = if id == "jwt-hs256" { (8, 8) } else { (20_000, 300) };
+        assert_eq!(users["credentials"], credentials, "{id}: {users}");
+        assert_eq!(users["active"], active, "{id}: one user per request/s at 300 requests/s: {users}");
         let demands: Vec<&Value> =
             results["route_demands"].as_array().unwrap().iter().filter(|d| d["system"] == id).collect();
         let measured: Vec<&str> = demands.iter().map(|d| d["route"].as_str().unwrap()).collect();

@@ -13,6 +13,7 @@ use crate::{
     drive::{
         client::Prepared,
         engine::{Req, Ticket, Workload},
+        histogram::Latency,
     },
     plan::{Lb, Server},
     record::chaos::Bucket,
@@ -127,6 +128,8 @@ pub(super) struct ChaosWorkload {
     pub(super) last_failure_us: AtomicU64,
     pub(super) relogged: AtomicU64,
     pub(super) logins_ok: AtomicU64,
+    /// `/me` latency per second of the run, by the time the answer arrived.
+    me_latency: Vec<Mutex<Latency>>,
 }
 
 impl ChaosWorkload {
@@ -154,7 +157,17 @@ impl ChaosWorkload {
             last_failure_us: AtomicU64::new(0),
             relogged: AtomicU64::new(0),
             logins_ok: AtomicU64::new(0),
+            me_latency: (0..run.as_secs() as usize + 2).map(|_| Mutex::new(Latency::new())).collect(),
         }
+    }
+
+    /// `/me` p99 over the whole seconds `from..to` of the run; `None` when none answered.
+    pub(super) fn me_p99_between(&self, from: usize, to: usize) -> Option<u64> {
+        let mut all = Latency::new();
+        for b in self.me_latency.iter().take(to).skip(from) {
+            all.merge(&b.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        (all.count() > 0).then(|| all.summary().p99)
     }
 
     fn user(&self, seq: u64) -> usize {
@@ -194,6 +207,7 @@ impl ChaosWorkload {
                     other_status: count(Answer::OtherStatus),
                     no_answer: count(Answer::Unanswered),
                     logins: count(Answer::Login),
+                    me_p99_us: self.me_p99_between(t, t + 1),
                 }
             })
             .collect()
@@ -221,6 +235,13 @@ impl Workload for ChaosWorkload {
         }
         let me = user.me.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Req { prepared: std::borrow::Cow::Owned(me), ticket: ticket(Kind::Me) }
+    }
+
+    fn on_latency(&self, ticket: Ticket<Kind>, us: u64) {
+        if ticket.kind == Kind::Me {
+            let b = (self.t0.elapsed().as_secs() as usize).min(self.me_latency.len() - 1);
+            self.me_latency[b].lock().unwrap_or_else(|p| p.into_inner()).record_us(us);
+        }
     }
 
     fn on_response(&self, ticket: Ticket<Kind>, status: u16, headers: &http::HeaderMap, body: &[u8]) {
@@ -325,6 +346,20 @@ mod tests {
         assert_eq!(w.users[3].home.load(Relaxed), 0, "the session now lives where the login went");
         let t = w.timeline();
         assert_eq!((t[0].unauthorized, t[0].logins, t[0].ok), (2, 1, 0));
+    }
+
+    #[test]
+    fn me_latency_is_kept_per_second_of_arrival() {
+        let w = workload(2, Lb::RoundRobin, false);
+        w.on_latency(Ticket { kind: Kind::Me, target: 0, user: 3, tag: 0 }, 1_500);
+        w.on_latency(Ticket { kind: Kind::Login, target: 0, user: 3, tag: 0 }, 90_000);
+        assert_eq!(
+            w.me_p99_between(0, 1).map(|p| p / 100),
+            Some(15),
+            "a /me answer lands in its second; logins do not"
+        );
+        assert_eq!(w.me_p99_between(1, 2), None);
+        assert_eq!(w.timeline()[0].me_p99_us.map(|p| p / 100), Some(15));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   the first failed connection as the instance's death and sends its users elsewhere —
 //!   a best-case balancer with passive health checks; a real one probing every few
 //!   seconds loses more.
+//! - `login-storm`: nothing breaks; a share of the users log in at once, as after a lost
+//!   session store or at the start of a working day, once per `--hash-concurrency` (each
+//!   instance's argon2id pool), and the run records what their logins did to everyone
+//!   else's `/me` ([`storm`]).
 //!
 //! The clients behave like real ones: a user whose credential is refused (401) logs in
 //! again, so the timeline shows the login storm a lost session store causes and when it
@@ -34,11 +38,7 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
-    deploy::{
-        self, Binaries, Deployment, Store,
-        cluster::{RedisCluster, start_cluster},
-        postgres::{DEFAULT_USER, PgSettings, Postgres, start_postgres},
-    },
+    deploy::{self, Binaries, Deployment},
     drive::{
         client::Prepared,
         engine::{self, Mode, Progress, Spec},
@@ -53,6 +53,10 @@ use crate::{
 };
 
 mod clients;
+mod store;
+mod storm;
+
+use store::ChaosStore;
 
 use clients::{ChaosWorkload, User};
 
@@ -70,7 +74,8 @@ fn check(config: &ChaosConfig) -> anyhow::Result<()> {
         humantime::format_duration(config.fault_at),
         humantime::format_duration(end)
     );
-    if config.experiments.iter().any(|e| *e != Experiment::InstanceLoss) {
+    storm::check(config)?;
+    if config.experiments.iter().any(|e| e.breaks_store()) {
         anyhow::ensure!(
             config.fault_at + config.outage + Duration::from_secs(2) <= end,
             "--fault-at + --outage must end at least 2 s before the run does, so recovery can be seen"
@@ -119,6 +124,9 @@ fn lb_for(system: System) -> Lb {
 }
 
 fn notes(experiment: Experiment, system: System) -> String {
+    if experiment == Experiment::LoginStorm {
+        return storm::notes(system).to_owned();
+    }
     if let Some(what) = own_store_notes(experiment, system) {
         return what.to_owned();
     }
@@ -127,7 +135,7 @@ fn notes(experiment: Experiment, system: System) -> String {
             "sessions live in the lost instance's memory: its users are refused elsewhere and log in again"
         }
         (Experiment::InstanceLoss, _) => "state is shared or in the token: the other instances serve the moved users",
-        (_, false) => "no store on the request path: a control",
+        (_, false) | (Experiment::LoginStorm, _) => "no store on the request path: a control",
         (Experiment::StoreFreeze, _) if system == System::JWT_HS256_DENYLIST_CACHED => {
             "the local denylist cannot be kept current while Redis is away: once the pub/sub ping (every second) fails, \
              requests fail closed at once until the subscription is back and the list re-loaded"
@@ -172,102 +180,6 @@ fn own_store_notes(experiment: Experiment, system: System) -> Option<&'static st
     })
 }
 
-/// A run's own store, of the kind its system uses.
-enum ChaosStore {
-    Redis(Store),
-    Postgres(Postgres),
-    /// Faults hit [`SHARD`] only.
-    Cluster(RedisCluster),
-}
-
-/// The shard a Redis Cluster's store fault hits.
-const SHARD: usize = 1;
-
-impl ChaosStore {
-    /// What the servers are given as the store's URL.
-    fn url(&self) -> String {
-        match self {
-            ChaosStore::Redis(s) => s.url.clone(),
-            ChaosStore::Postgres(p) => p.url.clone(),
-            ChaosStore::Cluster(c) => c.urls(),
-        }
-    }
-
-    async fn start(system: System, log_dir: &Path) -> anyhow::Result<Self> {
-        Ok(if system.needs_postgres() {
-            ChaosStore::Postgres(start_postgres(DEFAULT_USER, PgSettings::default(), None, log_dir).await?)
-        } else if system.needs_cluster() {
-            ChaosStore::Cluster(start_cluster(3, |_| Ok(None), log_dir).await?)
-        } else {
-            ChaosStore::Redis(deploy::start_redis(None, log_dir).await?)
-        })
-    }
-
-    /// SIGSTOP (`STOP`) or SIGCONT (`CONT`) the store: every PostgreSQL process, or the
-    /// faulted shard.
-    fn signal(&self, sig: &str) -> anyhow::Result<()> {
-        match self {
-            ChaosStore::Redis(s) => s.process.as_ref().context("the store is not ours to stop")?.signal(sig),
-            ChaosStore::Postgres(p) => {
-                // Backends are the postmaster's children; stopping it alone freezes nothing
-                // that already has a connection. The postmaster goes first, so it forks no
-                // backend that the list of children would miss.
-                p.process.signal(sig)?;
-                let children =
-                    std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.process.pid)).unwrap_or_default();
-                let pids: Vec<&str> = children.split_whitespace().collect();
-                if !pids.is_empty() {
-                    let status = std::process::Command::new("kill").arg(format!("-{sig}")).args(&pids).status()?;
-                    anyhow::ensure!(status.success(), "kill -{sig} {pids:?} failed");
-                }
-                Ok(())
-            }
-            ChaosStore::Cluster(c) => c.nodes[SHARD].process.as_ref().context("the shard is not ours")?.signal(sig),
-        }
-    }
-
-    /// Take the store down for `outage` and bring it back: Redis killed and restarted
-    /// empty; PostgreSQL shut down and started on its data; one shard killed and
-    /// restarted empty.
-    async fn restart(&mut self, outage: Duration, log_dir: &Path) -> anyhow::Result<()> {
-        match self {
-            ChaosStore::Redis(s) => {
-                let port = deploy::port_of(&s.url)?;
-                let mut process = s.process.take().context("the store is not ours to kill")?;
-                process.signal("KILL")?;
-                process.stop().await;
-                tokio::time::sleep(outage).await;
-                *s = deploy::start_redis_on(port, None, log_dir).await?;
-            }
-            ChaosStore::Postgres(p) => {
-                p.stop().await;
-                tokio::time::sleep(outage).await;
-                p.restart().await?;
-            }
-            ChaosStore::Cluster(c) => {
-                let mut process = c.nodes[SHARD].process.take().context("the shard is not ours to kill")?;
-                process.signal("KILL")?;
-                process.stop().await;
-                tokio::time::sleep(outage).await;
-                c.restart(SHARD, None, log_dir).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn stop(&mut self) {
-        match self {
-            ChaosStore::Redis(s) => {
-                if let Some(p) = s.process.as_mut() {
-                    p.stop().await;
-                }
-            }
-            ChaosStore::Postgres(p) => p.stop().await,
-            ChaosStore::Cluster(c) => c.stop().await,
-        }
-    }
-}
-
 /// Run every experiment on every system; returns the results (also written to
 /// `config.out`/chaos.json after each run).
 pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<ChaosResults> {
@@ -281,13 +193,13 @@ pub async fn chaos(config: ChaosConfig, shutdown: tokio::sync::watch::Receiver<b
     let mut plan = Vec::new();
     for &experiment in &config.experiments {
         for &system in &config.systems {
-            let needs_store = system.uses_store() || experiment != Experiment::InstanceLoss;
+            let needs_store = system.uses_store() || experiment.breaks_store();
             match &redis_missing {
                 Some(why) if needs_store => {
                     println!("authbench: skipping {experiment} {system}: {why}");
                     skipped.push(Skipped { experiment, system, reason: why.clone() });
                 }
-                _ => plan.push((experiment, system)),
+                _ => plan.extend(storm::settings(&config, experiment).into_iter().map(|h| (experiment, system, h))),
             }
         }
     }
@@ -333,22 +245,22 @@ struct Ctx<'a> {
     results: ChaosResults,
 }
 
-impl Steps for Ctx<'_> {
-    type Step = (Experiment, System);
+/// One run: an experiment on a system, and (login storm) each instance's hashing pool.
+type Run = (Experiment, System, Option<usize>);
 
-    fn announce(&mut self, i: usize, total: usize, &(experiment, system): &(Experiment, System)) {
+impl Steps for Ctx<'_> {
+    type Step = Run;
+
+    fn announce(&mut self, i: usize, total: usize, &(experiment, system, hash): &Run) {
         let run_s = (self.env.config.warmup + self.env.config.duration).as_secs_f64();
-        println!("[{}/{total}] {experiment} {system}: running {run_s:.0} s", i + 1);
+        let pool = hash.map_or(String::new(), |k| format!(" --hash-concurrency {k}"));
+        println!("[{}/{total}] {experiment} {system}{pool}: running {run_s:.0} s", i + 1);
     }
 
-    async fn run(
-        &mut self,
-        &(experiment, system): &(Experiment, System),
-        deployment: &mut Deployment,
-    ) -> anyhow::Result<()> {
+    async fn run(&mut self, &(experiment, system, hash): &Run, deployment: &mut Deployment) -> anyhow::Result<()> {
         let run = self
             .env
-            .run(experiment, system, deployment, &mut self.store)
+            .run((experiment, system, hash), deployment, &mut self.store)
             .await
             .with_context(|| format!("{experiment} on {system}"))?;
         println!("    {}", line(&run));
@@ -368,13 +280,12 @@ impl Steps for Ctx<'_> {
 impl Env<'_> {
     async fn run(
         &self,
-        experiment: Experiment,
-        system: System,
+        (experiment, system, hash): Run,
         deployment: &mut Deployment,
         store_slot: &mut Option<ChaosStore>,
     ) -> anyhow::Result<ChaosRun> {
         let config = self.config;
-        let needs_store = system.uses_store() || experiment != Experiment::InstanceLoss;
+        let needs_store = system.uses_store() || experiment.breaks_store();
         if needs_store {
             *store_slot = Some(ChaosStore::start(system, self.log_dir).await?);
         }
@@ -388,7 +299,12 @@ impl Env<'_> {
             key_dir: self.key_dir,
             jwt_extra: &[],
         };
-        let (program, args) = (self.binaries.program(system), |k| deploy::server_args(system, k, &setup));
+        let args = |k| {
+            let mut args = deploy::server_args(system, k, &setup);
+            args.extend(hash.map(|h| ["--hash-concurrency".to_owned(), h.to_string()]).into_iter().flatten());
+            args
+        };
+        let program = self.binaries.program(system);
         deploy::spawn_instances(deployment, system, config.instances, program, args, |_| Ok(None), self.log_dir)
             .await?;
         let lb = lb_for(system);
@@ -406,6 +322,19 @@ impl Env<'_> {
                 Ok(User::new(me, login, c.home))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        // The storm's users: the first --storm-share of them, each to its own instance.
+        let storm_logins: Vec<(Prepared, std::net::SocketAddr)> = if experiment == Experiment::LoginStorm {
+            let k = storm::users(config);
+            let target = |u: usize, home: usize| if lb == Lb::Sticky { home } else { u % n };
+            users
+                .iter()
+                .take(k)
+                .enumerate()
+                .map(|(u, x)| (x.login.clone(), deployment.addrs[target(u, x.home.load(Relaxed))]))
+                .collect()
+        } else {
+            Vec::new()
+        };
         // Killed: the last instance (round-robin and sticky both send it 1/N of the users).
         let victim = n - 1;
         let users_on_lost_instance = (experiment == Experiment::InstanceLoss && lb == Lb::Sticky)
@@ -436,24 +365,25 @@ impl Env<'_> {
             match experiment {
                 Experiment::InstanceLoss => {
                     deployment.instances[victim].signal("KILL")?;
-                    Ok::<_, anyhow::Error>((start, start))
+                    Ok::<_, anyhow::Error>((start, start, None))
                 }
                 Experiment::StoreFreeze => {
                     let store = store_slot.as_ref().context("no store to freeze")?;
                     store.signal("STOP")?;
                     tokio::time::sleep(config.outage).await;
                     store.signal("CONT")?;
-                    Ok((start, t0.elapsed()))
+                    Ok((start, t0.elapsed(), None))
                 }
                 Experiment::StoreRestart => {
                     store_slot.as_mut().context("no store to restart")?.restart(config.outage, self.log_dir).await?;
-                    Ok((start, t0.elapsed()))
+                    Ok((start, t0.elapsed(), None))
                 }
+                Experiment::LoginStorm => Ok((start, start, Some(storm::burst(storm_logins).await))),
             }
         };
         let (outcome, fault) = tokio::join!(drive, fault);
         let outcome = outcome?;
-        let (fault_start, fault_end) = fault?;
+        let (fault_start, fault_end, burst) = fault?;
         let timeline = load.timeline();
         let mut totals = Bucket::default();
         for b in &timeline {
@@ -490,6 +420,7 @@ impl Env<'_> {
             latency_us: outcome.latency.summary(),
             requests: outcome.requests,
             notes: notes(experiment, system),
+            storm: burst.map(|b| storm::record(&load, config, hash, &b, fault_start_s)),
         })
     }
 }
@@ -503,6 +434,9 @@ fn fmt_settled(v: Option<f64>) -> String {
 }
 
 fn line(run: &ChaosRun) -> String {
+    if let Some(storm) = storm::line(run) {
+        return storm;
+    }
     let t = &run.totals;
     format!(
         "failed {} (401 {}, 503 {}, other {}, no answer {}), re-logins {}, recovery {} (settled {})",

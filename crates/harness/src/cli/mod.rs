@@ -5,8 +5,10 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+mod chaos;
 mod mix;
 mod parse;
+pub use chaos::ChaosArgs;
 pub use mix::MixArgs;
 use parse::*;
 
@@ -15,11 +17,7 @@ use crate::{
     experiment::run_id,
     load::LoadConfig,
     plan::{Lb, Spread, System},
-    record::{
-        SweepConfig, WorkloadKind,
-        chaos::{ChaosConfig, Experiment},
-        revocation::RevocationConfig,
-    },
+    record::{SweepConfig, WorkloadKind, revocation::RevocationConfig},
     sweep::default_out,
 };
 
@@ -152,88 +150,6 @@ pub struct CompareArgs {
     /// the servers: a changed stack moves the control line itself.
     #[arg(long, value_enum, default_value = "auto")]
     pub basis: crate::report::compare::BasisChoice,
-}
-
-#[derive(Debug, Args)]
-pub struct ChaosArgs {
-    /// Systems to run (comma-separated).
-    #[arg(long, env = "AUTHBENCH_CHAOS_SYSTEMS", value_delimiter = ',', value_parser = |s: &str| s.parse::<System>(),
-          default_value = "session-memory,session-redis,jwt-hs256,jwt-hs256+denylist,jwt-hs256+denylist-cached")]
-    pub systems: Vec<System>,
-
-    /// Experiments to run (comma-separated): store-freeze, store-restart, instance-loss.
-    #[arg(long, env = "AUTHBENCH_CHAOS_EXPERIMENTS", value_delimiter = ',', value_parser = |s: &str| s.parse::<Experiment>(),
-          default_value = "store-freeze,store-restart,instance-loss")]
-    pub experiments: Vec<Experiment>,
-
-    /// Instances per system (uncapped; instance-loss kills one).
-    #[arg(long, env = "AUTHBENCH_CHAOS_INSTANCES", default_value_t = 3, value_parser = instance_count)]
-    pub instances: usize,
-
-    /// Offered load in requests per second, all instances together (well below capacity:
-    /// these runs are about failure, not throughput).
-    #[arg(long, env = "AUTHBENCH_CHAOS_RATE", default_value_t = 300.0, value_parser = positive)]
-    pub rate: f64,
-
-    /// Logged-in users the load is spread over.
-    #[arg(long, env = "AUTHBENCH_CHAOS_USERS", default_value_t = 300)]
-    pub users: usize,
-
-    /// Discarded from the latency figures (the timeline shows it).
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
-
-    /// Length of each run after the warm-up.
-    #[arg(long, env = "AUTHBENCH_CHAOS_DURATION", default_value = "14s", value_parser = duration)]
-    pub duration: Duration,
-
-    /// When the fault starts, from the start of the run.
-    #[arg(long, env = "AUTHBENCH_CHAOS_FAULT_AT", default_value = "4s", value_parser = duration)]
-    pub fault_at: Duration,
-
-    /// How long the store stays stopped or down.
-    #[arg(long, env = "AUTHBENCH_CHAOS_OUTAGE", default_value = "3s", value_parser = duration)]
-    pub outage: Duration,
-
-    /// Per-request client timeout.
-    #[arg(long, default_value = "2s", value_parser = duration)]
-    pub timeout: Duration,
-
-    /// Connections per instance (enough to keep requests flowing while each waits for a
-    /// hung store).
-    #[arg(long, default_value_t = 128)]
-    pub connections_per_instance: usize,
-
-    /// Output directory (default bench-results/chaos-<run-id>); give a sweep's directory to
-    /// put the timelines into its report.
-    #[arg(long, env = "AUTHBENCH_OUT")]
-    pub out: Option<PathBuf>,
-
-    /// Directory holding session-server and jwt-server (default: next to authbench, then PATH).
-    #[arg(long, env = "AUTHBENCH_BIN_DIR")]
-    pub bin_dir: Option<PathBuf>,
-}
-
-impl ChaosArgs {
-    pub fn into_config(self) -> anyhow::Result<ChaosConfig> {
-        anyhow::ensure!(self.connections_per_instance >= 1, "--connections-per-instance must be at least 1");
-        Ok(ChaosConfig {
-            systems: self.systems,
-            experiments: self.experiments,
-            instances: self.instances,
-            rate: self.rate,
-            users: self.users,
-            warmup: self.warmup,
-            duration: self.duration,
-            fault_at: self.fault_at,
-            outage: self.outage,
-            timeout: self.timeout,
-            connections_per_instance: self.connections_per_instance,
-            out: self.out.unwrap_or_else(|| default_out(&format!("chaos-{}", run_id()))),
-            demo_password: "demo-password".into(),
-            bin_dir: self.bin_dir,
-        })
-    }
 }
 
 #[derive(Debug, Args)]

@@ -47,9 +47,17 @@ pub trait Workload: Send + Sync + 'static {
     /// would make the next one look faster.
     fn begin(&self) {}
 
+    /// Called before [`begin`](Workload::begin) with the run's rate (`None`: closed loop),
+    /// for a workload whose requests depend on it (a mix sizes its active users to it).
+    fn at_rate(&self, _rate: Option<f64>) {}
+
     /// The answer to a request that carried a ticket; `status` 0 when there was none
     /// (timeout, broken connection).
     fn on_response(&self, _ticket: Ticket<Self::Kind>, _status: u16, _headers: &http::HeaderMap, _body: &[u8]) {}
+
+    /// The latency of an answered request that carried a ticket, µs from its intended send
+    /// time, inside the measurement window or not (a timeline keeps its own).
+    fn on_latency(&self, _ticket: Ticket<Self::Kind>, _us: u64) {}
 }
 
 /// A request, borrowed from a prepared set or built for this one send.
@@ -224,7 +232,10 @@ impl Tally {
         let done = Instant::now();
         if let Some(t) = req.ticket {
             match &result {
-                Ok((status, headers, body)) => workload.on_response(t, status.as_u16(), headers, body),
+                Ok((status, headers, body)) => {
+                    workload.on_latency(t, done.saturating_duration_since(reference).as_micros() as u64);
+                    workload.on_response(t, status.as_u16(), headers, body);
+                }
                 Err(_) => workload.on_response(t, 0, &http::HeaderMap::new(), &[]),
             }
         }
@@ -282,6 +293,10 @@ struct Job {
 pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
     anyhow::ensure!(!spec.targets.is_empty(), "no targets to send load to");
     anyhow::ensure!(!spec.duration.is_zero(), "duration must be greater than zero");
+    workload.at_rate(match spec.mode {
+        Mode::Open { rate } => Some(rate),
+        Mode::Closed { .. } => None,
+    });
     workload.begin();
     match spec.mode {
         Mode::Open { rate } => {

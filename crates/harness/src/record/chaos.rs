@@ -17,16 +17,20 @@ pub enum Experiment {
     StoreFreeze,
     StoreRestart,
     InstanceLoss,
+    /// Not a fault: a share of the users log in at once (`--storm-share`).
+    LoginStorm,
 }
 
 impl Experiment {
-    pub const ALL: [Experiment; 3] = [Experiment::StoreFreeze, Experiment::StoreRestart, Experiment::InstanceLoss];
+    pub const ALL: [Experiment; 4] =
+        [Experiment::StoreFreeze, Experiment::StoreRestart, Experiment::InstanceLoss, Experiment::LoginStorm];
 
     pub fn id(self) -> &'static str {
         match self {
             Experiment::StoreFreeze => "store-freeze",
             Experiment::StoreRestart => "store-restart",
             Experiment::InstanceLoss => "instance-loss",
+            Experiment::LoginStorm => "login-storm",
         }
     }
 
@@ -36,7 +40,16 @@ impl Experiment {
             Experiment::StoreFreeze => "Redis stopped (SIGSTOP) and resumed: hung or unreachable, data kept",
             Experiment::StoreRestart => "Redis killed (SIGKILL) and restarted empty on the same port (no persistence)",
             Experiment::InstanceLoss => "one instance killed (SIGKILL); the balancer moves its users to the others",
+            Experiment::LoginStorm => {
+                "a share of the users log in at once (each one's next request is a login), as after a lost session store or \
+                 at the start of a working day; nothing breaks"
+            }
         }
+    }
+
+    /// Whether the experiment breaks the store (so every system runs with one of its own).
+    pub fn breaks_store(self) -> bool {
+        matches!(self, Experiment::StoreFreeze | Experiment::StoreRestart)
     }
 }
 
@@ -83,6 +96,17 @@ pub struct ChaosConfig {
     pub out: PathBuf,
     pub demo_password: String,
     pub bin_dir: Option<PathBuf>,
+    /// Login storm: the share of the users who log in at once.
+    #[serde(default = "default_storm_share")]
+    pub storm_share: f64,
+    /// Login storm: each instance's argon2id pool size (`--hash-concurrency`), one run per
+    /// value; empty: the servers' default (one per core).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash_concurrency: Vec<usize>,
+}
+
+fn default_storm_share() -> f64 {
+    0.5
 }
 
 /// Answers that arrived within one second of the run.
@@ -101,6 +125,9 @@ pub struct Bucket {
     pub no_answer: u64,
     /// Logins sent by users whose credential was refused (any answer).
     pub logins: u64,
+    /// p99 of the answers to `/me` in this second, µs from their intended send time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub me_p99_us: Option<u64>,
 }
 
 impl Bucket {
@@ -144,6 +171,30 @@ pub struct ChaosRun {
     pub latency_us: LatencySummary,
     pub requests: u64,
     pub notes: String,
+    /// Login storm: what the logins cost the other users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
+}
+
+/// A login storm's figures: how long the logins took to drain and what `/me` answered
+/// before, during and after them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Storm {
+    /// Each instance's argon2id pool (`--hash-concurrency`); `None`: the server default.
+    pub hash_concurrency: Option<usize>,
+    /// Users who sent their login at the storm's start, all at once.
+    pub users: u64,
+    /// Logins not answered 200 (refused, failed or timed out after 60 s).
+    pub failed: u64,
+    /// From the storm's start to the last login answered; `None` when any failed.
+    pub drain_ms: Option<f64>,
+    /// The answered logins, µs from the storm's start.
+    pub login_us: LatencySummary,
+    /// `/me` p99 in the whole seconds before the storm (after the warm-up), during it (from
+    /// its start to the second the last login was answered in) and after it.
+    pub me_p99_before_us: Option<u64>,
+    pub me_p99_during_us: Option<u64>,
+    pub me_p99_after_us: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

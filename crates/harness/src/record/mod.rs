@@ -46,16 +46,18 @@ macro_rules! result_file {
 
 pub mod calibration;
 pub mod chaos;
+pub mod live;
 pub mod point;
 pub mod revocation;
 pub mod route;
 pub mod sweep;
 pub mod verdict;
 
+pub use live::{LivePoint, MixUsers};
 pub use route::{RouteDemand, RouteStats};
 pub use sweep::{
-    Caps, Cpu, Errors, Fit, LatencyRun, LivePoint, PgFacts, Point, Repeat, Results, RoundFigures, SearchStep, Skipped,
-    StoreRtt, StoreStats, SweepConfig, summary_table,
+    Caps, Cpu, Errors, Fit, LatencyRun, PgFacts, Point, Repeat, Results, RoundFigures, SearchStep, Skipped, StoreRtt,
+    StoreStats, SweepConfig, summary_table,
 };
 pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};
 

@@ -122,6 +122,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         store_rtt_us: None,
         store_shards: None,
         live: None,
+        mix_users: None,
         workload: w.workload,
         mode: w.mode,
         offered_rps: o.offered_rps,

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Machine, RouteDemand, RouteStats, unknown};
+use super::{LivePoint, Machine, MixUsers, RouteDemand, RouteStats, unknown};
 use crate::{
     drive::{
         histogram::LatencySummary,
@@ -215,44 +215,6 @@ pub struct SearchStep {
     pub why: StepOutcome,
 }
 
-/// What a live-sessions step held and what that cost; its points share it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LivePoint {
-    /// Sessions (JWT: refresh-token families) preloaded before the step's points.
-    pub sessions: u64,
-    pub spread: crate::plan::Spread,
-    /// Distinct credentials the requests were spread over: `sessions` for sessions; for
-    /// JWT the run's logged-in users, whose access tokens need no server state (the
-    /// preloaded families are held, never read by a request).
-    pub credentials: u64,
-    /// What holds the state, as [`LivePoint::state_bytes`] measures it:
-    /// `instance-rss` (every instance's RSS after start-up with the sessions loaded),
-    /// `redis-used-memory` (Redis `used_memory`), `postgres-relation` (the sessions
-    /// table with its index and TOAST, `pg_total_relation_size`).
-    pub held_in: String,
-    /// Bytes the holder used once the sessions were in, before any measured request.
-    pub state_bytes: u64,
-    /// The same just before the preload, where the store was running already (Redis,
-    /// PostgreSQL); the instances' is the slope between the axis's values instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state_bytes_before: Option<u64>,
-    /// Wall time of the preload (the harness's writes, or the instances' start-up).
-    pub preload_s: f64,
-    /// Background purges of expired state the instances ran during the step (their
-    /// `/metrics`), and the mean time of one; Redis expires keys itself (in its CPU).
-    pub purges: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purge_ms: Option<f64>,
-}
-
-impl LivePoint {
-    /// Bytes per session from the before/after difference, where there is one.
-    pub fn bytes_per_session(&self) -> Option<f64> {
-        let before = self.state_bytes_before?;
-        Some((self.state_bytes as f64 - before as f64) / self.sessions.max(1) as f64)
-    }
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Point {
     pub system: System,
@@ -274,6 +236,9 @@ pub struct Point {
     /// picked among them, and what holding them cost (absent on every other point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LivePoint>,
+    /// Mixed workload: the users its reads were spread over (absent on every other point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mix_users: Option<MixUsers>,
     pub workload: WorkloadKind,
     pub mode: PointMode,
     pub offered_rps: Option<f64>,

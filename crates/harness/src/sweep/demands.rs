@@ -10,7 +10,10 @@ use crate::{
     drive::route::Route,
     plan::{Lb, Server, Step},
     record::{PointMode, RouteDemand, WorkloadKind, point},
-    workload::{Credential, MixedWorkload, profile::Mix},
+    workload::{
+        Credential, MixSetup, MixedWorkload,
+        profile::{Mix, UserProfile},
+    },
 };
 
 /// The instances' utilization each route's measured window aims at.
@@ -41,6 +44,25 @@ impl Run {
             && !self.results.route_demands.iter().any(|d| d.system == step.system)
     }
 
+    /// The mixed workload over `creds` with `mix`, its reads spread over the profile's
+    /// active users for each run's rate.
+    pub(super) fn mixed_workload(
+        &self,
+        step: &Step,
+        creds: &[Credential],
+        lb: Lb,
+        mix: Mix,
+    ) -> anyhow::Result<std::sync::Arc<MixedWorkload>> {
+        let profile = self.config.profile.unwrap_or(UserProfile::WEB_APP);
+        let setup = MixSetup {
+            mix,
+            demo_users: self.demo_users(),
+            password: &self.config.demo_password,
+            users_per_rps: Some(profile.users_per_rps()),
+        };
+        MixedWorkload::new(step.system, creds, lb, step.instances, setup)
+    }
+
     /// Measure each route of `step`'s system alone, with the credentials the point used.
     pub(super) async fn route_demands(
         &self,
@@ -58,14 +80,7 @@ impl Run {
         let cap = self.config.instance_cpu * n;
         let mut out = Vec::new();
         for route in routes {
-            let work = MixedWorkload::new(
-                step.system,
-                creds,
-                lb,
-                step.instances,
-                &self.config.demo_password,
-                Mix::only(route),
-            )?;
+            let work = self.mixed_workload(step, creds, lb, Mix::only(route))?;
             let low = first_rate(route) * n;
             let short = (self.config.step_warmup(), self.config.step_duration);
             let label = |rate: f64| format!("{} alone @ {rate:.0} rps", route.path());

@@ -27,6 +27,15 @@ use crate::{
 /// Rows or keys per round trip while preloading.
 const BATCH: usize = 10_000;
 
+/// A mixed run preloads the active users of this many requests/s (the profile's users per
+/// request/s × this): more than two cores of generator can offer, so every run finds the
+/// users its rate needs among them.
+pub const MIX_POOL_RPS: f64 = 20_000.0;
+
+/// The most sessions a mixed run preloads, whatever its profile (a profile of one request
+/// per user per minute would otherwise ask for 1.2 million).
+const MIX_POOL_MAX: u64 = 1_000_000;
+
 /// The sessions of the current live step.
 pub(super) struct LiveSet {
     pub sessions: u64,
@@ -56,10 +65,22 @@ impl Run {
         self.config.users.max(10)
     }
 
+    /// Sessions a mixed run preloads for `step`: the active users of [`MIX_POOL_RPS`]
+    /// (`None` for read runs, live steps, a `--target` deployment, and systems the preload
+    /// cannot fill, whose users log in instead).
+    pub(super) fn mix_pool(&self, step: &Step) -> Option<u64> {
+        let wanted = self.config.workload == crate::record::WorkloadKind::Mixed
+            && step.live_sessions.is_none()
+            && !self.config.external()
+            && step.system.supports_live();
+        let per = self.config.profile.unwrap_or(crate::workload::profile::UserProfile::WEB_APP).users_per_rps();
+        wanted.then(|| ((per * MIX_POOL_RPS).ceil() as u64).min(MIX_POOL_MAX))
+    }
+
     /// Before the instances start: the step's session IDs, and session-memory's files.
     pub(super) fn live_prepare(&mut self, step: &Step) -> anyhow::Result<()> {
         self.live = None;
-        let Some(sessions) = step.live_sessions else { return Ok(()) };
+        let Some(sessions) = step.live_sessions.or(self.mix_pool(step)) else { return Ok(()) };
         self.status.phase(format!("preparing {sessions} live sessions"), std::time::Duration::ZERO, None);
         let started = Instant::now();
         let ids: Vec<String> = if step.system.server() == Server::Session {
@@ -253,7 +274,8 @@ impl Run {
             .enumerate()
             .map(|(i, id)| {
                 let cookie = HeaderValue::from_str(&format!("__Host-sid={id}")).context("a session cookie")?;
-                Ok(Credential { header: (header::COOKIE, cookie), refresh: None, home: i % step.instances })
+                let admin = crate::workload::demo_admin(i % self.demo_users());
+                Ok(Credential { header: (header::COOKIE, cookie), refresh: None, home: i % step.instances, admin })
             })
             .collect::<anyhow::Result<Vec<_>>>();
         creds.ok()

@@ -30,11 +30,11 @@ use crate::{
     plan::{self, Lb, Spread, Step, System},
     progress::{DisplayGuard, Status},
     record::{
-        Caps, Flag, Machine, Point, PointMode, Results, Skipped, StepOutcome, SweepConfig, WorkloadKind,
+        Caps, Flag, Machine, MixUsers, Point, PointMode, Results, Skipped, StepOutcome, SweepConfig, WorkloadKind,
         calibration::Calibration,
         point::{self, Rig},
     },
-    workload::{self, MixedWorkload, ReadWorkload},
+    workload::{self, ReadWorkload},
 };
 
 mod checks;
@@ -350,6 +350,10 @@ impl Run {
         let what = if self.config.external() { "using the --target deployment" } else { "starting instances" };
         self.status.phase(what.into(), Duration::ZERO, None);
         self.deploy(step, deployment).await?;
+        if step.live_sessions.is_none() && self.live.is_some() {
+            // A mixed run's active users: preloaded as a live step's are, not measured.
+            self.live_load(step, deployment).await?;
+        }
         let live = match step.live_sessions {
             Some(_) => Some((self.live_load(step, deployment).await?, self.live_purges(deployment).await)),
             None => None,
@@ -454,15 +458,14 @@ impl Run {
         let (creds, bytes_per_session) = self.login(step, lb, deployment).await?;
         let point = match (self.config.workload, spread) {
             (WorkloadKind::Mixed, None) => {
-                let work = MixedWorkload::new(
-                    step.system,
-                    &creds,
-                    lb,
-                    n,
-                    &self.config.demo_password,
-                    self.config.mix(step.system.server()),
-                )?;
-                let point = self.drive_point(step, lb, deployment, work, bytes_per_session).await?;
+                let mix = self.config.mix(step.system.server());
+                let work = self.mixed_workload(step, &creds, lb, mix)?;
+                let mut point = self.drive_point(step, lb, deployment, work.clone(), bytes_per_session).await?;
+                point.mix_users = Some(MixUsers {
+                    credentials: creds.len() as u64,
+                    preloaded: self.live.as_ref().map_or(0, |l| l.sessions),
+                    active: work.active_at(point.offered_rps) as u64,
+                });
                 if self.wants_demands(step) {
                     let demands = self.route_demands(step, lb, deployment, &creds).await?;
                     self.results.route_demands.extend(demands);

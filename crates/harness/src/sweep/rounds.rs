@@ -11,7 +11,7 @@ use crate::{
     drive::engine::Workload,
     plan::{Lb, Step},
     record::{WorkloadKind, point},
-    workload::{MixedWorkload, ReadWorkload},
+    workload::ReadWorkload,
 };
 
 impl Run {
@@ -40,20 +40,16 @@ impl Run {
     pub(super) async fn repeat_step(&mut self, step: &Step, deployment: &mut Deployment) -> anyhow::Result<()> {
         self.status.phase("starting instances".into(), Duration::ZERO, None);
         self.deploy(step, deployment).await?;
+        if self.live.is_some() {
+            self.live_load(step, deployment).await?;
+        }
         for &lb in &step.lbs {
             let Some(i) = self.round_one(step, lb).filter(|&i| self.results.points[i].repeatable()) else { continue };
             self.status.step(format!("round {}: {} N={} {lb}", self.round, step.system, step.instances));
             let creds = self.login(step, lb, deployment).await?.0;
             let repeat = match self.config.workload {
                 WorkloadKind::Mixed => {
-                    let work = MixedWorkload::new(
-                        step.system,
-                        &creds,
-                        lb,
-                        step.instances,
-                        &self.config.demo_password,
-                        self.config.mix(step.system.server()),
-                    )?;
+                    let work = self.mixed_workload(step, &creds, lb, self.config.mix(step.system.server()))?;
                     self.repeat_point(step, lb, deployment, work, i).await?
                 }
                 WorkloadKind::Read => {

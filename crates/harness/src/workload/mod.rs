@@ -6,12 +6,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::{Context as _, bail};
 use http::{HeaderName, HeaderValue, header};
 
+mod mixed;
 pub mod profile;
+
+pub use mixed::{MixSetup, MixedKind, MixedWorkload};
 
 use crate::{
     drive::{
         client::{Conn, Prepared},
-        engine::{Req, Ticket, Workload},
+        engine::{Req, Workload},
     },
     plan::{Lb, Server, Spread, System},
 };
@@ -23,6 +26,13 @@ pub struct Credential {
     /// JWT only: the refresh token issued with the access token.
     pub refresh: Option<String>,
     pub home: usize,
+    /// Whether its user is an admin (may read `/admin`).
+    pub admin: bool,
+}
+
+/// Whether demo user `user{u}` is an admin: every tenth, as the servers create them.
+pub fn demo_admin(u: usize) -> bool {
+    u.is_multiple_of(10)
 }
 
 /// SplitMix64: decorrelates the user of request `seq` from `seq mod N`. Without it,
@@ -76,7 +86,7 @@ pub async fn login_pool(
     let mut creds: Vec<Option<Credential>> = vec![None; users];
     for t in tasks {
         for (u, header, refresh, home) in t.await?? {
-            creds[u] = Some(Credential { header, refresh, home });
+            creds[u] = Some(Credential { header, refresh, home, admin: demo_admin(u) });
         }
     }
     creds.into_iter().enumerate().map(|(u, c)| c.with_context(|| format!("user{u} was not logged in"))).collect()
@@ -131,6 +141,9 @@ pub struct ReadWorkload {
     /// run replays the previous one's picks (with a million sessions, a replay would find
     /// every session a near-cache or a database's buffers just saw).
     salt: std::sync::atomic::AtomicU64,
+    /// Uniform spread: requests go to credentials `0..active` (all of them unless a mixed
+    /// run sized the active users to the rate, [`MixedWorkload`]).
+    active: std::sync::atomic::AtomicUsize,
 }
 
 impl ReadWorkload {
@@ -153,13 +166,14 @@ impl ReadWorkload {
             instances: instances.max(1),
             zipf,
             salt: std::sync::atomic::AtomicU64::new(0),
+            active: std::sync::atomic::AtomicUsize::new(creds.len()),
         }))
     }
 
     fn user(&self, seq: u64) -> usize {
         let r = mix(seq.wrapping_add(self.salt.load(std::sync::atomic::Ordering::Relaxed)));
         match &self.zipf {
-            None => (r % self.requests.len() as u64) as usize,
+            None => (r % self.active.load(std::sync::atomic::Ordering::Relaxed).max(1) as u64) as usize,
             Some(cdf) => {
                 // 53 random bits as a uniform number in [0, 1).
                 let u = (r >> 11) as f64 / (1u64 << 53) as f64;
@@ -218,190 +232,6 @@ impl Workload for FixedWorkload {
     }
 }
 
-/// The mixed workload's requests whose answers it needs back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MixedKind {
-    /// Spends a refresh token; the answer holds the next one.
-    Refresh,
-    /// A churn login; the answer holds the credential its logout will spend.
-    Login,
-    Logout,
-}
-
-/// A mix derived from how users behave ([`profile::UserProfile`]): mostly `/me`, some
-/// `/admin` by admins, refresh-token rotation (JWT), and a login and a logout per session. Single-use tokens are kept in per-instance pools:
-/// a refresh or logout is sent to the instance whose pool it came from, so the mix works
-/// with per-instance stores too (what fails is what the balancer gets wrong for /me).
-pub struct MixedWorkload {
-    read: Arc<ReadWorkload>,
-    admin: Vec<Option<Prepared>>,
-    server: Server,
-    logins: Vec<Prepared>,
-    /// Per instance: refresh tokens that instance issued (JWT).
-    refresh: Vec<std::sync::Mutex<Vec<String>>>,
-    /// Per instance: credentials from churn logins, waiting for their logout.
-    churn: Vec<std::sync::Mutex<Vec<String>>>,
-    /// [`profile::Mix::bounds`]: where `/me`, `/admin`, `/refresh` and `/logout` end.
-    bounds: [u64; 4],
-}
-
-impl MixedWorkload {
-    pub fn new(
-        system: System,
-        creds: &[Credential],
-        lb: Lb,
-        instances: usize,
-        password: &str,
-        mix: profile::Mix,
-    ) -> anyhow::Result<Arc<Self>> {
-        let read = ReadWorkload::new(creds, lb, instances)?;
-        let admin = creds
-            .iter()
-            .enumerate()
-            .map(|(u, c)| {
-                (u % 10 == 0)
-                    .then(|| Prepared::get("/admin").map(|p| p.with_header(c.header.0.clone(), c.header.1.clone())))
-                    .transpose()
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let logins = (0..creds.len())
-            .map(|u| {
-                Prepared::post_json(
-                    "/login",
-                    &serde_json::json!({"username": format!("user{u}"), "password": password}),
-                )
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let n = instances.max(1);
-        let refresh: Vec<_> = (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect();
-        for c in creds {
-            if let (Some(t), Ok(mut pool)) = (&c.refresh, refresh[c.home % n].lock()) {
-                pool.push(t.clone());
-            }
-        }
-        Ok(Arc::new(Self {
-            read,
-            admin,
-            server: system.server(),
-            logins,
-            refresh,
-            churn: (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
-            bounds: mix.bounds(),
-        }))
-    }
-
-    fn pop(pool: &std::sync::Mutex<Vec<String>>) -> Option<String> {
-        pool.lock().ok()?.pop()
-    }
-
-    fn push(pool: &std::sync::Mutex<Vec<String>>, value: String) {
-        if let Ok(mut p) = pool.lock() {
-            p.push(value);
-        }
-    }
-
-    fn dynamic(&self, seq: u64, target: usize, kind: MixedKind) -> Option<Req<'_, MixedKind>> {
-        let ticket = Some(Ticket { kind, target: target as u32, user: self.user(seq) as u32, tag: 0 });
-        let prepared = match kind {
-            MixedKind::Refresh => {
-                let token = Self::pop(&self.refresh[target])?;
-                Prepared::post_json("/refresh", &serde_json::json!({ "refresh_token": token })).ok()?
-            }
-            MixedKind::Login => {
-                return Some(Req { prepared: std::borrow::Cow::Borrowed(&self.logins[self.user(seq)]), ticket });
-            }
-            MixedKind::Logout => {
-                let credential = Self::pop(&self.churn[target])?;
-                match self.server {
-                    Server::Session => Prepared {
-                        method: http::Method::POST,
-                        uri: http::Uri::from_static("/logout"),
-                        headers: vec![(header::COOKIE, HeaderValue::from_str(&credential).ok()?)],
-                        body: Default::default(),
-                    },
-                    Server::Jwt => {
-                        Prepared::post_json("/logout", &serde_json::json!({ "refresh_token": credential })).ok()?
-                    }
-                }
-            }
-        };
-        Some(Req { prepared: std::borrow::Cow::Owned(prepared), ticket })
-    }
-}
-
-impl MixedWorkload {
-    /// Position of request `seq` in the mix, in parts per million.
-    fn slot(seq: u64) -> u64 {
-        mix(seq ^ 0x5bd1_e995) % profile::PPM
-    }
-
-    /// Whose credential request `seq` uses: an admin's for `/admin`, else the read user's.
-    fn user(&self, seq: u64) -> usize {
-        let user = self.read.user(seq);
-        let slot = Self::slot(seq);
-        if (self.bounds[0]..self.bounds[1]).contains(&slot) { user - user % 10 } else { user }
-    }
-}
-
-impl Workload for MixedWorkload {
-    type Kind = MixedKind;
-
-    fn target(&self, seq: u64) -> usize {
-        match self.read.lb {
-            Lb::RoundRobin => self.read.target(seq),
-            Lb::Sticky => self.read.homes[self.user(seq)],
-        }
-    }
-
-    fn request(&self, seq: u64, target: usize) -> Req<'_, MixedKind> {
-        let r = Self::slot(seq);
-        let user = self.user(seq);
-        let [me, admin, refresh, logout] = self.bounds;
-        // A refresh or logout with no token in its pool yet is sent as a /me.
-        let special = match r {
-            _ if r < me => None,
-            _ if r < admin => self.admin[user].as_ref().map(Req::borrowed),
-            _ if r < refresh && self.server == Server::Jwt => self.dynamic(seq, target, MixedKind::Refresh),
-            _ if r < refresh => None,
-            _ if r < logout => self.dynamic(seq, target, MixedKind::Logout),
-            _ => self.dynamic(seq, target, MixedKind::Login),
-        };
-        special.unwrap_or_else(|| Req::borrowed(&self.read.requests[self.read.user(seq)]))
-    }
-
-    fn on_response(&self, ticket: Ticket<MixedKind>, status: u16, headers: &http::HeaderMap, body: &[u8]) {
-        if status != 200 {
-            return; // the token was spent or the request failed; it leaves the pool
-        }
-        let t = ticket.target as usize % self.refresh.len();
-        let refresh_token = || {
-            serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["refresh_token"].as_str().map(str::to_owned))
-        };
-        match (ticket.kind, self.server) {
-            (MixedKind::Refresh, _) => {
-                if let Some(token) = refresh_token() {
-                    Self::push(&self.refresh[t], token);
-                }
-            }
-            (MixedKind::Login, Server::Jwt) => {
-                if let Some(token) = refresh_token() {
-                    Self::push(&self.churn[t], token);
-                }
-            }
-            (MixedKind::Login, Server::Session) => {
-                let cookie =
-                    headers.get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next());
-                if let Some(c) = cookie {
-                    Self::push(&self.churn[t], c.to_owned());
-                }
-            }
-            (MixedKind::Logout, _) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +242,7 @@ mod tests {
                 header: (header::COOKIE, HeaderValue::from_static("x")),
                 refresh: None,
                 home: login_target(Lb::RoundRobin, u, n),
+                admin: demo_admin(u),
             })
             .collect()
     }
@@ -437,56 +268,6 @@ mod tests {
             assert!((got - expected).abs() < 0.01, "n={n}: miss rate {got}, expected {expected}");
             assert!(per_target.iter().all(|&c| c == total / n as u64), "even spread: {per_target:?}");
         }
-    }
-
-    #[test]
-    fn mixed_keeps_its_proportions_and_sticky_routes_every_credential_home() {
-        let n = 4;
-        let users = 40;
-        let creds: Vec<Credential> = (0..users)
-            .map(|u| Credential {
-                header: (header::AUTHORIZATION, HeaderValue::from_static("Bearer x")),
-                refresh: Some(format!("r{u}")),
-                home: u % n,
-            })
-            .collect();
-        let mix = profile::UserProfile::WEB_APP.mix(Server::Jwt);
-        let w = MixedWorkload::new(System::JWT_HS256, &creds, Lb::Sticky, n, "pw", mix).unwrap();
-        let (mut me, mut admin, mut refresh, mut login, mut logout) = (0, 0, 0, 0, 0);
-        let total = 100_000u64;
-        for seq in 0..total {
-            let target = w.target(seq);
-            let req = w.request(seq, target);
-            let path = req.prepared.uri.path().to_owned();
-            match path.as_str() {
-                "/me" => me += 1,
-                "/admin" => {
-                    admin += 1;
-                    assert_eq!(w.user(seq) % 10, 0, "only admins are sent to /admin");
-                }
-                "/refresh" => refresh += 1,
-                "/login" => login += 1,
-                "/logout" => logout += 1,
-                other => panic!("unexpected {other}"),
-            }
-            if !matches!(path.as_str(), "/login" | "/logout" | "/refresh") {
-                assert_eq!(target, creds[w.user(seq)].home, "sticky: a credential goes home");
-            }
-            // Give every refresh its token back, as a 200 would.
-            if let Some(t) = req.ticket.filter(|t| t.kind == MixedKind::Refresh) {
-                let body = br#"{"refresh_token":"new"}"#;
-                w.on_response(t, 200, &http::HeaderMap::new(), body);
-            }
-        }
-        let share = |x: u64| x as f64 / total as f64;
-        // 600 reads (5 % of them /admin), 5 refreshes, a login and a logout per session;
-        // the logouts find no token (no login was answered) and go out as /me.
-        assert!((share(me) - 571.0 / 607.0).abs() < 0.005, "me {}", share(me));
-        assert!((share(admin) - 30.0 / 607.0).abs() < 0.003, "admin {}", share(admin));
-        assert!((share(refresh) - 5.0 / 607.0).abs() < 0.001, "refresh {}", share(refresh));
-        assert!((share(login) - 1.0 / 607.0).abs() < 0.0005, "login {}", share(login));
-        // No login answered, so no churn credentials: logouts fall back to /me.
-        assert_eq!(logout, 0);
     }
 
     #[test]

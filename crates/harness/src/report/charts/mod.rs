@@ -190,7 +190,8 @@ pub fn all(a: &Analysis<'_>) -> anyhow::Result<Vec<Chart>> {
     if let Some(ch) = a.chaos {
         for e in Experiment::ALL {
             let runs: Vec<&ChaosRun> = ch.runs.iter().filter(|r| r.experiment == e).collect();
-            if !runs.is_empty() {
+            // A login storm fails nothing: its table is the figure.
+            if !runs.is_empty() && e != Experiment::LoginStorm {
                 out.push(Chart {
                     file: crate::report::content::chaos_chart_file(e),
                     title: format!("{}: failed answers per second", e.id()),

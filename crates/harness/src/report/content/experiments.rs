@@ -292,6 +292,10 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
             continue;
         }
         d.h(3, chaos_anchor(e), format!("{}: {}", e.id(), e.describe()));
+        if e == Experiment::LoginStorm {
+            super::storm::table(d, c, &runs);
+            continue;
+        }
         let file = chart_file(e);
         if has(file) {
             d.chart(file, format!("{}: failed answers per second", e.id()));
@@ -343,6 +347,7 @@ pub(super) fn chaos_anchor(e: Experiment) -> &'static str {
         Experiment::StoreFreeze => "chaos-store-freeze",
         Experiment::StoreRestart => "chaos-store-restart",
         Experiment::InstanceLoss => "chaos-instance-loss",
+        Experiment::LoginStorm => "chaos-login-storm",
     }
 }
 
@@ -351,5 +356,6 @@ pub fn chart_file(e: Experiment) -> &'static str {
         Experiment::StoreFreeze => "chaos-store-freeze.svg",
         Experiment::StoreRestart => "chaos-store-restart.svg",
         Experiment::InstanceLoss => "chaos-instance-loss.svg",
+        Experiment::LoginStorm => "chaos-login-storm.svg",
     }
 }

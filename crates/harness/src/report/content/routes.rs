@@ -32,15 +32,71 @@ fn mix_text(m: &Mix, server: Server) -> String {
     parts.join(", ")
 }
 
-fn profile_text(p: &UserProfile, users: usize) -> String {
+/// Who sent the reads: the active users each run drew from its preloaded sessions, or (runs
+/// made before the preload) the logged-in demo users.
+fn users_text(p: &UserProfile, users: usize, points: &[&Point]) -> String {
+    let with: Vec<&crate::record::MixUsers> = points.iter().filter_map(|x| x.mix_users.as_ref()).collect();
+    if with.is_empty() {
+        return format!("this run's requests came from {users} logged-in users and the sessions its logins made.");
+    }
+    let preloaded = with.iter().map(|m| m.preloaded).max().unwrap_or(0);
+    // Session systems' reads go to the active users; JWT's carry the logged-in users' tokens.
+    let sessions: Vec<u64> = points
+        .iter()
+        .filter(|x| x.system.server() == Server::Session)
+        .filter_map(|x| Some(x.mix_users.as_ref()?.active))
+        .collect();
+    let lo = sessions.iter().copied().min().unwrap_or(0);
+    let hi = sessions.iter().copied().max().unwrap_or(0);
+    let short = points
+        .iter()
+        .filter_map(|x| Some((x, x.mix_users.as_ref()?)))
+        .filter(|(x, m)| {
+            x.system.server() == Server::Session
+                && (m.active as f64) < (p.users_per_rps() * x.offered_rps.unwrap_or(0.0)).floor()
+        })
+        .map(|(x, m)| {
+            format!(
+                "{} N={} ({} for {} requests/s)",
+                x.system,
+                x.instances,
+                m.active,
+                whole(x.offered_rps.unwrap_or(0.0))
+            )
+        })
+        .collect::<Vec<_>>();
+    let range = match (sessions.is_empty(), lo == hi) {
+        (true, _) => String::new(),
+        (false, true) => format!(" ({} active users in the session systems' final runs)", whole(lo as f64)),
+        (false, false) => {
+            format!(" ({}–{} active users in the session systems' final runs)", whole(lo as f64), whole(hi as f64))
+        }
+    };
+    let mut t = format!(
+        "each run spread its reads over that many users for its rate{range}, drawn from \
+         {} sessions preloaded into the store or the instances before the point — written, not logged in with argon2id. \
+         JWT systems' instances held as many preloaded refresh-token families; their reads carried the access tokens of \
+         {users} logged-in users (verifying a token reads no server state, so how many there are does not change its \
+         cost).",
+        whole(preloaded as f64)
+    );
+    if !short.is_empty() {
+        t.push_str(&format!(
+            " Fewer credentials than the profile's active users at: {} (each user made more requests a minute).",
+            and_list(&short)
+        ));
+    }
+    t
+}
+
+fn profile_text(p: &UserProfile, users: usize, points: &[&Point]) -> String {
     let d = |x| humantime::format_duration(x).to_string();
     format!(
         "The mix is derived from how users behave (`--session-length {}`, `--requests-per-user-per-minute {}`, \
          `--access-ttl {}`): a session makes {:.0} authenticated reads ({:.0} % of them /admin, by admins), {:.0} \
          refreshes on a JWT server (one per access-token lifetime while the session goes on; a session server has \
          none, its reads slide the expiry), one login and one logout. That gives JWT systems {} and session systems \
-         {}. Behind every request/s of reads are {:.0} signed-in users; this run's requests came from {users} \
-         logged-in users and the sessions its logins made.",
+         {}. Behind every request/s of reads are {:.0} signed-in users; {}",
         d(p.session_length),
         p.requests_per_minute,
         d(p.access_ttl),
@@ -50,6 +106,7 @@ fn profile_text(p: &UserProfile, users: usize) -> String {
         mix_text(&p.mix(Server::Jwt), Server::Jwt),
         mix_text(&p.mix(Server::Session), Server::Session),
         p.users_per_rps(),
+        users_text(p, users, points),
     )
 }
 
@@ -135,7 +192,7 @@ fn per_route(a: &Analysis<'_>, d: &mut Doc, points: &[&Point]) {
     let objectives = r.config.objectives();
     d.h(2, "routes", "Per route");
     match &r.config.profile {
-        Some(p) => d.p(profile_text(p, r.config.users)),
+        Some(p) => d.p(profile_text(p, r.config.users, points)),
         None => {
             d.p("This run's mix was fixed percentages (it was made before mixes were derived from a user profile).")
         }
