@@ -296,10 +296,11 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_INSTANCE_CPU", value_parser = positive)]
     pub instance_cpu: Option<f64>,
 
-    /// CPU cap of the private Redis, in cores. A comma-separated list makes store capacity
-    /// an axis: every system that uses the store is measured at the largest N at each
-    /// further value (the first is the run's main line, measured at every N).
-    #[arg(long, env = "AUTHBENCH_STORE_CPU", value_delimiter = ',', default_value = "0.1", value_parser = positive)]
+    /// CPU cap of the private Redis, in cores (default 0.1; a mixed workload 0.5, as its
+    /// instances). A comma-separated list makes store capacity an axis: every system that
+    /// uses the store is measured at the largest N at each further value (the first is the
+    /// run's main line, measured at every N).
+    #[arg(long, env = "AUTHBENCH_STORE_CPU", value_delimiter = ',', value_parser = positive)]
     pub store_cpu: Vec<f64>,
 
     /// Primaries of the Redis Cluster that `session-redis-cluster` runs on, each its own
@@ -429,7 +430,13 @@ impl SweepArgs {
             } else {
                 0.1
             }),
-            store_cpu: self.store_cpu.first().copied().unwrap_or(0.1),
+            // A mixed run's instances are capped 5 × higher; its store too, so the store is
+            // the limit only where it would be at the read run's caps.
+            store_cpu: self.store_cpu.first().copied().unwrap_or(if self.workload == WorkloadKind::Mixed {
+                MIXED_INSTANCE_CPU
+            } else {
+                0.1
+            }),
             store_cpus: if self.store_cpu.len() > 1 { self.store_cpu } else { Vec::new() },
             store_shards: if self.store_shards == [1] { Vec::new() } else { self.store_shards },
             live_spreads: if self.live_sessions.is_empty() { Vec::new() } else { self.live_spread },

@@ -41,8 +41,8 @@ impl Experiment {
             Experiment::StoreRestart => "Redis killed (SIGKILL) and restarted empty on the same port (no persistence)",
             Experiment::InstanceLoss => "one instance killed (SIGKILL); the balancer moves its users to the others",
             Experiment::LoginStorm => {
-                "a share of the users log in at once (each one's next request is a login), as after a lost session store or \
-                 at the start of a working day; nothing breaks"
+                "a share of the users send a login at the same moment, as after a lost session store or at the start of a \
+                 working day; nothing breaks"
             }
         }
     }

@@ -69,10 +69,13 @@ impl MixedWorkload {
         setup: MixSetup<'_>,
     ) -> anyhow::Result<Arc<Self>> {
         let read = ReadWorkload::new(creds, lb, instances)?;
+        // The control line answers reads without authenticating: its /admin share goes to
+        // /me (its /admin would need the session at home, which round-robin misses).
+        let control = system == System::CONTROL;
         let admin = creds
             .iter()
             .map(|c| {
-                c.admin
+                (c.admin && !control)
                     .then(|| Prepared::get("/admin").map(|p| p.with_header(c.header.0.clone(), c.header.1.clone())))
                     .transpose()
             })
@@ -303,6 +306,22 @@ mod tests {
         assert!((share(login) - 1.0 / 607.0).abs() < 0.0005, "login {}", share(login));
         // No login answered, so no churn credentials: logouts fall back to /me.
         assert_eq!(logout, 0);
+    }
+
+    #[test]
+    fn the_control_line_sends_its_admin_share_as_unauthenticated_reads() {
+        let creds: Vec<Credential> = (0..20)
+            .map(|i| Credential {
+                header: (header::COOKIE, HeaderValue::from_static("x")),
+                refresh: None,
+                home: i % 2,
+                admin: demo_admin(i),
+            })
+            .collect();
+        let mix = profile::UserProfile::WEB_APP.mix(Server::Session);
+        let setup = MixSetup { mix, demo_users: 20, password: "pw", users_per_rps: None };
+        let w = MixedWorkload::new(System::CONTROL, &creds, Lb::RoundRobin, 2, setup).unwrap();
+        assert!((0..20_000).all(|seq| w.request(seq, 0).prepared.uri.path() != "/admin"));
     }
 
     #[test]
