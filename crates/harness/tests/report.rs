@@ -402,6 +402,13 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
         ),
         "{store_bound}"
     );
+    // A step whose last point the generator limited is a lower bound, and says so.
+    let rig_bound = variant(&|p| p.system == System::JWT_HS256, &|r| {
+        for p in r.points.iter_mut().filter(|p| p.instances == 8) {
+            p.flags.push(harness::record::Flag::Generator);
+        }
+    });
+    assert!(rig_bound.contains("saturated at the last point of jwt-hs256: its gain is"), "{rig_bound}");
     let none_held = variant(&|_| true, &|r| r.points.iter_mut().for_each(|p| p.held = false));
     assert!(none_held.starts_with("**No system held its rate at two instance counts"), "{none_held}");
     assert!(!none_held.contains("gained"), "no verdict from points that did not hold: {none_held}");

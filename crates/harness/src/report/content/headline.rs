@@ -18,6 +18,28 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
             if unjudged.len() == 1 { "its" } else { "their" }
         )
     };
+    // A judged step whose last point the rig limited: its gain is a lower bound.
+    let rig_bound: Vec<String> = steps
+        .iter()
+        .filter(|(s, ..)| {
+            s.largest().is_some_and(|p| {
+                p.flags
+                    .iter()
+                    .any(|f| matches!(f, crate::record::Flag::Generator | crate::record::Flag::MachineSaturated))
+            })
+        })
+        .map(|(s, ..)| s.label())
+        .collect();
+    let unjudged_text = if rig_bound.is_empty() {
+        unjudged_text
+    } else {
+        format!(
+            " The load generator or the machine was saturated at the last point of {}: {} gain is what this rig could \
+             offer, a lower bound.{unjudged_text}",
+            and_list(&rig_bound),
+            if rig_bound.len() == 1 { "its" } else { "their" }
+        )
+    };
     if steps.is_empty() {
         return if !unjudged.is_empty() {
             format!(
