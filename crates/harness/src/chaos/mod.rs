@@ -124,18 +124,17 @@ fn lb_for(system: System) -> Lb {
 }
 
 fn notes(experiment: Experiment, system: System) -> String {
-    if experiment == Experiment::LoginStorm {
-        return storm::notes(system).to_owned();
-    }
     if let Some(what) = own_store_notes(experiment, system) {
         return what.to_owned();
     }
     let what = match (experiment, system.needs_redis()) {
+        // Nothing breaks: what a login costs this system, without the fault's description.
+        (Experiment::LoginStorm, _) => return storm::notes(system).to_owned(),
         (Experiment::InstanceLoss, _) if system.instance_local_state() => {
             "sessions live in the lost instance's memory: its users are refused elsewhere and log in again"
         }
         (Experiment::InstanceLoss, _) => "state is shared or in the token: the other instances serve the moved users",
-        (_, false) | (Experiment::LoginStorm, _) => "no store on the request path: a control",
+        (_, false) => "no store on the request path: a control",
         (Experiment::StoreFreeze, _) if system == System::JWT_HS256_DENYLIST_CACHED => {
             "the local denylist cannot be kept current while Redis is away: once the pub/sub ping (every second) fails, \
              requests fail closed at once until the subscription is back and the list re-loaded"
@@ -322,16 +321,11 @@ impl Env<'_> {
                 Ok(User::new(me, login, c.home))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        // The storm's users: the first --storm-share of them, each to its own instance.
+        // The storm's users: the first --storm-share of them, each to the instance its
+        // login went to (its home, under either balancer).
         let storm_logins: Vec<(Prepared, std::net::SocketAddr)> = if experiment == Experiment::LoginStorm {
             let k = storm::users(config);
-            let target = |u: usize, home: usize| if lb == Lb::Sticky { home } else { u % n };
-            users
-                .iter()
-                .take(k)
-                .enumerate()
-                .map(|(u, x)| (x.login.clone(), deployment.addrs[target(u, x.home.load(Relaxed))]))
-                .collect()
+            users.iter().take(k).map(|x| (x.login.clone(), deployment.addrs[x.home.load(Relaxed)])).collect()
         } else {
             Vec::new()
         };

@@ -129,7 +129,12 @@ impl SweepConfig {
     /// The mixed workload's shares per route on `server` (the documented web-app profile
     /// when the run recorded none).
     pub fn mix(&self, server: crate::plan::Server) -> crate::workload::profile::Mix {
-        self.profile.unwrap_or(crate::workload::profile::UserProfile::WEB_APP).mix(server)
+        self.user_profile().mix(server)
+    }
+
+    /// The user profile a mix is derived from: `profile`, or the documented default.
+    pub fn user_profile(&self) -> crate::workload::profile::UserProfile {
+        self.profile.unwrap_or(crate::workload::profile::UserProfile::WEB_APP)
     }
 
     /// The p99 objective of each route class.

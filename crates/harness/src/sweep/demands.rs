@@ -10,10 +10,7 @@ use crate::{
     drive::route::Route,
     plan::{Lb, Server, Step},
     record::{PointMode, RouteDemand, WorkloadKind, point},
-    workload::{
-        Credential, MixSetup, MixedWorkload,
-        profile::{Mix, UserProfile},
-    },
+    workload::{Credential, MixSetup, MixedWorkload, profile::Mix},
 };
 
 /// The instances' utilization each route's measured window aims at.
@@ -53,12 +50,11 @@ impl Run {
         lb: Lb,
         mix: Mix,
     ) -> anyhow::Result<std::sync::Arc<MixedWorkload>> {
-        let profile = self.config.profile.unwrap_or(UserProfile::WEB_APP);
         let setup = MixSetup {
             mix,
             demo_users: self.demo_users(),
             password: &self.config.demo_password,
-            users_per_rps: Some(profile.users_per_rps()),
+            users_per_rps: Some(self.config.user_profile().users_per_rps()),
         };
         MixedWorkload::new(step.system, creds, lb, step.instances, setup)
     }

@@ -73,7 +73,7 @@ impl Run {
             && step.live_sessions.is_none()
             && !self.config.external()
             && step.system.supports_live();
-        let per = self.config.profile.unwrap_or(crate::workload::profile::UserProfile::WEB_APP).users_per_rps();
+        let per = self.config.user_profile().users_per_rps();
         wanted.then(|| ((per * MIX_POOL_RPS).ceil() as u64).min(MIX_POOL_MAX))
     }
 
