@@ -13,6 +13,7 @@
 //! root maps the pipeline to the files. Start reading at [`sweep::sweep`], then
 //! [`drive::engine`].
 
+pub mod advise;
 pub mod calibrate;
 pub mod cgroup;
 pub mod chaos;

@@ -58,6 +58,36 @@ fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `authbench advise`: read the run (and a mixed run for per-route costs), answer.
+fn advise(args: &harness::cli::AdviseArgs) -> anyhow::Result<()> {
+    let dir = &args.from;
+    anyhow::ensure!(
+        dir.join(record::sweep::FILE).is_file(),
+        "{} holds no results.json: --from takes a run directory written by `authbench sweep`",
+        dir.display()
+    );
+    let results = record::Results::read(dir)?;
+    let optional = |file: &str| dir.join(file).is_file();
+    let revocation =
+        optional(record::revocation::FILE).then(|| record::revocation::RevocationResults::read(dir)).transpose()?;
+    let chaos = optional(record::chaos::FILE).then(|| record::chaos::ChaosResults::read(dir)).transpose()?;
+    let mix = args.mix_from.as_deref().map(record::Results::read).transpose()?;
+    if let Some(m) = &mix {
+        anyhow::ensure!(
+            !m.route_demands.is_empty(),
+            "{} holds no per-route demands: --mix-from takes a run made with `sweep --workload mixed`",
+            args.mix_from.as_deref().unwrap_or(dir).display()
+        );
+    }
+    let advice = harness::advise::advise(&results, revocation.as_ref(), chaos.as_ref(), mix.as_ref(), &args.params());
+    if args.json {
+        say!("{}\n", serde_json::to_string_pretty(&advice)?);
+    } else {
+        say!("{}", harness::advise::render::text(&advice));
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -126,6 +156,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => compare(&args),
+        Command::Advise(args) => advise(&args),
         Command::Peers(args) if args.render => {
             let out = args.out.clone();
             harness::peers::PeersResults::read(&out).and_then(|results| {

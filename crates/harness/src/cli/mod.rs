@@ -5,9 +5,11 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+mod advise;
 mod chaos;
 mod mix;
 mod parse;
+pub use advise::AdviseArgs;
 pub use chaos::ChaosArgs;
 pub use mix::MixArgs;
 use parse::*;
@@ -52,6 +54,9 @@ pub enum Command {
     /// Each of our servers beside what users would build instead (bare axum, tower-sessions,
     /// axum + jsonwebtoken), interleaved on this machine; writes peers.md and peers.json.
     Peers(PeersArgs),
+    /// From a run's measured service demands to your deployment: instances, store, the
+    /// latency authentication adds, revocation and outage behaviour, ranked per option.
+    Advise(AdviseArgs),
     /// (internal) The delay `sweep --store-rtt` puts between the instances and the store.
     #[command(hide = true)]
     DelayProxy(DelayProxyArgs),

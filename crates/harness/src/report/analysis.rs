@@ -208,24 +208,6 @@ pub struct Cost {
     pub points: usize,
 }
 
-/// One measured point against the capacity model at the rig's caps.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelCheck {
-    pub system: System,
-    pub instances: usize,
-    pub measured: f64,
-    pub held: bool,
-    pub predicted: f64,
-    /// Which ceiling the model hit: instances or store.
-    pub bound: Resource,
-}
-
-impl ModelCheck {
-    pub fn error(&self) -> f64 {
-        self.measured / self.predicted - 1.0
-    }
-}
-
 /// Requests/s where a pool of `cores` saturates at `us` CPU µs per request.
 pub fn capacity(cores: f64, us: f64) -> f64 {
     if us > 0.0 { cores * 1e6 / us } else { f64::INFINITY }
@@ -248,7 +230,6 @@ pub struct Analysis<'a> {
     /// Series that reject by design (session-memory behind round-robin).
     pub rejecting: Vec<Series<'a>>,
     pub costs: Vec<Cost>,
-    pub checks: Vec<ModelCheck>,
     /// The control line (`control`: the stack without authentication), kept out of
     /// `series` and `costs`: it is the rig's yardstick, not a contender.
     pub control: Option<Series<'a>>,
@@ -388,7 +369,6 @@ impl<'a> Analysis<'a> {
         }
 
         let mut costs = Vec::new();
-        let mut checks = Vec::new();
         for s in &series {
             // A cost rests on the points that held their rate: past it, CPU per request
             // measures the overload (retries, queues, timeouts) as much as the system.
@@ -398,24 +378,6 @@ impl<'a> Analysis<'a> {
             let store_commands =
                 median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
             let cost = Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len() };
-            // The model is checked only against capped points: uncapped, "N instances" is not N
-            // times the capacity.
-            if results.caps.capped {
-                for p in s.points.iter().filter(|p| p.capped) {
-                    let inst = capacity(p.instances as f64 * results.caps.instance_cpu, cost.instance_us);
-                    let store = cost.store_us.map_or(f64::INFINITY, |us| capacity(results.caps.store_cpu, us));
-                    let (predicted, bound) =
-                        if store < inst { (store, Resource::Store) } else { (inst, Resource::Instances) };
-                    checks.push(ModelCheck {
-                        system: s.system,
-                        instances: p.instances,
-                        measured: p.achieved_rps,
-                        held: p.held,
-                        predicted,
-                        bound,
-                    });
-                }
-            }
             // One cost per system: the first series (policy order puts round-robin first).
             if !costs.iter().any(|c: &Cost| c.system == s.system) {
                 costs.push(cost);
@@ -442,7 +404,6 @@ impl<'a> Analysis<'a> {
             series,
             rejecting,
             costs,
-            checks,
             control,
             revocation: None,
             chaos: None,

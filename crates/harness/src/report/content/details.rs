@@ -509,48 +509,10 @@ pub(super) fn model(a: &Analysis<'_>, d: &mut Doc) {
         let head_refs: Vec<&str> = head.iter().map(String::as_str).collect();
         d.table(&head_refs, "lrrrr", rows);
     }
-    if a.checks.is_empty() {
-        d.p("The run was uncapped, so the model cannot be checked against it.");
-        return;
-    }
-    let errs: Vec<f64> = a.checks.iter().map(|c| c.error().abs()).collect();
-    let median = analysis::median(errs.clone()).unwrap_or(0.0);
-    let worst = a.checks.iter().max_by(|x, y| x.error().abs().total_cmp(&y.error().abs()));
-    let store_checks: Vec<&analysis::ModelCheck> = a.checks.iter().filter(|c| c.bound == Resource::Store).collect();
-    let mut text = format!(
-        "How far the model was from the measured points: the same model at the rig's caps ({} core per instance, {} core store) against \
-         every measured point: median error {}, worst {}.",
-        a.results.caps.instance_cpu,
-        a.results.caps.store_cpu,
-        pct(median),
-        worst.map_or("—".into(), |w| format!("{:+.0}% ({} N={})", w.error() * 100.0, w.system, w.instances))
-    );
-    if !store_checks.is_empty() {
-        let e: Vec<String> =
-            store_checks.iter().map(|c| format!("{:+.0}% at N={}", c.error() * 100.0, c.instances)).collect();
-        text.push_str(&format!(" Where the model says the store is the ceiling: {}.", e.join(", ")));
-    }
-    text.push_str(if a.results.latency_apart() {
-        " The model is a CPU ceiling; measured capacity stops where the rate no longer holds, which a queue in the rig or a CFS stall can \
-         reach before the CPU does. Plan real deployments well below the ceiling (latency is measured at 70% of capacity for that reason)."
+    d.p(if a.results.caps.capped {
+        "How far this model is from the measured points, each predicted from demands that are not its own: *The model against \
+         every point of this run (out of sample)*, under *Your deployment*."
     } else {
-        " The model is a CPU ceiling and measured rates stop at the p99 objective, so it over-predicts most where the objective, not CPU, \
-         ended the search (small N); plan real deployments well below the ceiling."
+        "The run was uncapped, so the model cannot be checked against it."
     });
-    d.p(text);
-    let rows: Vec<Vec<String>> = a
-        .checks
-        .iter()
-        .map(|c| {
-            vec![
-                c.system.to_string(),
-                c.instances.to_string(),
-                format!("{:.0}{}", c.measured, if c.held { "" } else { NOT_HELD }),
-                format!("{:.0}", c.predicted),
-                c.bound.name().to_string(),
-                format!("{:+.0}%", c.error() * 100.0),
-            ]
-        })
-        .collect();
-    d.table(&["system", "N", "measured req/s", "model req/s", "model's ceiling", "measured vs model"], "lrrrlr", rows);
 }

@@ -19,6 +19,7 @@ use crate::{
     },
 };
 
+mod advise;
 mod control;
 mod details;
 mod experiments;
@@ -204,6 +205,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     repeats::section(a, &mut d);
     experiments::section(a, &mut d, &has);
     details::model(a, &mut d);
+    advise::section(a, &mut d);
     validation::section(a, &mut d);
     limits::limits(a, &mut d);
     limits::all_points(a, &mut d);
