@@ -57,6 +57,21 @@ impl Invocation {
     pub fn is_server(&self) -> bool {
         self.sub.is_none() && (self.bin == "session-server" || self.bin == "jwt-server")
     }
+
+    /// The system id authbench knows a server by, from its flags and their defaults:
+    /// `session-<store>`, `jwt-<alg>`, and `+<revocation>` for a JWT denylist.
+    pub fn system(&self) -> String {
+        match self.bin.as_str() {
+            "session-server" => format!("session-{}", self.flag("--store").unwrap_or("memory")),
+            _ => {
+                let alg = self.flag("--alg").unwrap_or("HS256").to_ascii_lowercase();
+                match self.flag("--revocation") {
+                    None | Some("none") => format!("jwt-{alg}"),
+                    Some(revocation) => format!("jwt-{alg}+{revocation}"),
+                }
+            }
+        }
+    }
 }
 
 /// The runs of our binaries in a command: the command itself, or each simple command of an
@@ -108,8 +123,19 @@ mod tests {
         assert_eq!((server.sub.as_deref(), server.flag("--store"), server.flag("--stor")), (None, Some("redis"), None));
         assert!(server.is_server());
         assert_eq!(server.full_line(), "session-server --store redis");
+        assert_eq!(server.system(), "session-redis");
         assert!(Invocation::from_argv("svc", &argv(&["redis-server", "--port", "1"])).is_none());
         assert!(Invocation::from_argv("svc", &[]).is_none());
+    }
+
+    #[test]
+    fn system_ids() {
+        let system = |words: &[&str]| Invocation::from_argv("svc", &argv(words)).unwrap().system();
+        assert_eq!(system(&["session-server"]), "session-memory");
+        assert_eq!(system(&["session-server", "--store=postgres"]), "session-postgres");
+        assert_eq!(system(&["jwt-server"]), "jwt-hs256");
+        assert_eq!(system(&["jwt-server", "--alg", "EdDSA", "--revocation", "none"]), "jwt-eddsa");
+        assert_eq!(system(&["jwt-server", "--revocation", "denylist"]), "jwt-hs256+denylist");
     }
 
     #[test]

@@ -113,6 +113,12 @@ impl Compose {
             .collect::<Result<_, _>>()?;
         Ok(Compose { services, volumes: keys(&yaml["volumes"]).into_iter().collect() })
     }
+
+    /// The name the services that build the Dockerfile give its image (the first one; the
+    /// checks of [`crate::checks::problems`] say when they disagree).
+    pub fn built_image(&self) -> Option<&str> {
+        self.services.values().filter(|s| s.build.is_some()).find_map(|s| s.image.as_deref())
+    }
 }
 
 impl Service {
@@ -158,7 +164,7 @@ pub fn healthcheck_target(test: &str) -> Option<(String, u16)> {
     Some((host.to_owned(), port))
 }
 
-fn scalar(y: &Yaml) -> Option<String> {
+pub(crate) fn scalar(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),
@@ -280,6 +286,9 @@ mod tests {
         assert_eq!(compose.services["a"].image.as_deref(), Some("x"));
         assert!(compose.services["a"].build.is_none());
         assert_eq!(compose.services["b"].build.as_ref().unwrap().context.as_deref(), Some("."));
+        assert_eq!(compose.built_image(), None, "b builds an image it does not name");
+        let named = Compose::parse("services:\n  a: {image: redis:7}\n  b: {build: ., image: x:local}\n").unwrap();
+        assert_eq!(named.built_image(), Some("x:local"));
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! and [`command`] (which of our binaries a command line runs). What needs a built server
 //! (key generation, a server started through the image's entry point) is run by
 //! crates/harness/tests/compose.rs, which holds the real files to all of this.
+//!
+//! The Kubernetes manifests (deploy/k8s) are checked the same way after `kubectl
+//! kustomize` renders them: [`kustomize`] renders and reads the kustomizations,
+//! [`manifests`] reads what they render, and [`checks::k8s`] holds each overlay's server
+//! containers to their binaries and to the overlay's Services, probes, stores and keys.
+//! tests/k8s.rs runs them on the real files with the real kubectl and binaries.
 
 pub mod addr;
 pub mod binaries;
@@ -21,6 +27,8 @@ pub mod compose;
 pub mod dockerfile;
 pub mod files;
 pub mod haproxy;
+pub mod kustomize;
+pub mod manifests;
 pub mod shell;
 
 pub use binaries::{BinDir, Binaries};

@@ -3,6 +3,7 @@
 
 mod balancers;
 mod image;
+pub mod k8s;
 mod services;
 mod targets;
 

@@ -94,11 +94,8 @@ fn check_server(
     if inv.flag("--demo-users").and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) == 0 {
         p.push(format!("{COMPOSE}: {name} creates no --demo-users for authbench to log in as"));
     }
-    let system = match inv.bin.as_str() {
-        "session-server" => format!("session-{}", inv.flag("--store").unwrap_or("memory")),
-        _ => format!("jwt-{}", inv.flag("--alg").unwrap_or("HS256").to_ascii_lowercase()),
-    };
-    Some(ServerService { bin: inv.bin.clone(), system, port, replicas: u64::try_from(replicas).unwrap_or(0) })
+    let replicas = u64::try_from(replicas).unwrap_or(0);
+    Some(ServerService { bin: inv.bin.clone(), system: inv.system(), port, replicas })
 }
 
 /// Dependencies, shared network namespaces and named volumes refer to things that exist.
