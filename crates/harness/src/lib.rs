@@ -9,7 +9,8 @@
 //!
 //! [`experiment`] is the run loop the three experiments share: [`sweep`] (throughput
 //! against N; its find-max decisions are the pure [`sweep::search`]), [`revocation`] and
-//! [`chaos`]. [`load`] exposes the generator alone. `ARCHITECTURE.md` at the repository's
+//! [`chaos`]. [`load`] exposes the generator alone; [`merge`] adds up several
+//! generators' `load --hlog` files. `ARCHITECTURE.md` at the repository's
 //! root maps the pipeline to the files. Start reading at [`sweep::sweep`], then
 //! [`drive::engine`].
 
@@ -22,6 +23,7 @@ pub mod deploy;
 pub mod drive;
 pub mod experiment;
 pub mod load;
+pub mod merge;
 pub mod observe;
 pub mod peers;
 pub mod plan;

@@ -147,6 +147,8 @@ pub struct Sample {
     pub steal: Option<f64>,
     /// CPU seconds of the store-delay proxy (`--store-rtt`), the rig's.
     pub delay_proxy_cpu: Option<f64>,
+    /// CPU seconds of the HAProxy in front of the instances (`--lb haproxy-*` points).
+    pub lb_cpu: Option<f64>,
     /// Round trips sampled through the delay and straight to the store during the window
     /// (end samples of `--store-rtt` runs only).
     pub rtt: Option<RttSample>,

@@ -20,6 +20,11 @@ pub struct Targets {
 impl Targets {
     pub fn new(urls: Vec<String>, ids: Option<Vec<String>>, lb: Lb) -> anyhow::Result<Self> {
         anyhow::ensure!(!urls.is_empty(), "no instances to send load to");
+        anyhow::ensure!(
+            !lb.proxy(),
+            "--lb {lb}: the journeys balance over their --url instances themselves; put HAProxy in front and give its \
+             URL with --lb round-robin instead"
+        );
         if let Some(ids) = &ids {
             anyhow::ensure!(ids.len() == urls.len(), "{} instance ids for {} instances", ids.len(), urls.len());
         }
@@ -34,7 +39,8 @@ impl Targets {
         let home = user % n;
         match self.lb {
             Lb::Sticky => home,
-            Lb::RoundRobin => (home + (seq % n as u64) as usize) % n,
+            // Proxy policies are refused in `new`.
+            Lb::RoundRobin | Lb::HaproxyRr | Lb::HaproxySticky => (home + (seq % n as u64) as usize) % n,
         }
     }
 

@@ -58,6 +58,23 @@ fn compare(args: &harness::cli::CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `authbench merge`: add the generators' logs up, print the point, write it with --out.
+fn merge(args: &harness::cli::MergeArgs) -> anyhow::Result<()> {
+    let merged = harness::merge::merge_files(&args.files)?;
+    if let Some(out) = &args.out {
+        harness::merge::write_json(out, &merged)?;
+    }
+    if args.json {
+        say!("{}\n", serde_json::to_string_pretty(&merged)?);
+    } else {
+        say!("{}", harness::merge::text(&merged));
+        if let Some(out) = &args.out {
+            say!("merged point: {}\n", out.display());
+        }
+    }
+    Ok(())
+}
+
 /// `authbench advise`: read the run (and a mixed run for per-route costs), answer.
 fn advise(args: &harness::cli::AdviseArgs) -> anyhow::Result<()> {
     let dir = &args.from;
@@ -195,16 +212,32 @@ async fn main() -> ExitCode {
         Command::Load(args) => {
             let json = args.json;
             match args.into_config() {
-                Ok(config) => load::run(config).await.and_then(|report| {
-                    if json {
-                        say!("{}\n", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        say!("{}", load::text(&report));
+                Ok(config) => match load::run(config).await {
+                    // Too late for --start-at: this generator would measure another window
+                    // than its peers. Refused like a bad flag (exit 2), nothing written.
+                    Err(e) if e.downcast_ref::<harness::drive::engine::TooLate>().is_some() => {
+                        eprintln!("authbench: {e:#}");
+                        return ExitCode::from(2);
                     }
-                    Ok(())
-                }),
+                    result => result.and_then(|report| {
+                        if json {
+                            say!("{}\n", serde_json::to_string_pretty(&report)?);
+                        } else {
+                            say!("{}", load::text(&report));
+                        }
+                        Ok(())
+                    }),
+                },
                 Err(e) => Err(e),
             }
+        }
+        Command::Merge(args) => {
+            if let Err(e) = merge(&args) {
+                // Bad input files: refused like a bad flag (exit 2), nothing written.
+                eprintln!("authbench: {e:#}");
+                return ExitCode::from(2);
+            }
+            Ok(())
         }
     };
     match result {

@@ -219,8 +219,8 @@ impl Workload for ChaosWorkload {
 
     fn target(&self, seq: u64) -> usize {
         let t = match self.lb {
-            Lb::RoundRobin => (seq % self.alive.len() as u64) as usize,
             Lb::Sticky => self.users[self.user(seq)].home.load(Relaxed),
+            Lb::RoundRobin | Lb::HaproxyRr | Lb::HaproxySticky => (seq % self.alive.len() as u64) as usize,
         };
         self.route(t)
     }

@@ -306,9 +306,17 @@ impl Env<'_> {
         let program = self.binaries.program(system);
         deploy::spawn_instances(deployment, system, config.instances, program, args, |_| Ok(None), self.log_dir)
             .await?;
-        let lb = lb_for(system);
         let n = deployment.addrs.len();
-        let creds = workload::login_pool(system, &deployment.addrs, config.users, lb, &config.demo_password).await?;
+        let lb = if config.haproxy {
+            let lb = if system.instance_local_state() { Lb::HaproxySticky } else { Lb::HaproxyRr };
+            deployment.proxy = Some(deploy::haproxy::start(lb, &deployment.addrs, None, 1, self.log_dir).await?);
+            lb
+        } else {
+            lb_for(system)
+        };
+        // Through the proxy: one target, and the logins teach a sticky proxy every session.
+        let targets = deployment.targets();
+        let creds = workload::login_pool(system, &targets, config.users, &config.demo_password).await?;
         let users = creds
             .iter()
             .enumerate()
@@ -325,18 +333,20 @@ impl Env<'_> {
         // login went to (its home, under either balancer).
         let storm_logins: Vec<(Prepared, std::net::SocketAddr)> = if experiment == Experiment::LoginStorm {
             let k = storm::users(config);
-            users.iter().take(k).map(|x| (x.login.clone(), deployment.addrs[x.home.load(Relaxed)])).collect()
+            users.iter().take(k).map(|x| (x.login.clone(), targets[x.home.load(Relaxed)])).collect()
         } else {
             Vec::new()
         };
         // Killed: the last instance (round-robin and sticky both send it 1/N of the users).
         let victim = n - 1;
+        // Through a proxy, which instance holds which user is the proxy's to know.
         let users_on_lost_instance = (experiment == Experiment::InstanceLoss && lb == Lb::Sticky)
             .then(|| creds.iter().filter(|c| c.home == victim).count() as u64);
+        let proxied = lb.proxy();
         let run_len = config.warmup + config.duration;
         let spec = Spec {
-            targets: deployment.addrs.clone(),
-            connections_per_target: config.connections_per_instance,
+            targets: targets.clone(),
+            connections_per_target: config.connections_per_instance * if proxied { n } else { 1 },
             mode: Mode::Open { rate: config.rate },
             warmup: config.warmup,
             duration: config.duration,
@@ -345,9 +355,10 @@ impl Env<'_> {
         let load = Arc::new(ChaosWorkload::new(
             users,
             system.server(),
-            lb,
-            n,
-            experiment == Experiment::InstanceLoss,
+            lb.routing(),
+            targets.len(),
+            // The generator moves users off a dead instance itself only without a proxy.
+            experiment == Experiment::InstanceLoss && !proxied,
             run_len + config.timeout,
             config.fault_at,
         ));

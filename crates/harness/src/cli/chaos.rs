@@ -81,6 +81,12 @@ pub struct ChaosArgs {
     /// Directory holding session-server and jwt-server (default: next to authbench, then PATH).
     #[arg(long, env = "AUTHBENCH_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+
+    /// Put a real HAProxy in front of the instances (sticky on the session cookie for
+    /// session-memory, round-robin otherwise): after an instance loss, its health checks —
+    /// not the generator — move the users to the others.
+    #[arg(long)]
+    pub haproxy: bool,
 }
 
 impl ChaosArgs {
@@ -103,6 +109,7 @@ impl ChaosArgs {
             bin_dir: self.bin_dir,
             storm_share: self.storm_share,
             hash_concurrency: self.hash_concurrency,
+            haproxy: self.haproxy,
         })
     }
 }

@@ -7,17 +7,19 @@ use clap::{Args, Parser, Subcommand};
 
 mod advise;
 mod chaos;
+mod load;
+mod merge;
 mod mix;
 mod parse;
 pub use advise::AdviseArgs;
 pub use chaos::ChaosArgs;
+pub use load::LoadArgs;
+pub use merge::MergeArgs;
 pub use mix::MixArgs;
 use parse::*;
 
 use crate::{
-    drive::engine::Mode,
     experiment::run_id,
-    load::LoadConfig,
     plan::{Lb, Spread, System},
     record::{SweepConfig, WorkloadKind, revocation::RevocationConfig},
     sweep::default_out,
@@ -38,8 +40,12 @@ pub enum Command {
     /// throughput, record resources, write results.json. With --target, measure an
     /// already-running deployment instead.
     Sweep(SweepArgs),
-    /// Open- or closed-loop load against one local URL (the generator alone).
+    /// Open- or closed-loop load against one local URL (the generator alone); with
+    /// --start-at and --hlog, one generator of a distributed run.
     Load(LoadArgs),
+    /// Add up several generators' .hlog files (from `load --hlog`) into one results point:
+    /// exact percentiles of the summed histograms, never averaged ones.
+    Merge(MergeArgs),
     /// Render report.md, report.html and the SVG charts from a run's results.json alone.
     Report(ReportArgs),
     /// Measure the revocation window: how long after a logout each system still accepts
@@ -240,11 +246,22 @@ pub struct SweepArgs {
     #[arg(long = "target", env = "AUTHBENCH_TARGET", value_name = "URL", value_delimiter = ',')]
     pub targets: Vec<String>,
 
+    /// Let --target name another machine (your own cluster's Service or balancer). Off by
+    /// default: load goes to this machine only.
+    #[arg(long, requires = "targets")]
+    pub allow_remote: bool,
+
     /// Balancer policies; default: round-robin for all, plus sticky for session-memory.
     /// With several --target URLs, how authbench spreads requests over them; with one, a
     /// label for what the deployment's own balancer does.
+    /// `haproxy-rr` and `haproxy-sticky` put a real HAProxy between the generator and the
+    /// instances (sticky: a stick table on the session cookie).
     #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
     pub lb: Option<Vec<Lb>>,
+
+    /// HAProxy's CPU cap in cores (its own cgroup), for --lb haproxy-*.
+    #[arg(long, env = "AUTHBENCH_LB_CPU", default_value = "0.5", value_parser = positive)]
+    pub lb_cpu: f64,
 
     /// Request mix: `read` (GET /me only) or `mixed` (derived from how users behave: see
     /// --session-length, --requests-per-user-per-minute and --access-ttl).
@@ -414,6 +431,7 @@ impl SweepArgs {
         SweepConfig {
             systems: self.systems,
             instances,
+            lb_cpu: self.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())).then_some(self.lb_cpu),
             lb: self.lb,
             workload: self.workload,
             duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(3) }),
@@ -462,72 +480,7 @@ impl SweepArgs {
             bin_dir: self.bin_dir,
             quick: q,
             targets: self.targets,
+            allow_remote: self.allow_remote,
         }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// Target, e.g. http://127.0.0.1:8080/me (loopback only).
-    #[arg(long)]
-    pub url: String,
-
-    /// Extra request header `Name: value` (repeatable).
-    #[arg(long = "header", short = 'H')]
-    pub headers: Vec<String>,
-
-    #[arg(long, default_value = "GET")]
-    pub method: http::Method,
-
-    /// Request body.
-    #[arg(long)]
-    pub body: Option<String>,
-
-    /// Open loop at this many requests per second.
-    #[arg(long, value_parser = positive, conflicts_with = "connections")]
-    pub rate: Option<f64>,
-
-    /// Closed loop with this many connections.
-    #[arg(long, short = 'c')]
-    pub connections: Option<usize>,
-
-    /// Connections used in open-loop mode.
-    #[arg(long, default_value_t = 32)]
-    pub open_connections: usize,
-
-    #[arg(long, default_value = "10s", value_parser = duration)]
-    pub duration: Duration,
-
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    pub warmup: Duration,
-
-    #[arg(long, default_value = "2s", value_parser = duration)]
-    pub timeout: Duration,
-
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl LoadArgs {
-    pub fn into_config(self) -> anyhow::Result<LoadConfig> {
-        let mode = match (self.rate, self.connections) {
-            (Some(rate), None) => Mode::Open { rate },
-            (None, Some(c)) if c > 0 => Mode::Closed { connections: c },
-            (None, Some(_)) => anyhow::bail!("--connections must be at least 1"),
-            (None, None) => Mode::Closed { connections: 16 },
-            (Some(_), Some(_)) => anyhow::bail!("give --rate or --connections, not both"),
-        };
-        Ok(LoadConfig {
-            url: self.url,
-            method: self.method,
-            headers: self.headers,
-            body: self.body,
-            mode,
-            connections: self.open_connections.max(1),
-            duration: self.duration,
-            warmup: self.warmup,
-            timeout: self.timeout,
-        })
     }
 }

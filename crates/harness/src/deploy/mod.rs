@@ -27,6 +27,7 @@ use crate::{
 
 pub mod cluster;
 pub mod delay;
+pub mod haproxy;
 pub mod postgres;
 mod store;
 mod target;
@@ -393,11 +394,28 @@ pub struct Deployment {
     pub addrs: Vec<SocketAddr>,
     /// The system the instances run (`None` for an external deployment).
     pub system: Option<System>,
+    /// HAProxy in front of the instances, for a point with a proxy policy.
+    pub proxy: Option<haproxy::Proxy>,
 }
 
 impl Deployment {
     pub async fn stop(&mut self) {
+        self.stop_proxy().await;
         for p in &mut self.instances {
+            p.stop().await;
+        }
+    }
+
+    /// Where the generator sends: the proxy's frontend when there is one, else every instance.
+    pub fn targets(&self) -> Vec<SocketAddr> {
+        match &self.proxy {
+            Some(p) => vec![p.addr],
+            None => self.addrs.clone(),
+        }
+    }
+
+    pub async fn stop_proxy(&mut self) {
+        if let Some(mut p) = self.proxy.take() {
             p.stop().await;
         }
     }

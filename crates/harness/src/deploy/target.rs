@@ -11,8 +11,9 @@ use crate::{
 };
 
 /// `http://HOST:PORT[/]` of an already-running deployment → its address. HOST must be
-/// loopback (`localhost` is 127.0.0.1): authbench sends load to this machine only.
-pub fn parse_target(url: &str) -> anyhow::Result<SocketAddr> {
+/// loopback (`localhost` is 127.0.0.1): authbench sends load to this machine only, unless
+/// `allow_remote` (`--allow-remote`, for a user's own cluster), which also resolves names.
+pub fn parse_target(url: &str, allow_remote: bool) -> anyhow::Result<SocketAddr> {
     let uri: http::Uri = url.parse().map_err(|_| anyhow::anyhow!("--target {url:?} is not a URL"))?;
     anyhow::ensure!(uri.scheme_str() == Some("http"), "--target {url}: must start with http:// (TLS is not supported)");
     anyhow::ensure!(
@@ -21,17 +22,30 @@ pub fn parse_target(url: &str) -> anyhow::Result<SocketAddr> {
     );
     let host = uri.host().with_context(|| format!("--target {url} has no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    if allow_remote {
+        use std::net::ToSocketAddrs as _;
+        return (host, port)
+            .to_socket_addrs()
+            .with_context(|| format!("--target {url}: cannot resolve {host}"))?
+            .next()
+            .with_context(|| format!("--target {url}: {host} has no address"));
+    }
     let ip: std::net::IpAddr = match host {
         "localhost" => std::net::IpAddr::from([127, 0, 0, 1]),
         h => h.parse().map_err(|_| {
-            anyhow::anyhow!("--target {url}: host {h:?} is not an IP address or localhost (load goes to loopback only)")
+            anyhow::anyhow!(
+                "--target {url}: host {h:?} is not an IP address or localhost (load goes to loopback only; \
+                 --allow-remote for your own cluster)"
+            )
         })?,
     };
     anyhow::ensure!(
         ip.is_loopback(),
-        "--target {url}: authbench sends load only to this machine (127.0.0.0/8, ::1 or localhost); {ip} is not loopback"
+        "--target {url}: authbench sends load only to this machine (127.0.0.0/8, ::1 or localhost) unless \
+         --allow-remote is given; {ip} is not loopback"
     );
-    Ok(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// The system id a server reports in `authbench_info` on `/metrics` for `system`: the
@@ -132,10 +146,12 @@ mod tests {
 
     #[test]
     fn targets_are_loopback_base_urls() {
-        assert_eq!(parse_target("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(parse_target("http://localhost:8081/").unwrap(), "127.0.0.1:8081".parse().unwrap());
-        assert_eq!(parse_target("http://[::1]:8082").unwrap(), "[::1]:8082".parse().unwrap());
-        assert_eq!(parse_target("http://127.0.0.1").unwrap(), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(parse_target("http://127.0.0.1:8080", false).unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(parse_target("http://localhost:8081/", false).unwrap(), "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(parse_target("http://[::1]:8082", false).unwrap(), "[::1]:8082".parse().unwrap());
+        assert_eq!(parse_target("http://127.0.0.1", false).unwrap(), "127.0.0.1:80".parse().unwrap());
+        // The opt-in takes any address (nothing here sends load to one).
+        assert_eq!(parse_target("http://192.0.2.1:8080", true).unwrap(), "192.0.2.1:8080".parse().unwrap());
         for (url, why) in [
             ("http://192.0.2.1:8080", "not loopback"),
             ("http://example.com:8080", "not an IP address or localhost"),
@@ -144,7 +160,7 @@ mod tests {
             ("127.0.0.1:8080", "http://"),
             ("", "not a URL"),
         ] {
-            let e = parse_target(url).unwrap_err().to_string();
+            let e = parse_target(url, false).unwrap_err().to_string();
             assert!(e.contains(why), "{url:?}: {e}");
         }
     }

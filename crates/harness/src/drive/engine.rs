@@ -14,14 +14,14 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tokio::time::sleep_until;
 
 use super::{
     client::{Conn, Prepared, SendError},
-    histogram::{Latency, LatencySummary},
+    histogram::{Latency, LatencySummary, PerSecond, SecondRecorder},
     route::{Route, RouteOutcome, RouteTally},
     schedule::Schedule,
 };
@@ -102,6 +102,37 @@ pub struct Spec {
     pub timeout: Duration,
 }
 
+/// What only some callers ask of a run (`authbench load --start-at/--hlog`); the default
+/// is what [`run`] does.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Begin the warm-up at this wall-clock instant (after connecting), so generators on
+    /// several machines measure the same window.
+    pub start_at: Option<StartAt>,
+    /// Keep one histogram per second of the window ([`Outcome::per_second`]).
+    pub per_second: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct StartAt {
+    pub at: SystemTime,
+    /// A start time already further in the past than this when the load is ready is
+    /// refused ([`TooLate`]): that generator would measure a different window.
+    pub max_late: Duration,
+}
+
+/// The start time had passed by more than `max_late` when the load was ready to begin.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the start time was {} ms in the past when the load was ready to begin (more than the {} ms allowed late): not starting",
+    late.as_millis(),
+    max_late.as_millis()
+)]
+pub struct TooLate {
+    pub late: Duration,
+    pub max_late: Duration,
+}
+
 /// Live counters for the progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -132,6 +163,13 @@ pub struct Outcome {
     /// The same counts per route (requests never sent are in `unsent` only: which route
     /// they would have gone to was never decided).
     pub routes: BTreeMap<Route, RouteOutcome>,
+    /// Wall-clock time the measured window began.
+    pub window_start: Option<SystemTime>,
+    /// With [`Options::start_at`]: how long after that instant the run began (zero when on time).
+    pub start_late: Option<Duration>,
+    /// With [`Options::per_second`]: `latency` split by the second of the window each
+    /// request was due in (the last may be a partial second); empty otherwise.
+    pub per_second: Vec<Latency>,
 }
 
 impl Outcome {
@@ -146,6 +184,9 @@ impl Outcome {
     }
 
     fn absorb(&mut self, t: Tally) {
+        if let Some(mut seconds) = t.seconds {
+            seconds.flush();
+        }
         self.latency.merge(&t.latency);
         self.requests += t.requests;
         self.completed += t.completed;
@@ -172,6 +213,14 @@ struct Tally {
     connect: u64,
     io: u64,
     routes: RouteTally,
+    /// Only with [`Options::per_second`].
+    seconds: Option<SecondRecorder>,
+}
+
+impl Tally {
+    fn new(per_second: Option<&Arc<PerSecond>>) -> Self {
+        Self { seconds: per_second.map(PerSecond::recorder), ..Self::default() }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -244,6 +293,9 @@ impl Tally {
                 if counted {
                     let us = done.saturating_duration_since(reference).as_micros() as u64;
                     self.latency.record_us(us);
+                    if let Some(seconds) = &mut self.seconds {
+                        seconds.record_us(reference, us);
+                    }
                     *self.by_status.entry(status.as_u16()).or_default() += 1;
                     let r = self.routes.get(route);
                     r.latency.record_us(us);
@@ -291,6 +343,16 @@ struct Job {
 
 /// Run one load phase against `spec.targets`.
 pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progress>) -> anyhow::Result<Outcome> {
+    run_with(spec, workload, progress, Options::default()).await
+}
+
+/// [`run`], with a wall-clock start and/or per-second histograms.
+pub async fn run_with<W: Workload>(
+    spec: &Spec,
+    workload: Arc<W>,
+    progress: Arc<Progress>,
+    options: Options,
+) -> anyhow::Result<Outcome> {
     anyhow::ensure!(!spec.targets.is_empty(), "no targets to send load to");
     anyhow::ensure!(!spec.duration.is_zero(), "duration must be greater than zero");
     workload.at_rate(match spec.mode {
@@ -301,12 +363,39 @@ pub async fn run<W: Workload>(spec: &Spec, workload: Arc<W>, progress: Arc<Progr
     match spec.mode {
         Mode::Open { rate } => {
             anyhow::ensure!(rate.is_finite() && rate > 0.0, "rate must be a positive number, got {rate}");
-            open_loop(spec, rate, workload, progress).await
+            open_loop(spec, rate, workload, progress, options).await
         }
         Mode::Closed { connections } => {
             anyhow::ensure!(connections > 0, "connections must be at least 1");
-            closed_loop(spec, connections, workload, progress).await
+            closed_loop(spec, connections, workload, progress, options).await
         }
+    }
+}
+
+/// When the run's clock starts: `lead` from now, or at [`Options::start_at`] (sleeping
+/// until `lead` before it). Returns the start and, with a start time, the lateness.
+async fn start_clock(options: &Options, lead: Duration) -> Result<(Instant, Option<Duration>), TooLate> {
+    let Some(StartAt { at, max_late }) = options.start_at else {
+        return Ok((Instant::now() + lead, None));
+    };
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match at.duration_since(wall) {
+        Ok(ahead) => {
+            let start = now + ahead;
+            sleep_until(start.checked_sub(lead).unwrap_or(start).into()).await;
+            Ok((start, Some(Duration::ZERO)))
+        }
+        Err(passed) if passed.duration() > max_late => Err(TooLate { late: passed.duration(), max_late }),
+        Err(passed) => Ok((now + lead, Some(passed.duration() + lead))),
+    }
+}
+
+/// The wall-clock time of `t`, for the files other machines' runs are aligned with.
+fn wall_clock(t: Instant) -> SystemTime {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    match t.checked_duration_since(now) {
+        Some(ahead) => wall + ahead,
+        None => wall - now.duration_since(t),
     }
 }
 
@@ -315,6 +404,7 @@ async fn open_loop<W: Workload>(
     rate: f64,
     workload: Arc<W>,
     progress: Arc<Progress>,
+    options: Options,
 ) -> anyhow::Result<Outcome> {
     let per_target = spec.connections_per_target.max(1);
     // Connect everything before the clock starts, so set-up is not measured as latency.
@@ -325,8 +415,11 @@ async fn open_loop<W: Workload>(
         }
     }
 
-    let start = Instant::now() + Duration::from_millis(20);
+    let (start, start_late) = start_clock(&options, Duration::from_millis(20)).await?;
     let window = Window { start: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    // Converted now, before the run, so that a clock adjusted during the run does not move it.
+    let window_start = Some(wall_clock(window.start));
+    let per_second = options.per_second.then(|| PerSecond::new(window.start, spec.duration));
     let drain_deadline = window.end + spec.timeout;
     let queues: Vec<_> = spec.targets.iter().map(|_| async_channel::unbounded::<Job>()).collect();
 
@@ -337,9 +430,9 @@ async fn open_loop<W: Workload>(
         let workload = workload.clone();
         let progress = progress.clone();
         let timeout = spec.timeout;
+        let mut tally = Tally::new(per_second.as_ref());
         workers.push(tokio::spawn(async move {
             let mut conn = conn;
-            let mut tally = Tally::default();
             loop {
                 let job = tokio::select! {
                     job = rx.recv() => match job { Ok(j) => j, Err(_) => break },
@@ -403,11 +496,14 @@ async fn open_loop<W: Workload>(
         window: spec.duration,
         offered_rps: Some(rate),
         scheduler_lag: Some(scheduler_lag.summary()),
+        window_start,
+        start_late,
         ..Outcome::default()
     };
     for w in workers {
         outcome.absorb(w.await?);
     }
+    outcome.per_second = per_second.map(|p| p.take()).unwrap_or_default();
     outcome.unsent = scheduled_in_window.saturating_sub(outcome.requests);
     outcome.requests = scheduled_in_window;
     outcome.achieved_rps = outcome.completed as f64 / spec.duration.as_secs_f64();
@@ -419,20 +515,24 @@ async fn closed_loop<W: Workload>(
     connections: usize,
     workload: Arc<W>,
     progress: Arc<Progress>,
+    options: Options,
 ) -> anyhow::Result<Outcome> {
-    let start = Instant::now();
+    let (start, start_late) = start_clock(&options, Duration::ZERO).await?;
     let window = Window { start: start + spec.warmup, end: start + spec.warmup + spec.duration };
+    // Converted now, before the run, so that a clock adjusted during the run does not move it.
+    let window_start = Some(wall_clock(window.start));
+    let per_second = options.per_second.then(|| PerSecond::new(window.start, spec.duration));
     let next = Arc::new(AtomicU64::new(0));
     let targets: Arc<[SocketAddr]> = spec.targets.clone().into();
     let mut workers = Vec::new();
     for _ in 0..connections {
         let (workload, progress, next, targets) = (workload.clone(), progress.clone(), next.clone(), targets.clone());
         let timeout = spec.timeout;
+        let mut tally = Tally::new(per_second.as_ref());
         workers.push(tokio::spawn(async move {
             // One lazily opened connection per target: a worker follows the workload's
             // choice of instance, so sticky balancing holds in closed loop too.
             let mut conns: Vec<Option<Conn>> = targets.iter().map(|_| None).collect();
-            let mut tally = Tally::default();
             loop {
                 let sent = Instant::now();
                 if sent >= window.end {
@@ -447,10 +547,12 @@ async fn closed_loop<W: Workload>(
             tally
         }));
     }
-    let mut outcome = Outcome { window: spec.duration, offered_rps: None, ..Outcome::default() };
+    let mut outcome =
+        Outcome { window: spec.duration, offered_rps: None, window_start, start_late, ..Outcome::default() };
     for w in workers {
         outcome.absorb(w.await?);
     }
+    outcome.per_second = per_second.map(|p| p.take()).unwrap_or_default();
     outcome.achieved_rps = outcome.completed as f64 / spec.duration.as_secs_f64();
     Ok(outcome)
 }

@@ -22,6 +22,15 @@ pub enum Lb {
     #[serde(rename = "sticky")]
     #[value(name = "sticky")]
     Sticky,
+    /// A real HAProxy in the path, `balance roundrobin`, health-checking `/healthz`.
+    #[serde(rename = "haproxy-rr")]
+    #[value(name = "haproxy-rr")]
+    HaproxyRr,
+    /// HAProxy sticking each session to the instance that issued its cookie (a stick table
+    /// learnt from the login's `Set-Cookie`); logins and JWT requests go round-robin.
+    #[serde(rename = "haproxy-sticky")]
+    #[value(name = "haproxy-sticky")]
+    HaproxySticky,
 }
 
 impl Lb {
@@ -29,6 +38,33 @@ impl Lb {
         match self {
             Lb::RoundRobin => "round-robin",
             Lb::Sticky => "sticky",
+            Lb::HaproxyRr => "haproxy-rr",
+            Lb::HaproxySticky => "haproxy-sticky",
+        }
+    }
+
+    /// A proxy process balances, not the generator.
+    pub fn proxy(self) -> bool {
+        matches!(self, Lb::HaproxyRr | Lb::HaproxySticky)
+    }
+
+    /// A session always reaches the instance that holds it.
+    pub fn sticky(self) -> bool {
+        matches!(self, Lb::Sticky | Lb::HaproxySticky)
+    }
+
+    /// How the generator spreads requests over its targets: through a proxy it has one
+    /// target, the proxy, and the proxy balances.
+    pub fn routing(self) -> Lb {
+        if self.proxy() { Lb::RoundRobin } else { self }
+    }
+
+    /// The generator-side policy a proxy policy stands beside (the zero-overhead reference).
+    pub fn client_side(self) -> Lb {
+        match self {
+            Lb::HaproxyRr => Lb::RoundRobin,
+            Lb::HaproxySticky => Lb::Sticky,
+            other => other,
         }
     }
 }

@@ -365,7 +365,7 @@ impl System {
     /// Behind `lb` at `instances`, most requests reach an instance without the session, by
     /// design: instance-local state, round-robin, more than one instance.
     pub fn rejects_by_design(self, lb: super::Lb, instances: usize) -> bool {
-        self.instance_local_state() && lb == super::Lb::RoundRobin && instances > 1
+        self.instance_local_state() && !lb.sticky() && instances > 1
     }
 
     /// The control line rather than a system under test.

@@ -103,6 +103,10 @@ pub struct ChaosConfig {
     /// value; empty: the servers' default (one per core).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hash_concurrency: Vec<usize>,
+    /// `--haproxy`: every run had a real HAProxy in front of the instances (absent: the
+    /// generator balanced, and in runs made before it existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub haproxy: bool,
 }
 
 fn default_storm_share() -> f64 {

@@ -41,6 +41,8 @@ pub struct Rig<'a> {
     pub cores: f64,
     /// The round trip put between instances and store (`--store-rtt`), when one was.
     pub store_rtt: Option<Duration>,
+    /// HAProxy's cap (`--lb-cpu`), reserved like the store's on points it is in.
+    pub lb_cpu: Option<f64>,
 }
 
 /// Generator CPU above this share of what it was left is flagged `generator`: the generator
@@ -59,8 +61,14 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
     let instances_total_s = if rig.external { f64::NAN } else { observe::instance_seconds(a, b) };
     let completed = o.completed.max(1) as f64;
     let generator_s = (b.generator_cpu - a.generator_cpu).max(0.0);
+    let lb_s = match (a.lb_cpu, b.lb_cpu) {
+        (Some(x), Some(y)) if w.lb.proxy() => Some((y - x).max(0.0)),
+        _ => None,
+    };
     let reserved = if rig.capped {
-        n as f64 * rig.instance_cpu + if rig.private_store { rig.store_cpu } else { 0.0 }
+        n as f64 * rig.instance_cpu
+            + if rig.private_store { rig.store_cpu } else { 0.0 }
+            + if w.lb.proxy() { rig.lb_cpu.unwrap_or(0.0) } else { 0.0 }
     } else {
         0.0
     };
@@ -105,8 +113,9 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
     } else if !rig.capped {
         flags.push(Flag::Uncapped);
     }
-    let busy = machine_s
-        .unwrap_or_else(|| instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 });
+    let busy = machine_s.unwrap_or_else(|| {
+        instances_total_s + generator_s + if uses_store { store_s.unwrap_or(0.0) } else { 0.0 } + lb_s.unwrap_or(0.0)
+    });
     if busy > MACHINE_LIMIT * rig.cores * secs {
         flags.push(Flag::MachineSaturated);
     }
@@ -149,6 +158,8 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
             instance_utilization: instances_total_s / (secs * instance_capacity),
             machine_s,
             steal_s: a.steal.zip(b.steal).map(|(x, y)| (y - x).max(0.0)),
+            lb_s,
+            lb_per_request_us: lb_s.map(|s| s * 1e6 / completed),
         },
         rss_bytes: b.rss.clone(),
         store,
@@ -274,6 +285,7 @@ mod tests {
             targets: &[],
             cores: 2.0,
             store_rtt: None,
+            lb_cpu: None,
         }
     }
 

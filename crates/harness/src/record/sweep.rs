@@ -50,6 +50,10 @@ pub struct SweepConfig {
     #[serde(default = "one")]
     pub repeat: usize,
     pub instance_cpu: f64,
+    /// `--lb-cpu`: HAProxy's cap in cores, for points with a proxy policy (absent when the
+    /// run has none, and in runs made before the proxy existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_cpu: Option<f64>,
     /// The store's cap: the first `--store-cpu` value (the main line's).
     pub store_cpu: f64,
     /// Every `--store-cpu` value, when more than one was given: store-backed systems are
@@ -101,6 +105,9 @@ pub struct SweepConfig {
     /// load balancer. Empty = start the instances ourselves.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// `--allow-remote`: --target may name another machine (a user's own cluster).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_remote: bool,
 }
 
 fn one() -> usize {
@@ -190,6 +197,12 @@ pub struct Cpu {
     /// (`/proc/stat`): a noisy neighbour, not the system (absent from older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steal_s: Option<f64>,
+    /// CPU seconds HAProxy used during the window (`--lb haproxy-*` points only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_s: Option<f64>,
+    /// HAProxy's CPU per completed request, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_per_request_us: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

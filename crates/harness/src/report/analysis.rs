@@ -252,6 +252,9 @@ pub struct Analysis<'a> {
     /// The live-sessions axis (`--live-sessions`): its points in system, sessions, spread
     /// order, kept out of every other section (they hold other credentials).
     pub live: Vec<&'a Point>,
+    /// Points measured through HAProxy (`--lb haproxy-*`), in system, N, policy order, kept
+    /// out of the lines: they are read beside the generator-balanced point they stand for.
+    pub proxied: Vec<&'a Point>,
 }
 
 /// A store-backed system's points at one round trip to the store.
@@ -287,9 +290,14 @@ impl<'a> Analysis<'a> {
         let main_shards = results.config.store_shards.first().copied().unwrap_or(1);
         let mut shard_axis = Vec::new();
         let mut live: Vec<&Point> = Vec::new();
+        let mut proxied: Vec<&Point> = Vec::new();
         for p in &results.points {
             if p.live.is_some() {
                 live.push(p);
+                continue;
+            }
+            if p.lb.proxy() {
+                proxied.push(p);
                 continue;
             }
             if let Some(k) = p.store_shards
@@ -399,6 +407,7 @@ impl<'a> Analysis<'a> {
         });
         shard_axis.sort_by_key(|(s, k, _)| (*s, *k));
         live.sort_by_key(|p| (p.system, p.live.as_ref().map(|l| (l.sessions, l.spread))));
+        proxied.sort_by_key(|p| (p.system, p.instances, p.lb));
         Self {
             results,
             series,
@@ -411,6 +420,7 @@ impl<'a> Analysis<'a> {
             rtt_axis,
             shard_axis,
             live,
+            proxied,
         }
     }
 

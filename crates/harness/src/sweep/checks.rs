@@ -30,6 +30,17 @@ pub(super) fn validate(c: &SweepConfig) -> anyhow::Result<()> {
 }
 
 fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
+    if c.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())) {
+        anyhow::ensure!(
+            !c.external(),
+            "--lb haproxy-* starts HAProxy in front of the instances a sweep starts; a --target deployment has its own balancer"
+        );
+        anyhow::ensure!(
+            c.live_sessions.is_empty() && c.workload != crate::record::WorkloadKind::Mixed,
+            "--lb haproxy-* goes with the read workload and no --live-sessions: preloaded sessions are written into the \
+             instances and stores directly, so the proxy's stick table would never have seen them"
+        );
+    }
     anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
     if let Some(r) = c.rate {
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");

@@ -35,8 +35,10 @@ impl Run {
         duration: Duration,
     ) -> anyhow::Result<(Outcome, Sample, Sample)> {
         let spec = Spec {
-            targets: deployment.addrs.clone(),
-            connections_per_target: self.config.connections_per_instance,
+            targets: deployment.targets(),
+            // Through a proxy the one target carries every instance's share of connections.
+            connections_per_target: self.config.connections_per_instance
+                * if deployment.proxy.is_some() { deployment.addrs.len().max(1) } else { 1 },
             mode,
             warmup,
             duration,
@@ -153,6 +155,7 @@ impl Run {
             machine_busy,
             steal: machine.map(|m| m.steal_s),
             delay_proxy_cpu: self.delay.as_ref().and_then(|d| observe::cpu_seconds(&d.process.pid.to_string())),
+            lb_cpu: deployment.proxy.as_ref().and_then(|p| observe::cpu_seconds(&p.process.pid.to_string())),
             rtt: None,
         }
     }

@@ -41,6 +41,7 @@ mod checks;
 mod demands;
 mod live;
 mod measure;
+mod proxy;
 pub use demands::TARGET as DEMAND_TARGET;
 mod rounds;
 pub mod search;
@@ -90,8 +91,15 @@ struct Run {
 pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
     checks::validate(&config)?;
     let external = config.external();
-    let targets = config.targets.iter().map(|u| deploy::parse_target(u)).collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(targets_are_local(&targets), "--target: load goes to loopback addresses only");
+    let targets = config
+        .targets
+        .iter()
+        .map(|u| deploy::parse_target(u, config.allow_remote))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        config.allow_remote || targets_are_local(&targets),
+        "--target: load goes to loopback addresses only (--allow-remote for your own cluster)"
+    );
     if external {
         // The instances are the URLs (or whatever runs behind one balancer URL).
         config.instances = vec![targets.len()];
@@ -367,7 +375,9 @@ impl Run {
             let what =
                 spread.map_or(String::new(), |s| format!(" {} live sessions, {s}", step.live_sessions.unwrap_or(0)));
             self.status.step(format!("{} N={} {lb}{what}", step.system, step.instances));
+            self.balancer(lb, deployment).await?;
             let (mut point, credentials) = self.point(step, lb, spread, deployment).await?;
+            deployment.stop_proxy().await;
             if let (Some((state, _)), Some(spread), Some(set)) = (&live, spread, &self.live) {
                 point.live = Some(live::live_point(set, state, spread, credentials, (0, None)));
             }
@@ -409,10 +419,10 @@ impl Run {
 
     /// Log the demo users in (uncapped: argon2id is not what is measured) and, for a
     /// store-backed system, what one session costs the store.
+    /// Through a proxy the logins go through it, so a sticky proxy learns every session.
     async fn login(
         &self,
         step: &Step,
-        lb: Lb,
         deployment: &mut Deployment,
     ) -> anyhow::Result<(Vec<workload::Credential>, Option<f64>)> {
         let n = step.instances;
@@ -425,7 +435,7 @@ impl Run {
         self.status.phase(format!("logging in {} users", self.config.users), Duration::ZERO, None);
         deployment.set_cores(None)?;
         let creds =
-            workload::login_pool(step.system, &deployment.addrs, self.config.users, lb, &self.config.demo_password)
+            workload::login_pool(step.system, &deployment.targets(), self.config.users, &self.config.demo_password)
                 .await
                 .with_context(|| {
                     if self.config.external() {
@@ -454,8 +464,7 @@ impl Run {
         spread: Option<Spread>,
         deployment: &mut Deployment,
     ) -> anyhow::Result<(Point, usize)> {
-        let n = step.instances;
-        let (creds, bytes_per_session) = self.login(step, lb, deployment).await?;
+        let (creds, bytes_per_session) = self.login(step, deployment).await?;
         let point = match (self.config.workload, spread) {
             (WorkloadKind::Mixed, None) => {
                 let mix = self.config.mix(step.system.server());
@@ -473,7 +482,8 @@ impl Run {
                 point
             }
             (_, spread) => {
-                let work = ReadWorkload::spread(&creds, lb, n, spread.unwrap_or(Spread::Uniform))?;
+                let targets = deployment.targets().len();
+                let work = ReadWorkload::spread(&creds, lb.routing(), targets, spread.unwrap_or(Spread::Uniform))?;
                 self.drive_point(step, lb, deployment, work, bytes_per_session).await?
             }
         };
@@ -519,7 +529,7 @@ impl Run {
                 None => break (fixed, verdict),
             }
         };
-        if mode == PointMode::FindMax && step.system.instance_local_state() && lb == Lb::Sticky && verdict.held() {
+        if mode == PointMode::FindMax && step.system.instance_local_state() && lb.sticky() && verdict.held() {
             self.sticky_max.insert(n, rate);
         }
         let mut point = point::build(&fixed.window(step, lb, self.config.workload, mode), &self.rig());
@@ -552,6 +562,7 @@ impl Run {
             // Detected once, at the start of the run (`Machine::detect`).
             cores: self.results.machine.cores as f64,
             store_rtt: self.delayed().map(|_| self.store_rtt),
+            lb_cpu: self.config.lb_cpu,
         }
     }
 

@@ -46,17 +46,19 @@ impl Run {
         for &lb in &step.lbs {
             let Some(i) = self.round_one(step, lb).filter(|&i| self.results.points[i].repeatable()) else { continue };
             self.status.step(format!("round {}: {} N={} {lb}", self.round, step.system, step.instances));
-            let creds = self.login(step, lb, deployment).await?.0;
+            self.balancer(lb, deployment).await?;
+            let creds = self.login(step, deployment).await?.0;
             let repeat = match self.config.workload {
                 WorkloadKind::Mixed => {
                     let work = self.mixed_workload(step, &creds, lb, self.config.mix(step.system.server()))?;
                     self.repeat_point(step, lb, deployment, work, i).await?
                 }
                 WorkloadKind::Read => {
-                    let work = ReadWorkload::new(&creds, lb, step.instances)?;
+                    let work = ReadWorkload::new(&creds, lb.routing(), deployment.targets().len())?;
                     self.repeat_point(step, lb, deployment, work, i).await?
                 }
             };
+            deployment.stop_proxy().await;
             if let Some(why) = deployment.casualty() {
                 bail!("instance died during {} N={} {lb} (round {}): {why}", step.system, step.instances, self.round);
             }

@@ -197,8 +197,8 @@ impl Workload for MixedWorkload {
 
     fn target(&self, seq: u64) -> usize {
         match self.read.lb {
-            Lb::RoundRobin => self.read.target(seq),
             Lb::Sticky => self.read.homes[self.user(seq)],
+            Lb::RoundRobin | Lb::HaproxyRr | Lb::HaproxySticky => self.read.target(seq),
         }
     }
 

@@ -45,13 +45,11 @@ pub fn mix(seq: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Instance that serves user `u` under `lb` (for logins; requests use [`ReadWorkload`]).
-pub fn login_target(lb: Lb, user: usize, n: usize) -> usize {
-    match lb {
-        // Login k (made in user order) is the k-th request through the balancer.
-        Lb::RoundRobin => user % n,
-        Lb::Sticky => user % n,
-    }
+/// Target that serves user `u`'s login, under every policy (requests use [`ReadWorkload`]):
+/// login k (made in user order) is the k-th request through the balancer, and a sticky
+/// user's home is where it logged in. Through a proxy there is one target (n = 1).
+pub fn login_target(user: usize, n: usize) -> usize {
+    user % n
 }
 
 /// Log `users` demo users in through the balancer, a few at a time.
@@ -59,7 +57,6 @@ pub async fn login_pool(
     system: System,
     addrs: &[SocketAddr],
     users: usize,
-    lb: Lb,
     password: &str,
 ) -> anyhow::Result<Vec<Credential>> {
     let n = addrs.len();
@@ -72,7 +69,7 @@ pub async fn login_pool(
             let mut conns: Vec<Option<Conn>> = addrs.iter().map(|_| None).collect();
             let mut out = Vec::new();
             for u in (lane..users).step_by(parallel) {
-                let home = login_target(lb, u, n);
+                let home = login_target(u, n);
                 if conns[home].is_none() {
                     conns[home] = Some(Conn::connect(addrs[home], Duration::from_secs(5)).await?);
                 }
@@ -207,8 +204,9 @@ impl Workload for ReadWorkload {
 
     fn target(&self, seq: u64) -> usize {
         match self.lb {
-            Lb::RoundRobin => (seq % self.instances as u64) as usize,
             Lb::Sticky => self.homes[self.user(seq)],
+            // Through a proxy the generator has one target and the proxy balances.
+            Lb::RoundRobin | Lb::HaproxyRr | Lb::HaproxySticky => (seq % self.instances as u64) as usize,
         }
     }
 
@@ -241,7 +239,7 @@ mod tests {
             .map(|u| Credential {
                 header: (header::COOKIE, HeaderValue::from_static("x")),
                 refresh: None,
-                home: login_target(Lb::RoundRobin, u, n),
+                home: login_target(u, n),
                 admin: demo_admin(u),
             })
             .collect()

@@ -273,7 +273,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
     d.p(format!(
         "Each run holds {:.0} requests/s of `GET /me` from {:.0} users over {} uncapped instances for {:.0} s and breaks one part \
          {:.0} s in (store experiments: for {:.0} s). Clients behave like real ones: a user whose credential is refused logs in \
-         again; the balancer moves users off an instance whose connection failed. Answers are counted per second by arrival; \
+         again; {}. Answers are counted per second by arrival; \
          \"< 1% failing after\" runs from the end of the fault to the end of the last second in which 1% or more of the answers \
          failed; \"last failure after\" to the last failed answer, which includes users who came back late and only then found \
          their session gone (run `{}`).{}",
@@ -283,6 +283,13 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc, has: &dyn Fn(&str) -> bool)
         c.warmup.as_secs_f64() + c.duration.as_secs_f64(),
         c.fault_at.as_secs_f64(),
         c.outage.as_secs_f64(),
+        if c.haproxy {
+            "every run went through a real HAProxy in front of the instances (sticky on the session cookie for \
+             instance-local sessions), so after an instance loss its health checks (every 500 ms, out after 2 failures; a \
+             refused connection retried on another instance) moved the users"
+        } else {
+            "the balancer (the generator itself) moves users off an instance whose connection failed"
+        },
         ch.run.run_id,
         machine_note(a, &ch.run.machine)
     ));

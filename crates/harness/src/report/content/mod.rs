@@ -27,6 +27,7 @@ mod headline;
 mod limits;
 mod live;
 mod postgres;
+mod proxy;
 mod repeats;
 mod routes;
 mod rtt_axis;
@@ -195,6 +196,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     store_axis::shards(a, &mut d);
     live::section(a, &mut d, &has);
     rtt_axis::section(a, &mut d);
+    proxy::section(a, &mut d);
     details::cpu(a, &mut d, &has);
     verifier::section(a, &mut d);
     control::section(a, &mut d);
