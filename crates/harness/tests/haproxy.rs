@@ -85,6 +85,8 @@ fn haproxy_balances_sticks_and_is_measured() {
         assert_eq!(p["instances"], 2);
     }
     assert!(point(&results, "jwt-hs256", "sticky")["cpu"].get("lb_per_request_us").is_none());
+    // At a fixed rate both paths already ran at one rate: no extra window.
+    assert!(point(&results, "jwt-hs256", "haproxy-rr").get("direct_latency").is_none());
 
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     let section = md.split("## Through a real load balancer (HAProxy)").nth(1).expect("the proxy section");
@@ -93,6 +95,56 @@ fn haproxy_balances_sticks_and_is_measured() {
     // The proxied points stay out of the scaling lines: no "haproxy" line in the headline.
     let first_screen = md.split("\n## ").next().unwrap();
     assert!(!first_screen.contains("haproxy"), "{first_screen}");
+}
+
+/// A searched point through the proxy: its latency run is repeated at the same rate on the
+/// same instances with the generator balancing, which is what the proxy added.
+#[test]
+fn what_the_proxy_adds_is_measured_at_one_rate() {
+    let present = std::process::Command::new("haproxy").arg("-v").output().is_ok();
+    if test_support::skip_without("haproxy", present) {
+        return;
+    }
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "jwt-hs256",
+        "--instances",
+        "2",
+        "--lb",
+        "round-robin,haproxy-rr",
+        "--search-steps",
+        "2",
+        "--step-duration",
+        "500ms",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "200",
+        "--users",
+        "4",
+        "--instance-cpu",
+        "0.2",
+        "--lb-cpu",
+        "0.3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let p = point(&results, "jwt-hs256", "haproxy-rr");
+    assert!(p["held"].as_bool().unwrap(), "{p:#}");
+    let (with, without) = (&p["latency"], &p["direct_latency"]);
+    assert_eq!(with["offered_rps"], without["offered_rps"], "one rate both ways: {p:#}");
+    assert!(without["error_ratio"].as_f64().unwrap() < 0.01, "{without:#}");
+    assert!(point(&results, "jwt-hs256", "round-robin").get("direct_latency").is_none());
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("At one rate it added"), "{md}");
 }
 
 #[test]

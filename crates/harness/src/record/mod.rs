@@ -50,14 +50,16 @@ pub mod live;
 pub mod point;
 pub mod revocation;
 pub mod route;
+mod summary;
 pub mod sweep;
 pub mod verdict;
 
 pub use live::{LivePoint, MixUsers};
 pub use route::{RouteDemand, RouteStats};
+pub use summary::summary_table;
 pub use sweep::{
     Caps, Cpu, Errors, Fit, LatencyRun, PgFacts, Point, Repeat, Results, RoundFigures, SearchStep, Skipped, StoreRtt,
-    StoreStats, SweepConfig, summary_table,
+    StoreStats, SweepConfig,
 };
 pub use verdict::{Flag, Miss, PointMode, SearchEnd, StepOutcome, Verdict, WorkloadKind};
 

@@ -171,6 +171,7 @@ pub fn build(w: &Window<'_>, rig: &Rig<'_>) -> Point {
         search: Vec::new(),
         search_end: None,
         latency: None,
+        direct_latency: None,
         store_rtt: rtt,
         repeats: Vec::new(),
         throttled_periods: match (a.throttled, b.throttled) {

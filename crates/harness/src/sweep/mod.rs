@@ -484,7 +484,11 @@ impl Run {
             (_, spread) => {
                 let targets = deployment.targets().len();
                 let work = ReadWorkload::spread(&creds, lb.routing(), targets, spread.unwrap_or(Spread::Uniform))?;
-                self.drive_point(step, lb, deployment, work, bytes_per_session).await?
+                let mut point = self.drive_point(step, lb, deployment, work, bytes_per_session).await?;
+                if lb.proxy() {
+                    point.direct_latency = self.direct_latency(step, deployment, &creds, &point).await?;
+                }
+                point
             }
         };
         Ok((point, creds.len()))

@@ -6,7 +6,9 @@ use anyhow::Context as _;
 use super::Run;
 use crate::{
     deploy::{self, Deployment, haproxy},
-    plan::Lb,
+    plan::{Lb, Step},
+    record::{LatencyRun, Point, PointMode, WorkloadKind, point},
+    workload::{Credential, ReadWorkload},
 };
 
 impl Run {
@@ -23,5 +25,35 @@ impl Run {
         let threads = cores.ceil() as usize;
         deployment.proxy = Some(haproxy::start(lb, &deployment.addrs, group, threads, &self.log_dir).await?);
         Ok(())
+    }
+
+    /// The proxied point's latency run again on the same instances at the same rate, with
+    /// the generator balancing instead of the proxy: what the proxy added, at one load and
+    /// one moment. Not for instance-local sessions, whose instances the proxy chose at
+    /// login (the generator cannot know them); `None` when the point has no latency run.
+    pub(super) async fn direct_latency(
+        &self,
+        step: &Step,
+        deployment: &mut Deployment,
+        creds: &[Credential],
+        proxied: &Point,
+    ) -> anyhow::Result<Option<LatencyRun>> {
+        let Some(rate) = proxied.latency.as_ref().map(|l| l.offered_rps) else { return Ok(None) };
+        if step.system.instance_local_state() {
+            return Ok(None);
+        }
+        let proxy = deployment.proxy.take();
+        let direct = Lb::RoundRobin;
+        let result = async {
+            let work = ReadWorkload::new(creds, direct, deployment.addrs.len())?;
+            let label = format!("without the proxy @ {rate:.0} rps");
+            let fixed = self.measure_fixed(deployment, &work, rate, label).await?;
+            let window = fixed.window(step, direct, WorkloadKind::Read, PointMode::FixedRate);
+            let period = if self.cgroups.is_some() { self.config.cpu_period } else { std::time::Duration::ZERO };
+            Ok(point::latency_run(&window, &self.rig(), &self.config.objectives(), period))
+        }
+        .await;
+        deployment.proxy = proxy;
+        result.map(Some)
     }
 }

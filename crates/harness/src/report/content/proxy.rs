@@ -29,8 +29,35 @@ fn pairs<'a>(a: &Analysis<'a>) -> Vec<Pair<'a>> {
         .collect()
 }
 
-fn latency(p: &Point) -> Option<(u64, u64)> {
-    p.latency.as_ref().map(|l| (l.latency_us.p50, l.latency_us.p99))
+/// What the proxy added to p50 and p99, µs, at one rate on the same instances: the proxied
+/// latency run against the same window balanced by the generator.
+fn added(p: &Point) -> Option<(f64, f64)> {
+    let (l, d) = (p.latency.as_ref()?, p.direct_latency.as_ref()?);
+    Some((l.latency_us.p50 as f64 - d.latency_us.p50 as f64, l.latency_us.p99 as f64 - d.latency_us.p99 as f64))
+}
+
+/// Instance CPU per request at one rate, without → with the proxy.
+fn cpu_pair(p: &Point) -> Option<(f64, f64)> {
+    Some((p.direct_latency.as_ref()?.cpu_per_request_us?, p.latency.as_ref()?.cpu_per_request_us?))
+}
+
+/// The largest throughput gap between the generator's sticky and round-robin points of one
+/// system whose state is shared (the two are the same path for it): this run's noise.
+fn noise(a: &Analysis<'_>) -> Option<f64> {
+    let pts = &a.results.points;
+    pts.iter()
+        .filter(|p| p.lb == Lb::Sticky && p.held && !p.system.instance_local_state() && p.live.is_none())
+        .filter_map(|p| {
+            let q = pts.iter().find(|q| {
+                q.system == p.system
+                    && q.instances == p.instances
+                    && q.lb == Lb::RoundRobin
+                    && q.held
+                    && q.live.is_none()
+            })?;
+            Some((p.achieved_rps - q.achieved_rps).abs() / p.achieved_rps.min(q.achieved_rps))
+        })
+        .reduce(f64::max)
 }
 
 fn signed_us(d: f64) -> String {
@@ -47,8 +74,9 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
         "Every other figure in this report has the load generator balance the requests itself, a balancer that costs nothing. \
          Here the same points went through a real `haproxy` started by the harness{cap} (`balance roundrobin`, health checks on \
          `/healthz`; `haproxy-sticky` keys a stick table on the session cookie learnt from each login's `Set-Cookie`). Each row \
-         sets the point beside its generator-balanced twin: what the proxy added is the difference. Latency is the latency run's, \
-         at 70% of each point's own capacity."
+         sets the point's capacity beside its generator-balanced twin's. Latency and instance CPU are compared at one rate: \
+         the proxied point's latency run (70% of its capacity) and the same window again on the same instances with the \
+         generator balancing, straight after."
     ));
     let pairs = pairs(a);
     let rows: Vec<Vec<String>> = pairs
@@ -56,19 +84,16 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
         .map(|x| {
             let p = x.proxied;
             let mark = |q: &Point| if q.held { String::new() } else { NOT_HELD.to_string() };
-            let (dx, dcpu, lat) = match x.direct {
-                Some(q) => (
-                    format!("{} ({:+.0}%)", rps(q.achieved_rps), (p.achieved_rps / q.achieved_rps - 1.0) * 100.0)
-                        + &mark(q),
-                    format!("{:.0} → {:.0}", q.cpu.per_request_us, p.cpu.per_request_us),
-                    match (latency(q), latency(p)) {
-                        (Some((q50, q99)), Some((p50, p99))) => {
-                            format!("{} / {}", signed_us(p50 as f64 - q50 as f64), signed_us(p99 as f64 - q99 as f64))
-                        }
-                        _ => "—".into(),
-                    },
-                ),
-                None => ("not measured".into(), format!("{:.0}", p.cpu.per_request_us), "—".into()),
+            let dx = x.direct.map_or("not measured".into(), |q| {
+                format!("{} ({:+.0}%)", rps(q.achieved_rps), (p.achieved_rps / q.achieved_rps - 1.0) * 100.0) + &mark(q)
+            });
+            let dcpu = cpu_pair(p).map_or("—".into(), |(d, w)| format!("{d:.0} → {w:.0}"));
+            let cap_cpu =
+                x.direct.map_or("—".into(), |q| format!("{:.0} → {:.0}", q.cpu.per_request_us, p.cpu.per_request_us));
+            let lat = match added(p) {
+                Some((p50, p99)) => format!("{} / {}", signed_us(p50), signed_us(p99)),
+                None if p.system.instance_local_state() => "— (the proxy placed the sessions)".into(),
+                None => "—".into(),
             };
             vec![
                 p.system.to_string(),
@@ -77,6 +102,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
                 rps(p.achieved_rps) + &mark(p),
                 dx,
                 p.cpu.lb_per_request_us.map_or("—".into(), |u| format!("{u:.0}")),
+                cap_cpu,
                 dcpu,
                 lat,
                 if p.rejects_by_design() {
@@ -95,11 +121,12 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
             "req/s",
             "generator-balanced req/s (proxy's change)",
             "HAProxy CPU µs/request",
-            "instance CPU µs/request (direct → proxied)",
-            "added p50 / p99 at 70%",
+            "instance CPU µs/request at capacity, without → with",
+            "the same at one rate",
+            "added p50 / p99",
             "",
         ],
-        "lrlrrrrrl",
+        "lrlrrrrrrl",
         rows,
     );
     let lb_us: Vec<f64> =
@@ -111,12 +138,68 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
              figure above, on the balancer's own cores."
         ));
     }
-    text.push(order_sentence(&pairs));
+    // Capacity: how the instances' CPU per request at capacity moved, and how busy the proxy was.
+    let rises: Vec<f64> = pairs
+        .iter()
+        .filter(|x| x.proxied.held && !x.proxied.rejects_by_design())
+        .filter_map(|x| Some(x.proxied.cpu.per_request_us / x.direct.filter(|q| q.held)?.cpu.per_request_us - 1.0))
+        .filter(|r| r.is_finite())
+        .collect();
+    let lb_busy = a.results.config.lb_cpu.and_then(|cap| {
+        pairs.iter().filter_map(|x| Some(x.proxied.cpu.lb_s? / (x.proxied.duration_s * cap))).reduce(f64::max)
+    });
+    if let (Some(lo), Some(hi), Some(busy)) =
+        (rises.iter().copied().reduce(f64::min), rises.iter().copied().reduce(f64::max), lb_busy)
+    {
+        text.push(format!(
+            "At capacity the instances' own CPU per request was {:+.0}% to {:+.0}% of the generator-balanced figure while \
+             HAProxy used at most {} of its cap: {}",
+            lo * 100.0,
+            hi * 100.0,
+            pct(busy),
+            if busy < 0.8 && lo > 0.1 {
+                "the instances, not the proxy, ran out first, each request dearer at full load (below capacity, at one rate, \
+                 the instances' cost did not move — see the column). A likely cause, not measured here: the proxy reuses idle \
+                 server connections, so an instance sees fewer of them than the generator opens. The capacities through \
+                 the proxy are the ones a deployment behind one gets."
+            } else if busy >= 0.8 {
+                "the proxy itself was near its cap, so these capacities are the proxy's as much as the systems'."
+            } else {
+                "the capacity change is the proxy's path, not the instances' cost."
+            }
+        ));
+    }
+    let added: Vec<(f64, f64)> = pairs.iter().filter_map(|x| added(x.proxied)).collect();
+    if !added.is_empty() {
+        let range = |f: fn(&(f64, f64)) -> f64| {
+            let v: Vec<f64> = added.iter().map(f).collect();
+            (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+        };
+        let ((a50, b50), (a99, b99)) = (range(|x| x.0), range(|x| x.1));
+        text.push(format!(
+            "At one rate it added {} to {} at p50 and {} to {} at p99.",
+            signed_us(a50),
+            signed_us(b50),
+            signed_us(a99),
+            signed_us(b99)
+        ));
+    }
+    let noise = noise(a);
+    if let Some(n) = noise {
+        text.push(format!(
+            "For scale: the generator's sticky and round-robin points of one system with shared state, the same path twice, \
+             differed by up to {} in throughput in this run; a change smaller than that is within noise.",
+            pct(n)
+        ));
+    }
+    text.push(order_sentence(&pairs, noise.unwrap_or(0.0)));
     d.p(text.join(" "));
 }
 
-/// Whether the systems keep their order by throughput at each N when the proxy is in the path.
-fn order_sentence(pairs: &[Pair<'_>]) -> String {
+/// Whether the systems keep their order by throughput at each N when the proxy is in the path:
+/// each system through the policy it needs (sticky for instance-local state), the control
+/// left out; a swap of two systems closer than `noise` is not a change.
+fn order_sentence(pairs: &[Pair<'_>], noise: f64) -> String {
     let mut ns: Vec<usize> = pairs.iter().map(|x| x.proxied.instances).collect();
     ns.sort_unstable();
     ns.dedup();
@@ -126,6 +209,8 @@ fn order_sentence(pairs: &[Pair<'_>]) -> String {
         let mut at: Vec<(&Point, &Point)> = pairs
             .iter()
             .filter(|x| x.proxied.instances == n && x.proxied.held && !x.proxied.rejects_by_design())
+            .filter(|x| !x.proxied.system.is_control())
+            .filter(|x| (x.proxied.lb == Lb::HaproxySticky) == x.proxied.system.instance_local_state())
             .filter_map(|x| Some((x.proxied, x.direct.filter(|q| q.held)?)))
             .collect();
         if at.len() < 2 {
@@ -136,8 +221,24 @@ fn order_sentence(pairs: &[Pair<'_>]) -> String {
         let mut by_proxy = at.clone();
         by_proxy.sort_by(|x, y| y.0.achieved_rps.total_cmp(&x.0.achieved_rps));
         let proxied: Vec<String> = by_proxy.iter().map(|(p, _)| p.system.to_string()).collect();
-        if direct == proxied {
-            same.push(format!("N={n} ({})", direct.join(" > ")));
+        // Systems within the noise of each other may swap places: only a swap of two systems
+        // further apart than the noise, both ways, changes a conclusion.
+        let gap = |a: f64, b: f64| (a - b).abs() / a.min(b);
+        let apart = |x: &(&Point, &Point), y: &(&Point, &Point)| {
+            gap(x.0.achieved_rps, y.0.achieved_rps) > noise && gap(x.1.achieved_rps, y.1.achieved_rps) > noise
+        };
+        let swapped = at.iter().enumerate().any(|(i, x)| {
+            at.iter()
+                .skip(i + 1)
+                .any(|y| apart(x, y) && (x.0.achieved_rps > y.0.achieved_rps) != (x.1.achieved_rps > y.1.achieved_rps))
+        });
+        if direct == proxied || !swapped {
+            let within = if direct == proxied {
+                String::new()
+            } else {
+                format!("; through HAProxy {}, within noise", proxied.join(" > "))
+            };
+            same.push(format!("N={n} ({}{within})", direct.join(" > ")));
         } else {
             changed.push(format!("N={n}: {} direct, {} through HAProxy", direct.join(" > "), proxied.join(" > ")));
         }
