@@ -259,7 +259,12 @@ pub struct SweepArgs {
     #[arg(long, env = "AUTHBENCH_LB", value_delimiter = ',', value_enum)]
     pub lb: Option<Vec<Lb>>,
 
-    /// HAProxy's CPU cap in cores (its own cgroup), for --lb haproxy-*.
+    /// At the largest N, measure every system once more through a real HAProxy with the
+    /// policy it needs (haproxy-sticky for session-memory, haproxy-rr otherwise).
+    #[arg(long)]
+    pub haproxy: bool,
+
+    /// HAProxy's CPU cap in cores (its own cgroup), for --lb haproxy-* and --haproxy.
     #[arg(long, env = "AUTHBENCH_LB_CPU", default_value = "0.5", value_parser = positive)]
     pub lb_cpu: f64,
 
@@ -431,7 +436,9 @@ impl SweepArgs {
         SweepConfig {
             systems: self.systems,
             instances,
-            lb_cpu: self.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())).then_some(self.lb_cpu),
+            lb_cpu: (self.haproxy || self.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())))
+                .then_some(self.lb_cpu),
+            haproxy: self.haproxy,
             lb: self.lb,
             workload: self.workload,
             duration: self.duration.unwrap_or(if q { Duration::from_millis(1500) } else { Duration::from_secs(3) }),

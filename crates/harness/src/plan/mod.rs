@@ -59,6 +59,11 @@ impl Lb {
         if self.proxy() { Lb::RoundRobin } else { self }
     }
 
+    /// The proxy policy `system` needs in production: sticky for instance-local sessions.
+    pub fn proxy_for(system: System) -> Lb {
+        if system.instance_local_state() { Lb::HaproxySticky } else { Lb::HaproxyRr }
+    }
+
     /// The generator-side policy a proxy policy stands beside (the zero-overhead reference).
     pub fn client_side(self) -> Lb {
         match self {
@@ -132,6 +137,9 @@ pub struct StoreAxes<'a> {
     /// `--live-sessions`: every value is a step of its own at the largest N, for the systems
     /// that can hold preloaded sessions ([`System::supports_live`]).
     pub live: &'a [u64],
+    /// `--haproxy`: at the largest N, each system is measured once more through HAProxy
+    /// with the policy it needs ([`Lb::proxy_for`]), on the main line's deployment.
+    pub haproxy: bool,
 }
 
 /// The sweep's steps, in run order. Without an explicit `--lb`, every system runs
@@ -168,7 +176,11 @@ pub fn steps(systems: &[System], instances: &[usize], lb: Option<&[Lb]>, axes: S
             live_sessions: None,
         };
         for &n in instances {
-            out.push(step(n, cpu, rtt, shards));
+            let mut s = step(n, cpu, rtt, shards);
+            if axes.haproxy && Some(n) == largest && !s.lbs.contains(&Lb::proxy_for(system)) {
+                s.lbs.push(Lb::proxy_for(system));
+            }
+            out.push(s);
         }
         if let (true, Some(n)) = (store, largest) {
             for &c in axes.cpus.iter().skip(1) {
@@ -199,6 +211,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_haproxy_axis_adds_the_needed_proxy_at_the_largest_n_only() {
+        let axes = StoreAxes { haproxy: true, ..StoreAxes::default() };
+        let plan = steps(&[System::SESSION_MEMORY, System::JWT_HS256], &[1, 4], None, axes);
+        let lbs: Vec<(usize, Vec<Lb>)> = plan.iter().map(|s| (s.instances, s.lbs.clone())).collect();
+        assert_eq!(
+            lbs,
+            vec![
+                (1, vec![Lb::RoundRobin]),
+                (4, vec![Lb::Sticky, Lb::RoundRobin, Lb::HaproxySticky]),
+                (1, vec![Lb::RoundRobin]),
+                (4, vec![Lb::RoundRobin, Lb::HaproxyRr]),
+            ]
+        );
+    }
+
+    #[test]
     fn default_plan_adds_sticky_only_for_session_memory() {
         let plan = steps(&[System::SESSION_MEMORY, System::JWT_HS256], &[1, 2], None, StoreAxes::default());
         assert_eq!(plan.len(), 4);
@@ -222,7 +250,7 @@ mod tests {
 
     #[test]
     fn the_shards_axis_is_the_cluster_systems_at_the_largest_n() {
-        let axes = StoreAxes { cpus: &[0.05, 0.1], rtts: &[], shards: &[1, 2, 4], live: &[] };
+        let axes = StoreAxes { cpus: &[0.05, 0.1], rtts: &[], shards: &[1, 2, 4], live: &[], haproxy: false };
         let plan = steps(&[System::SESSION_REDIS_CLUSTER, System::SESSION_REDIS], &[1, 4], None, axes);
         let got: Vec<(String, usize, Option<f64>, Option<u16>)> =
             plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_shards)).collect();
@@ -246,7 +274,8 @@ mod tests {
     #[test]
     fn a_store_axis_adds_only_the_store_backed_systems_at_the_largest_n() {
         let half = Duration::from_micros(500);
-        let axes = StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half], shards: &[], live: &[] };
+        let axes =
+            StoreAxes { cpus: &[0.1, 0.4], rtts: &[Duration::ZERO, half], shards: &[], live: &[], haproxy: false };
         let plan = steps(&[System::SESSION_REDIS, System::JWT_HS256], &[1, 8], None, axes);
         let got: Vec<(String, usize, Option<f64>, Option<Duration>)> =
             plan.iter().map(|s| (s.system.id(), s.instances, s.store_cpu, s.store_rtt)).collect();
@@ -267,7 +296,7 @@ mod tests {
             &[System::SESSION_REDIS],
             &[8],
             None,
-            StoreAxes { cpus: &[0.2], rtts: &[half], shards: &[], live: &[] },
+            StoreAxes { cpus: &[0.2], rtts: &[half], shards: &[], live: &[], haproxy: false },
         );
         assert_eq!((one[0].store_cpu, one[0].store_rtt), (None, None), "one value is the run's, not an axis");
     }

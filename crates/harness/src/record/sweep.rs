@@ -54,6 +54,10 @@ pub struct SweepConfig {
     /// run has none, and in runs made before the proxy existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lb_cpu: Option<f64>,
+    /// `--haproxy`: every system measured once more at the largest N through HAProxy with
+    /// the policy it needs (absent when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub haproxy: bool,
     /// The store's cap: the first `--store-cpu` value (the main line's).
     pub store_cpu: f64,
     /// Every `--store-cpu` value, when more than one was given: store-backed systems are

@@ -30,7 +30,7 @@ pub(super) fn validate(c: &SweepConfig) -> anyhow::Result<()> {
 }
 
 fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
-    if c.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())) {
+    if c.haproxy || c.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())) {
         anyhow::ensure!(
             !c.external(),
             "--lb haproxy-* starts HAProxy in front of the instances a sweep starts; a --target deployment has its own balancer"

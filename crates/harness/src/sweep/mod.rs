@@ -188,6 +188,7 @@ pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiv
         rtts: &run.config.store_rtts,
         shards: &run.config.store_shards,
         live: &run.config.live_sessions,
+        haproxy: run.config.haproxy,
     };
     let steps = plan::steps(&systems, &run.config.instances, run.config.lb.as_deref(), axes);
     // One probe before the first step; `after` probes after every step, the last included.
