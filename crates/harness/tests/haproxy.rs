@@ -18,14 +18,19 @@ fn point<'a>(results: &'a Value, system: &str, lb: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no point {system} {lb}"))
 }
 
+/// No `haproxy` here: the test is skipped, except under CI, where that is a failure.
+fn no_haproxy() -> bool {
+    let present = std::process::Command::new("haproxy").arg("-v").output().is_ok();
+    test_support::skip_without("haproxy", present)
+}
+
 fn error_ratio(p: &Value) -> f64 {
     p["error_ratio"].as_f64().unwrap()
 }
 
 #[test]
 fn haproxy_balances_sticks_and_is_measured() {
-    let present = std::process::Command::new("haproxy").arg("-v").output().is_ok();
-    if test_support::skip_without("haproxy", present) {
+    if no_haproxy() {
         return;
     }
     let _serial = serial();
@@ -101,8 +106,7 @@ fn haproxy_balances_sticks_and_is_measured() {
 /// same instances with the generator balancing, which is what the proxy added.
 #[test]
 fn what_the_proxy_adds_is_measured_at_one_rate() {
-    let present = std::process::Command::new("haproxy").arg("-v").output().is_ok();
-    if test_support::skip_without("haproxy", present) {
+    if no_haproxy() {
         return;
     }
     let _serial = serial();
@@ -170,8 +174,7 @@ fn haproxy_refuses_what_it_cannot_measure() {
 /// but requests in flight.
 #[test]
 fn an_instance_loss_through_haproxy_moves_the_users_by_its_health_checks() {
-    let present = std::process::Command::new("haproxy").arg("-v").output().is_ok();
-    if test_support::skip_without("haproxy", present) {
+    if no_haproxy() {
         return;
     }
     let _serial = serial();
