@@ -33,3 +33,16 @@ pub mod report;
 pub mod revocation;
 pub mod sweep;
 pub mod workload;
+
+/// Input refused before anything started (a configuration that cannot be measured, a
+/// `--target` that is not what it is said to be): the command exits 2, like a bad flag.
+#[derive(Debug)]
+pub struct Refused(pub anyhow::Error);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}

@@ -219,7 +219,7 @@ fn one_balancer_url_without_a_store_and_targets_that_are_refused() {
         args.extend(["--rate", "100", "--duration", "1s", "--out", refused_out.to_str().unwrap()]);
         let o = run(&args);
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{flags:?} succeeded");
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: refused like a bad flag\n{stderr}");
         assert!(stderr.contains(needle), "{flags:?}: stderr lacks {needle:?}:\n{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{flags:?}: one line, not:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{flags:?} panicked:\n{stderr}");

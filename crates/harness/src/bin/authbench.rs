@@ -242,6 +242,10 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<harness::Refused>().is_some() => {
+            eprintln!("authbench: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("authbench: {e:#}");
             if *stop_rx.borrow() { ExitCode::from(130) } else { ExitCode::FAILURE }

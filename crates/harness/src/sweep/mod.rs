@@ -89,22 +89,26 @@ struct Run {
 
 /// Run a sweep; returns the results (also written to `config.out`).
 pub async fn sweep(mut config: SweepConfig, shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Results> {
-    checks::validate(&config)?;
+    // Everything refused before anything starts exits 2, like a bad flag.
+    let refused = |e: anyhow::Error| anyhow::Error::new(crate::Refused(e));
+    checks::validate(&config).map_err(refused)?;
     let external = config.external();
     let targets = config
         .targets
         .iter()
         .map(|u| deploy::parse_target(u, config.allow_remote))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    anyhow::ensure!(
-        config.allow_remote || targets_are_local(&targets),
-        "--target: load goes to loopback addresses only (--allow-remote for your own cluster)"
-    );
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(refused)?;
+    if !(config.allow_remote || targets_are_local(&targets)) {
+        return Err(refused(anyhow::anyhow!(
+            "--target: load goes to loopback addresses only (--allow-remote for your own cluster)"
+        )));
+    }
     if external {
         // The instances are the URLs (or whatever runs behind one balancer URL).
         config.instances = vec![targets.len()];
         for (url, addr) in config.targets.iter().zip(&targets) {
-            deploy::check_target(config.systems[0], url, *addr, &config.demo_password).await?;
+            deploy::check_target(config.systems[0], url, *addr, &config.demo_password).await.map_err(refused)?;
         }
     }
     let binaries = if external { None } else { Some(deploy::find_binaries(config.bin_dir.as_deref())?) };
