@@ -301,7 +301,13 @@ fn plan(m: &Measured, p: &Params, priced_anywhere: bool) -> Plan {
     }
     let store_cores = store_units.map_or(0.0, |u| f64::from(u[1]));
 
-    let mut auth = latency(m, p, instances[1], store_units.map(|u| u[1]), issuing_inst);
+    // The instances' work at the estimate, and the requests it is spread over: logins and
+    // refreshes only when priced.
+    let load = Load {
+        busy: busy(m.instance_us.mid),
+        requests: p.peak_rps + if issuing_inst.is_some() { logins + refreshes } else { 0.0 },
+    };
+    let mut auth = latency(m, p, instances[1], store_units.map(|u| u[1]), load);
     let mut excluded = Vec::new();
     let mut unchecked = Vec::new();
     if m.system.instance_local_state() {
@@ -312,7 +318,7 @@ fn plan(m: &Measured, p: &Params, priced_anywhere: bool) -> Plan {
         let most = instances[1].saturating_mul(8).max(instances[1] + 8);
         while auth.read_p99 > slo && instances[1] < most {
             instances[1] += 1;
-            auth = latency(m, p, instances[1], store_units.map(|u| u[1]), issuing_inst);
+            auth = latency(m, p, instances[1], store_units.map(|u| u[1]), load);
         }
         instances[2] = instances[2].max(instances[1]);
         if auth.read_p99 > slo {
@@ -347,8 +353,7 @@ fn plan(m: &Measured, p: &Params, priced_anywhere: bool) -> Plan {
             Some(true) => {}
         }
     }
-    let total_inst_busy = busy(m.instance_us.mid);
-    let auth_busy = total_inst_busy - p.peak_rps * (app + m.control_us.unwrap_or(0.0) / 1e6);
+    let auth_busy = load.busy - p.peak_rps * (app + m.control_us.unwrap_or(0.0) / 1e6);
     Plan {
         system: m.system,
         lb: m.lb,
@@ -362,7 +367,7 @@ fn plan(m: &Measured, p: &Params, priced_anywhere: bool) -> Plan {
         },
         instance_utilization: auth.instance_utilization,
         store_utilization: auth.store_utilization,
-        auth_share: (auth_busy / total_inst_busy).clamp(0.0, 1.0),
+        auth_share: (auth_busy / load.busy).clamp(0.0, 1.0),
         auth_p50_s: auth.added_p50,
         auth_p99_s: auth.added_p99,
         read_p99_s: auth.read_p99,
@@ -388,6 +393,14 @@ fn session_memory(m: &Measured, p: &Params, notes: &mut Vec<String>) -> Option<f
     m.bytes_per_session.map(|b| b * p.sessions())
 }
 
+/// The instances' work per second at a plan's estimate (cores busy), and the requests per
+/// second it is spread over.
+#[derive(Clone, Copy)]
+struct Load {
+    busy: f64,
+    requests: f64,
+}
+
 /// The latency figures of one plan.
 struct Latency {
     instance_utilization: f64,
@@ -401,16 +414,12 @@ struct Latency {
 /// over every request the instance serves), plus, per store call, the round trip, and the
 /// store's own service and wait. Authentication's part: that response less the same read
 /// without authentication (the control's demand, no store, no logins) on the same instances.
-fn latency(m: &Measured, p: &Params, instances: u32, shards: Option<u32>, issuing: Option<f64>) -> Latency {
+fn latency(m: &Measured, p: &Params, instances: u32, shards: Option<u32>, load: Load) -> Latency {
     let c = p.instance_cores;
     let n = f64::from(instances);
     let app = p.app_cpu.as_secs_f64();
     let d = m.instance_us.mid / 1e6;
-    // The requests the busy time is spread over: logins and refreshes only when priced.
-    let issued = if m.system.jwt_alg().is_some() { p.logins_per_s() + p.refreshes_per_s() } else { p.logins_per_s() };
-    let requests = p.peak_rps + if issuing.is_some() { issued } else { 0.0 };
-    let busy = p.peak_rps * (d + app) + issuing.unwrap_or(0.0);
-    let with = Station::cpu(c, busy / n, busy / requests);
+    let with = Station::cpu(c, load.busy / n, load.busy / load.requests);
     let ctl = m.control_us.unwrap_or(0.0) / 1e6;
     let busy_ctl = p.peak_rps * (ctl + app);
     let without = Station::cpu(c, busy_ctl / n, ctl + app);

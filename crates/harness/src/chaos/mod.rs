@@ -308,7 +308,7 @@ impl Env<'_> {
             .await?;
         let n = deployment.addrs.len();
         let lb = if config.haproxy {
-            let lb = if system.instance_local_state() { Lb::HaproxySticky } else { Lb::HaproxyRr };
+            let lb = Lb::proxy_for(system);
             deployment.proxy = Some(deploy::haproxy::start(lb, &deployment.addrs, None, 1, self.log_dir).await?);
             lb
         } else {
@@ -346,7 +346,7 @@ impl Env<'_> {
         let run_len = config.warmup + config.duration;
         let spec = Spec {
             targets: targets.clone(),
-            connections_per_target: config.connections_per_instance * if proxied { n } else { 1 },
+            connections_per_target: deployment.connections_per_target(config.connections_per_instance),
             mode: Mode::Open { rate: config.rate },
             warmup: config.warmup,
             duration: config.duration,

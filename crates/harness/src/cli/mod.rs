@@ -433,11 +433,11 @@ impl SweepArgs {
             None if self.reference => vec![1, 2, 3, 4, 8],
             None => vec![1, 2, 4, 8],
         };
-        SweepConfig {
+        let lb_cpu = self.lb_cpu;
+        let mut config = SweepConfig {
             systems: self.systems,
             instances,
-            lb_cpu: (self.haproxy || self.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())))
-                .then_some(self.lb_cpu),
+            lb_cpu: None,
             haproxy: self.haproxy,
             lb: self.lb,
             workload: self.workload,
@@ -488,6 +488,9 @@ impl SweepArgs {
             quick: q,
             targets: self.targets,
             allow_remote: self.allow_remote,
-        }
+        };
+        // Recorded only when some point goes through the proxy.
+        config.lb_cpu = config.proxied().then_some(lb_cpu);
+        config
     }
 }

@@ -414,6 +414,12 @@ impl Deployment {
         }
     }
 
+    /// Connections the generator opens to each target when it would open `per_instance` to
+    /// every instance: through a proxy the one target carries all instances' shares.
+    pub fn connections_per_target(&self, per_instance: usize) -> usize {
+        per_instance * if self.proxy.is_some() { self.addrs.len().max(1) } else { 1 }
+    }
+
     pub async fn stop_proxy(&mut self) {
         if let Some(mut p) = self.proxy.take() {
             p.stop().await;

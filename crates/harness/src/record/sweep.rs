@@ -132,6 +132,11 @@ impl SweepConfig {
         !self.targets.is_empty()
     }
 
+    /// Some point goes through HAProxy (`--haproxy`, or a proxy policy in `--lb`)?
+    pub fn proxied(&self) -> bool {
+        self.haproxy || self.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy()))
+    }
+
     /// Every store round trip the run asks for: the main line's, then the axis's.
     pub fn store_rtt_values(&self) -> impl Iterator<Item = Duration> + '_ {
         std::iter::once(self.store_rtt).chain(self.store_rtts.iter().copied())

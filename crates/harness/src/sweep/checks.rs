@@ -30,14 +30,15 @@ pub(super) fn validate(c: &SweepConfig) -> anyhow::Result<()> {
 }
 
 fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
-    if c.haproxy || c.lb.as_ref().is_some_and(|l| l.iter().any(|lb| lb.proxy())) {
+    if c.proxied() {
         anyhow::ensure!(
             !c.external(),
-            "--lb haproxy-* starts HAProxy in front of the instances a sweep starts; a --target deployment has its own balancer"
+            "HAProxy (--lb haproxy-*, --haproxy) goes in front of the instances a sweep starts; a --target deployment has \
+             its own balancer"
         );
         anyhow::ensure!(
             c.live_sessions.is_empty() && c.workload != crate::record::WorkloadKind::Mixed,
-            "--lb haproxy-* goes with the read workload and no --live-sessions: preloaded sessions are written into the \
+            "HAProxy (--lb haproxy-*, --haproxy) goes with the read workload and no --live-sessions: preloaded sessions are written into the \
              instances and stores directly, so the proxy's stick table would never have seen them"
         );
     }

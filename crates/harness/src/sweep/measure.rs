@@ -36,9 +36,7 @@ impl Run {
     ) -> anyhow::Result<(Outcome, Sample, Sample)> {
         let spec = Spec {
             targets: deployment.targets(),
-            // Through a proxy the one target carries every instance's share of connections.
-            connections_per_target: self.config.connections_per_instance
-                * if deployment.proxy.is_some() { deployment.addrs.len().max(1) } else { 1 },
+            connections_per_target: deployment.connections_per_target(self.config.connections_per_instance),
             mode,
             warmup,
             duration,
@@ -218,6 +216,20 @@ impl Run {
     ) -> anyhow::Result<LatencyRun> {
         let rate = capacity * LatencyRun::SHARE;
         let label = format!("latency @ {rate:.0} rps ({:.0}% of capacity)", LatencyRun::SHARE * 100.0);
+        self.latency_at(step, lb, deployment, work, rate, label).await
+    }
+
+    /// One window open-loop at `rate`, judged as a latency run: the point's own, or one
+    /// measured beside it at the same rate (a proxied point's, without the proxy).
+    pub(super) async fn latency_at<W: Workload>(
+        &self,
+        step: &Step,
+        lb: Lb,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        rate: f64,
+        label: String,
+    ) -> anyhow::Result<LatencyRun> {
         let fixed = self.measure_fixed(deployment, work, rate, label).await?;
         let window = fixed.window(step, lb, self.config.workload, PointMode::FixedRate);
         let period = if self.cgroups.is_some() { self.config.cpu_period } else { Duration::ZERO };

@@ -7,7 +7,7 @@ use super::Run;
 use crate::{
     deploy::{self, Deployment, haproxy},
     plan::{Lb, Step},
-    record::{LatencyRun, Point, PointMode, WorkloadKind, point},
+    record::{LatencyRun, Point},
     workload::{Credential, ReadWorkload},
 };
 
@@ -44,13 +44,10 @@ impl Run {
         }
         let proxy = deployment.proxy.take();
         let direct = Lb::RoundRobin;
+        // Proxy policies go with the read workload only (sweep/checks.rs).
         let result = async {
             let work = ReadWorkload::new(creds, direct, deployment.addrs.len())?;
-            let label = format!("without the proxy @ {rate:.0} rps");
-            let fixed = self.measure_fixed(deployment, &work, rate, label).await?;
-            let window = fixed.window(step, direct, WorkloadKind::Read, PointMode::FixedRate);
-            let period = if self.cgroups.is_some() { self.config.cpu_period } else { std::time::Duration::ZERO };
-            Ok(point::latency_run(&window, &self.rig(), &self.config.objectives(), period))
+            self.latency_at(step, direct, deployment, &work, rate, format!("without the proxy @ {rate:.0} rps")).await
         }
         .await;
         deployment.proxy = proxy;
