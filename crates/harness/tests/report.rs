@@ -410,7 +410,19 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
     let jump = variant(&|p| p.instances == 1 || p.instances == 8, &all_held);
     assert!(jump.contains("but session-redis's store reached 95% of its cap at N=8"), "{jump}");
     let store_bound = variant(&|_| true, &all_held);
-    assert!(store_bound.starts_with("**Scaling out stopped at the shared session store"), "{store_bound}");
+    assert!(store_bound.starts_with("**Scaling out stopped only where a shared store ran out"), "{store_bound}");
+    // A line whose largest N held less than twice its N = 1 did not scale out, whatever its
+    // last step did: 5 157 at N = 8 against 3 000 at N = 1.
+    let never = variant(&|_| true, &|r| {
+        all_held(r);
+        for p in r.points.iter_mut().filter(|p| p.system == System::SESSION_REDIS && p.instances == 1) {
+            p.achieved_rps = 3000.0;
+        }
+    });
+    assert!(
+        never.contains("session-redis never held twice its one-instance rate (5.2k at N=8 against 3.0k at N=1)"),
+        "{never}"
+    );
     assert!(
         store_bound.contains(
             "session-redis gained only ×1.12, its store (capped at 0.1 core) at 95% of its CPU while the instances were 52% busy"
@@ -423,7 +435,16 @@ fn partial_and_odd_runs_render_with_a_fitting_headline() {
             p.flags.push(harness::record::Flag::Generator);
         }
     });
-    assert!(rig_bound.contains("saturated at the last point of jwt-hs256: its gain is"), "{rig_bound}");
+    assert!(rig_bound.contains("saturated at the last point of jwt-hs256 ×2.15: its gain is"), "{rig_bound}");
+    // A line that fell short only where the generator ran out is a lower bound, not a stop.
+    let held_back = variant(&|p| p.system != System::SESSION_REDIS, &|r| {
+        for p in r.points.iter_mut().filter(|p| p.system == System::JWT_HS256 && p.instances == 8) {
+            p.achieved_rps = 8000.0;
+            p.flags.push(harness::record::Flag::Generator);
+        }
+    });
+    assert!(!held_back.contains("stopped"), "{held_back}");
+    assert!(held_back.contains("saturated at the last point of jwt-hs256 ×1.18"), "{held_back}");
     let none_held = variant(&|_| true, &|r| r.points.iter_mut().for_each(|p| p.held = false));
     assert!(none_held.starts_with("**No system held its rate at two instance counts"), "{none_held}");
     assert!(!none_held.contains("gained"), "no verdict from points that did not hold: {none_held}");
@@ -1002,4 +1023,95 @@ fn the_shared_store_advice_says_whether_sharding_was_measured() {
     assert!(md.contains("Sharding was measured: 1 shard held "), "{md}");
     assert!(md.contains("(×1.77 for ×4 the store's cores)"), "{md}");
     assert!(!md.contains("sharding was not measured"));
+}
+
+/// With repeats, every figure the first screen and "when to choose" draw a verdict from
+/// names its range over the rounds: a step's gain round by round (round i of one point
+/// against round i of the other), each throughput and each CPU per request.
+#[test]
+fn a_repeated_runs_verdicts_name_their_ranges() {
+    let dir = scratch();
+    let mut r = Results::read(dir.path()).unwrap();
+    r.schema_version = 2;
+    r.config.repeat = 3;
+    for p in r.points.iter_mut().filter(|p| p.repeatable()) {
+        let (base, rate) = (p.cpu.per_request_us, p.achieved_rps);
+        // Round 3 lost 10 % of the rate at N = 8 only, so each last step's gain is lower there.
+        for (round, cpu, achieved) in [(2, 1.1, 1.0), (3, 0.95, if p.instances == 8 { 0.9 } else { 1.0 })] {
+            p.repeats.push(harness::record::Repeat {
+                round,
+                offered_rps: p.offered_rps.unwrap(),
+                achieved_rps: rate * achieved,
+                duration_s: 5.0,
+                error_ratio: 0.0,
+                held: true,
+                cpu_per_request_us: base * cpu,
+                steal_s: Some(0.0),
+                latency_p99_us: None,
+                latency_p50_us: None,
+                slo_met: None,
+            });
+        }
+    }
+    r.write(dir.path()).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let first = md.split("\n## ").next().unwrap();
+    // session-memory sticky, N = 4 → 8: 27 387 / 14 300 = ×1.92 in rounds 1 and 2, ×1.72 in 3.
+    assert!(first.contains("the same servers gained ×1.92 (rounds ×1.72–×1.92) from N=4 to N=8"), "{first}");
+    assert!(first.contains("for the last step, ×"), "the headline's gains with their rounds: {first}");
+    // jwt-hs256 at N = 8: 14 586 in rounds 1 and 2, 13 127 in round 3.
+    assert!(first.contains("jwt-hs256 14.6k (13.1k–14.6k)"), "{first}");
+    // CPU per request: the median over the held points, and the range 0.95–1.1 × their figures.
+    let hs: Vec<f64> = r
+        .points
+        .iter()
+        .filter(|p| p.system == harness::plan::System::JWT_HS256 && p.held)
+        .map(|p| p.cpu.per_request_us)
+        .collect();
+    let lo = hs.iter().copied().fold(f64::INFINITY, f64::min) * 0.95;
+    let hi = hs.iter().copied().fold(0.0, f64::max) * 1.1;
+    let want = format!("({lo:.0}–{hi:.0})");
+    let cpu = first.lines().find(|l| l.starts_with("- **CPU per request**")).expect("a CPU finding");
+    assert!(cpu.contains("in brackets the instance's range over their rounds"), "{cpu}");
+    assert!(cpu.contains(&want), "jwt-hs256 {want}: {cpu}");
+    let choose = md.split("## When to choose which").nth(1).unwrap().split("\n## ").next().unwrap();
+    assert!(choose.contains(&format!("jwt-hs256 {} µs {want}", hs_median(&hs))), "{choose}");
+    assert!(choose.contains("(rounds ×1.72–×1.92) from N=4 to N=8"), "{choose}");
+}
+
+/// A reference run lays its other sweeps out in sub-directories: the main report lists
+/// them, and prices logins in *Your deployment* from the mixed one's per-route demands.
+#[test]
+fn a_reference_runs_parts_are_listed_and_its_mix_prices_logins() {
+    let dir = scratch();
+    let (_plain, plain) = rendered();
+    assert!(!plain.contains("## The parts of this run"), "no sub-directories, no section");
+    assert!(plain.contains("logins and refreshes are not priced"), "{plain}");
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results/2026-12-06-mixed/results.json");
+    std::fs::copy(committed, mixed.join("results.json")).unwrap();
+    std::fs::create_dir(dir.path().join("notes")).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let parts = md.split("## The parts of this run").nth(1).expect("the section").split("\n## ").next().unwrap();
+    let cells = row(parts, &["[`mixed/`](mixed/report.md)"]);
+    assert_eq!(cells[1], "the realistic mix: per-route objectives and demands", "{cells:?}");
+    assert_eq!(cells[3], "1, 2", "{cells:?}");
+    assert!(!parts.contains("notes/"), "a directory without a sweep is not a part: {parts}");
+    assert!(md.contains("priced from the per-route demands of the mixed run beside it"), "{md}");
+    assert!(md.contains("`mixed/results.json`"), "the re-rendering note names the file it read");
+    let html = std::fs::read(dir.path().join("report.html")).unwrap();
+    report::render(dir.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("report.md")).unwrap(), md, "byte-identical with its parts");
+    assert_eq!(std::fs::read(dir.path().join("report.html")).unwrap(), html);
+}
+
+/// The median of a few figures, rounded as the report prints µs.
+fn hs_median(v: &[f64]) -> String {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let m = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
+    format!("{m:.0}")
 }

@@ -302,6 +302,27 @@ mod tests {
     }
 
     #[test]
+    fn a_round_trip_axis_leaves_postgres_at_its_first_value() {
+        let half = Duration::from_micros(500);
+        let axes =
+            StoreAxes { cpus: &[0.1, 0.2], rtts: &[Duration::ZERO, half], shards: &[], live: &[], haproxy: false };
+        let plan = steps(&[System::SESSION_POSTGRES, System::SESSION_REDIS], &[8], None, axes);
+        let got: Vec<(String, Option<f64>, Option<Duration>)> =
+            plan.iter().map(|s| (s.system.id(), s.store_cpu, s.store_rtt)).collect();
+        assert_eq!(
+            got,
+            [
+                ("session-postgres".into(), Some(0.1), None),
+                ("session-postgres".into(), Some(0.2), None),
+                ("session-redis".into(), Some(0.1), Some(Duration::ZERO)),
+                ("session-redis".into(), Some(0.2), Some(Duration::ZERO)),
+                ("session-redis".into(), Some(0.1), Some(half)),
+            ],
+            "the delay proxy speaks Redis: PostgreSQL gets the CPU axis only"
+        );
+    }
+
+    #[test]
     fn live_sessions_are_steps_of_their_own_at_the_largest_n() {
         let axes = StoreAxes { live: &[1000, 100_000], ..StoreAxes::default() };
         let systems = [System::SESSION_MEMORY, System::SESSION_REDIS_CLUSTER, System::JWT_HS256, System::CONTROL];

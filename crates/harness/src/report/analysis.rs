@@ -196,6 +196,16 @@ pub fn why_not_held(p: &Point) -> String {
 
 pub use crate::record::median;
 
+/// One sweep in a sub-directory of the run.
+#[derive(Debug)]
+pub struct Part {
+    /// The sub-directory's name.
+    pub dir: String,
+    pub results: Results,
+    /// It holds a `chaos.json` beside its sweep.
+    pub chaos: bool,
+}
+
 /// Measured CPU cost per request of one system.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cost {
@@ -206,6 +216,9 @@ pub struct Cost {
     pub store_us: Option<f64>,
     pub store_commands: Option<f64>,
     pub points: usize,
+    /// Min and max of the instance CPU per request over every round of those points, when
+    /// the run repeated them (`--repeat`): how far the figure moved over N and the rounds.
+    pub instance_range: Option<(f64, f64)>,
 }
 
 /// Requests/s where a pool of `cores` saturates at `us` CPU µs per request.
@@ -237,6 +250,12 @@ pub struct Analysis<'a> {
     pub revocation: Option<&'a crate::record::revocation::RevocationResults>,
     /// `chaos.json` beside the sweep, when there is one.
     pub chaos: Option<&'a crate::record::chaos::ChaosResults>,
+    /// A mixed run beside this one (`mixed/results.json`, as `scripts/reference.sh` lays a
+    /// reference run out): its per-route demands price logins and refreshes in *Your
+    /// deployment*.
+    pub mix: Option<&'a Results>,
+    /// The run's other sweeps, in sub-directories (`mixed/`, `live/`, `haproxy/`).
+    pub parts: &'a [Part],
     /// Store capacity as an axis (`--store-cpu` with several values): every store-backed
     /// system at every store cap, the main cap included, in system then cap order. The
     /// other sections show the main cap only.
@@ -385,7 +404,18 @@ impl<'a> Analysis<'a> {
             let store_us = median(pts.iter().filter_map(|p| p.cpu.store_per_request_us).collect());
             let store_commands =
                 median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
-            let cost = Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len() };
+            let instance_range = pts.iter().any(|p| !p.repeats.is_empty()).then(|| {
+                let rounds: Vec<f64> = pts
+                    .iter()
+                    .flat_map(|p| p.rounds())
+                    .map(|r| r.cpu_per_request_us)
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .collect();
+                let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+                (lo, rounds.iter().copied().fold(lo, f64::max))
+            });
+            let cost =
+                Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len(), instance_range };
             // One cost per system: the first series (policy order puts round-robin first).
             if !costs.iter().any(|c: &Cost| c.system == s.system) {
                 costs.push(cost);
@@ -416,6 +446,8 @@ impl<'a> Analysis<'a> {
             control,
             revocation: None,
             chaos: None,
+            mix: None,
+            parts: &[],
             store_axis,
             rtt_axis,
             shard_axis,

@@ -47,8 +47,40 @@ pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .transpose()?;
     let chaos =
         optional(crate::record::chaos::FILE).then(|| crate::record::chaos::ChaosResults::read(dir)).transpose()?;
-    render_with(&results, revocation.as_ref(), chaos.as_ref(), dir)
+    // A reference run's mixed sub-run: its per-route demands price logins in *Your deployment*.
+    let mixed = dir.join(MIXED_DIR);
+    let mix = mixed
+        .join(crate::record::sweep::FILE)
+        .is_file()
+        .then(|| Results::read(&mixed))
+        .transpose()?
+        .filter(|m| !m.route_demands.is_empty());
+    let parts = parts(dir)?;
+    render_with(&results, revocation.as_ref(), chaos.as_ref(), mix.as_ref(), &parts, dir)
 }
+
+/// The sweeps in the run's sub-directories, by name.
+fn parts(dir: &Path) -> anyhow::Result<Vec<analysis::Part>> {
+    let mut parts = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
+        if !path.join(crate::record::sweep::FILE).is_file() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        parts.push(analysis::Part {
+            dir: name.to_owned(),
+            results: Results::read(&path)?,
+            chaos: path.join(crate::record::chaos::FILE).is_file(),
+        });
+    }
+    parts.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(parts)
+}
+
+/// The sub-directory of a run that holds its mixed workload (`scripts/reference.sh`).
+pub const MIXED_DIR: &str = "mixed";
 
 /// The USL fits of every scaling line that has enough held points, for `results.json`.
 pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
@@ -75,7 +107,7 @@ pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
 
 /// Render `results` (a sweep alone) into `dir`.
 pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    render_with(results, None, None, dir)
+    render_with(results, None, None, None, &[], dir)
 }
 
 /// Render a sweep and the experiments run beside it into `dir`.
@@ -83,6 +115,8 @@ pub fn render_with(
     results: &Results,
     revocation: Option<&crate::record::revocation::RevocationResults>,
     chaos: Option<&crate::record::chaos::ChaosResults>,
+    mix: Option<&Results>,
+    parts: &[analysis::Part],
     dir: &Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
     anyhow::ensure!(
@@ -93,6 +127,8 @@ pub fn render_with(
     let mut analysis = analysis::Analysis::new(results);
     analysis.revocation = revocation;
     analysis.chaos = chaos;
+    analysis.mix = mix;
+    analysis.parts = parts;
     let charts = charts::all(&analysis).context("drawing the charts")?;
     let doc = content::build(&analysis, &charts);
     let md = markdown::render(&doc.blocks);

@@ -17,14 +17,17 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
          (one server with demand D/c for a fractional allowance) plus the store's round trip per store call, prices logins and \
          refreshes from the per-route demands of a mixed run, and excludes the options that fail a hard requirement. The method \
          and every assumption are in `docs/advise.md`. Three example profiles, answered from this run ({}):",
-        if a.results.route_demands.is_empty() {
-            "a run without per-route demands: logins and refreshes are not priced — `--mix-from` adds them"
-        } else {
+        if !a.results.route_demands.is_empty() {
             "with its per-route demands"
+        } else if a.mix.is_some() {
+            "logins and refreshes priced from the per-route demands of the mixed run beside it, `mixed/` — as `--mix-from \
+             <this run>/mixed` does"
+        } else {
+            "a run without per-route demands: logins and refreshes are not priced — `--mix-from` adds them"
         }
     ));
     for (name, params) in advise::examples() {
-        let advice = advise::advise(a.results, a.revocation, a.chaos, None, &params);
+        let advice = advise::advise(a.results, a.revocation, a.chaos, a.mix, &params);
         d.h(3, "advise-example", name);
         d.p(render::describe(&params));
         let rows: Vec<Vec<String>> = advice

@@ -19,16 +19,15 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
         )
     };
     // A judged step whose last point the rig limited: its gain is a lower bound.
+    let rig_limited = |s: &Series<'_>| {
+        s.largest().is_some_and(|p| {
+            p.flags.iter().any(|f| matches!(f, crate::record::Flag::Generator | crate::record::Flag::MachineSaturated))
+        })
+    };
     let rig_bound: Vec<String> = steps
         .iter()
-        .filter(|(s, ..)| {
-            s.largest().is_some_and(|p| {
-                p.flags
-                    .iter()
-                    .any(|f| matches!(f, crate::record::Flag::Generator | crate::record::Flag::MachineSaturated))
-            })
-        })
-        .map(|(s, ..)| s.label())
+        .filter(|(s, ..)| rig_limited(s))
+        .map(|(s, (from, to, g), _)| format!("{} {}", s.label(), repeats::gain_text(s, *from, *to, *g)))
         .collect();
     let unjudged_text = if rig_bound.is_empty() {
         unjudged_text
@@ -58,12 +57,25 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
     } else {
         "Uncapped run: instances shared the whole machine, so these scaling numbers are not capacity. "
     };
-    let scaled: Vec<_> = steps.iter().filter(|s| s.2 >= KEPT_SCALING).collect();
-    let flat: Vec<_> = steps.iter().filter(|s| s.2 < KEPT_SCALING).collect();
+    // Kept scaling: a last step near linear, from a line that at least doubled its one-instance
+    // rate (a store-bound line's last step can look steep on a few hundred requests/s).
+    let kept = |s: &(&Series<'_>, (usize, usize, f64), f64)| s.2 >= KEPT_SCALING && never_doubled(s.0).is_none();
+    let scaled: Vec<_> = steps.iter().filter(|s| kept(s)).collect();
+    // Stopped: not kept, and not because the rig ran out at the last point (named above).
+    let flat: Vec<_> = steps.iter().filter(|s| !kept(s) && !rig_limited(s.0)).collect();
+    let held_back = steps.iter().any(|s| !kept(s) && rig_limited(s.0));
     let span = |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| {
         let lo = v.iter().map(|s| s.1.2).fold(f64::INFINITY, f64::min);
         let hi = v.iter().map(|s| s.1.2).fold(0.0, f64::max);
-        if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") }
+        let medians = if (hi - lo).abs() < 0.005 { format!("×{lo:.2}") } else { format!("×{lo:.2}–×{hi:.2}") };
+        // With repeats: the range of the step's gain over the rounds, every series included.
+        let rounds: Vec<_> = v.iter().filter_map(|s| repeats::step_gain(s.0, s.1.0, s.1.1)).collect();
+        let rounds = (!rounds.is_empty()).then(|| {
+            let lo = rounds.iter().map(|r| r.min).fold(f64::INFINITY, f64::min);
+            let hi = rounds.iter().map(|r| r.max).fold(0.0, f64::max);
+            format!("×{lo:.2}–×{hi:.2} over the rounds")
+        });
+        (medians, rounds)
     };
     // Every step here held at both ends; the rest are named in `unjudged_text`.
     let label = |s: &Series<'_>| s.label();
@@ -76,7 +88,16 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
     let labels =
         |v: &[&(&Series<'_>, (usize, usize, f64), f64)]| and_list(&v.iter().map(|s| label(s.0)).collect::<Vec<_>>());
     if flat.is_empty() {
-        let who = if scaled.len() == 1 { format!("{} kept", label(scaled[0].0)) } else { "Every system kept".into() };
+        let who = match (scaled.len(), held_back) {
+            (0, _) => {
+                return format!(
+                    "{uncapped}No system's scaling could be judged past what this rig could drive.{unjudged_text}"
+                );
+            }
+            (1, _) => format!("{} kept", label(scaled[0].0)),
+            (_, true) => format!("{} kept", labels(&scaled)),
+            (_, false) => "Every system kept".into(),
+        };
         // Kept scaling over the step, yet a shared store may already be at its limit.
         let stores: Vec<String> = steps
             .iter()
@@ -91,15 +112,16 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
         } else {
             format!("but {} — it, not the instances, is the next limit", and_list(&stores))
         };
+        let (medians, rounds) = span(&scaled);
         return format!(
-            "{uncapped}{who} scaling up to N={} on this rig ({} for the last step); {shared}.{unjudged_text}",
+            "{uncapped}{who} scaling up to N={} on this rig ({medians} for the last step{}); {shared}.{unjudged_text}",
             a.largest_n().unwrap_or(1),
-            span(&scaled)
+            rounds.map_or(String::new(), |r| format!(", {r}"))
         );
     }
     let flat_text: Vec<String> = flat
         .iter()
-        .map(|(s, (_, _, g), _)| {
+        .map(|(s, (from, to, g), _)| {
             let why = s.largest().map(|p| attribute(a.results, p)).map_or(String::new(), |at| match at.limit {
                 Limit::Saturated(Resource::Store, u) => {
                     let cap = if a.results.caps.capped {
@@ -117,7 +139,17 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
                 Limit::Latency(r, u) => format!(" (nothing saturated; busiest: {} at {})", r.name(), pct(u)),
                 Limit::Rejected => String::new(),
             });
-            format!("{} gained only ×{g:.2}{why}", label(s))
+            match never_doubled(s) {
+                Some((first, last)) => format!(
+                    "{} never held twice its one-instance rate ({} at N={} against {} at N={}){why}",
+                    label(s),
+                    rps(last.achieved_rps),
+                    last.instances,
+                    rps(first.achieved_rps),
+                    first.instances
+                ),
+                None => format!("{} gained only {}{why}", label(s), repeats::gain_text(s, *from, *to, *g)),
+            }
         })
         .collect();
     let store_bound = flat.iter().any(|(s, ..)| {
@@ -126,7 +158,7 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
                 .is_some_and(|p| matches!(attribute(a.results, p).limit, Limit::Saturated(Resource::Store, _)))
     });
     let lead = match (store_bound, scaled.is_empty()) {
-        (true, false) => "Scaling out stopped at the shared session store — not at sessions or JWT as such.",
+        (true, false) => "Scaling out stopped only where a shared store ran out — not at sessions or JWT as such.",
         (true, true) => "Scaling out stopped at the shared session store.",
         (false, true) => "No system kept scaling over the last step on this rig.",
         (false, false) => "Some systems stopped scaling before others.",
@@ -134,11 +166,21 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
     if scaled.is_empty() {
         format!("{uncapped}{lead} {from_to}: {}.{unjudged_text}", and_list(&flat_text))
     } else {
+        let (medians, rounds) = span(&scaled);
         format!(
-            "{uncapped}{lead} {from_to}, {} gained {}; {}.{unjudged_text}",
+            "{uncapped}{lead} {from_to}, {} gained {medians}{}; {}.{unjudged_text}",
             labels(&scaled),
-            span(&scaled),
+            rounds.map_or(String::new(), |r| format!(" ({r})")),
             and_list(&flat_text)
         )
     }
+}
+
+/// A line measured to N ≥ 4 whose largest N held less than twice its smallest N's rate:
+/// (first point, largest point). Whatever its last step did, it did not scale out.
+fn never_doubled<'p>(s: &'p Series<'p>) -> Option<(&'p Point, &'p Point)> {
+    let first = *s.points.first()?;
+    let last = s.largest()?;
+    (last.instances >= 4 * first.instances && first.held && last.achieved_rps < 2.0 * first.achieved_rps)
+        .then_some((first, last))
 }

@@ -26,6 +26,7 @@ mod experiments;
 mod headline;
 mod limits;
 mod live;
+mod parts;
 mod postgres;
 mod proxy;
 mod repeats;
@@ -209,13 +210,15 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
     details::model(a, &mut d);
     advise::section(a, &mut d);
     validation::section(a, &mut d);
+    parts::section(a, &mut d);
     limits::limits(a, &mut d);
     limits::all_points(a, &mut d);
     d.h(2, "reproduce", "Re-rendering");
     d.p(format!(
-        "Everything above is computed from `results.json` (and `revocation.json`, `chaos.json` where present) alone (run `{}`): \
+        "Everything above is computed from `results.json` (and `revocation.json`, `chaos.json`{} where present) alone (run `{}`): \
          `authbench report <dir>` writes the same bytes again. \
          The fits, the bottleneck attribution and the model are computed at render time; nothing here was typed in by hand.",
+        if a.mix.is_some() { ", `mixed/results.json`" } else { "" },
         a.results.run_id
     ));
     d
@@ -262,8 +265,10 @@ fn findings(a: &Analysis<'_>) -> Vec<String> {
     let mut at_n: Vec<(&Series<'_>, &Point)> = a.series.iter().filter_map(|s| Some((s, s.at(n)?))).collect();
     at_n.sort_by(|x, y| y.1.achieved_rps.total_cmp(&x.1.achieved_rps).then(x.0.label().cmp(&y.0.label())));
     if !at_n.is_empty() {
-        let list: Vec<String> =
-            at_n.iter().map(|(s, p)| format!("{} {}{}", s.label(), rps(p.achieved_rps), held_mark(p))).collect();
+        let list: Vec<String> = at_n
+            .iter()
+            .map(|(s, p)| format!("{} {}{}", s.label(), repeats::throughput_text(p), held_mark(p)))
+            .collect();
         let cap = if a.results.caps.capped {
             format!(" ({n} × {} core of instances)", a.results.caps.instance_cpu)
         } else {
@@ -271,7 +276,8 @@ fn findings(a: &Analysis<'_>) -> Vec<String> {
         };
         let missed = at_n.iter().any(|(_, p)| !p.held);
         out.push(format!(
-            "**Max sustained throughput at N={n}**{cap}: {} requests/s{}.",
+            "**Max sustained throughput at N={n}**{cap}{}: {} requests/s{}.",
+            if repeats::rounds(a) > 1 { ", in brackets the range over the rounds" } else { "" },
             list.join(", "),
             if missed { format!(" ({NOT_HELD} = its final run {})", missed_words(a)) } else { String::new() }
         ));
@@ -327,7 +333,8 @@ fn sync_finding(a: &Analysis<'_>) -> Option<String> {
         };
         if let Some((p, l, g)) = held_step(sticky) {
             text.push_str(&format!(
-                " Sticky routing removes it ({rejected}), and the same servers gained ×{g:.2} from N={p} to N={l}."
+                " Sticky routing removes it ({rejected}), and the same servers gained {} from N={p} to N={l}.",
+                repeats::gain_text(sticky, p, l, g)
             ));
         }
     }
@@ -344,8 +351,23 @@ fn total(c: &Cost) -> f64 {
 
 fn cost_text(c: &Cost) -> String {
     match c.store_us {
-        Some(st) => format!("{} {:.0} + {:.0} µs (instance + store)", c.system, c.instance_us, st),
-        None => format!("{} {}", c.system, us(c.instance_us)),
+        Some(st) => format!("{} {:.0}{} + {:.0} µs (instance + store)", c.system, c.instance_us, cost_range(c), st),
+        None => format!("{} {}{}", c.system, us(c.instance_us), cost_range(c)),
+    }
+}
+
+/// " (8–11)": the range of a cost's instance CPU per request over its held points' rounds,
+/// when the run repeated them; empty otherwise.
+fn cost_range(c: &Cost) -> String {
+    c.instance_range.map_or(String::new(), |(lo, hi)| format!(" ({lo:.0}–{hi:.0})"))
+}
+
+/// A cost in µs with the range of its instance figure (store's median added): "13 µs (12–15)".
+fn cost_us(c: &Cost) -> String {
+    match (c.instance_range, c.store_us) {
+        (None, _) => us(total(c)),
+        (Some((lo, hi)), None) => format!("{} ({lo:.0}–{hi:.0})", us(total(c))),
+        (Some((lo, hi)), Some(st)) => format!("{} ({:.0}–{:.0})", us(total(c)), lo + st, hi + st),
     }
 }
 
@@ -369,8 +391,13 @@ fn cpu_finding(a: &Analysis<'_>) -> Option<String> {
         return None;
     }
     let list: Vec<String> = v.iter().map(|c| cost_text(c)).collect();
+    let ranges = if v.iter().any(|c| c.instance_range.is_some()) {
+        "; in brackets the instance's range over their rounds"
+    } else {
+        ""
+    };
     let mut text =
-        format!("**CPU per request** (median over the points that held, {}): {}.", n_range(a), list.join(", "));
+        format!("**CPU per request** (median over the points that held, {}{ranges}): {}.", n_range(a), list.join(", "));
     let cost = |s: System| v.iter().copied().find(|c| c.system == s);
     if let Some(redis) = cost(System::SESSION_REDIS) {
         let dearer: Vec<String> = v

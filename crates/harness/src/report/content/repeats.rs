@@ -57,6 +57,33 @@ pub(super) fn p99_ms(p: &Point) -> Option<Spread> {
     Spread::of(p.rounds().iter().filter_map(|r| r.p99_us).map(|us| us as f64 / 1e3))
 }
 
+/// A step's gain X(to)/X(from) round by round: round i of one point against round i of the
+/// other (the rounds interleave the systems, so a pair shares the machine's state of that
+/// round). `None` unless both points were measured again.
+pub(super) fn step_gain(s: &Series<'_>, from: usize, to: usize) -> Option<Spread> {
+    let (a, b) = (s.at(from)?.rounds(), s.at(to)?.rounds());
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    Spread::of(a.iter().zip(&b).filter(|(x, _)| x.achieved_rps > 0.0).map(|(x, y)| y.achieved_rps / x.achieved_rps))
+}
+
+/// A step's gain with its range over the rounds: "×1.70 (rounds ×1.55–×1.82)", or "×1.70".
+pub(super) fn gain_text(s: &Series<'_>, from: usize, to: usize, gain: f64) -> String {
+    match step_gain(s, from, to) {
+        Some(r) => format!("×{gain:.2} (rounds ×{:.2}–×{:.2})", r.min, r.max),
+        None => format!("×{gain:.2}"),
+    }
+}
+
+/// A point's throughput with its range over the rounds: "68.6k (66.0k–70.1k)".
+pub(super) fn throughput_text(p: &Point) -> String {
+    match throughput(p).filter(|t| t.n >= 2) {
+        Some(t) => format!("{} ({}–{})", rps(p.achieved_rps), rps(t.min), rps(t.max)),
+        None => rps(p.achieved_rps),
+    }
+}
+
 /// The rounds a run made: the largest number any point has.
 pub(super) fn rounds(a: &Analysis<'_>) -> usize {
     a.results.points.iter().map(|p| p.rounds().len()).max().unwrap_or(1)

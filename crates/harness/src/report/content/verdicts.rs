@@ -329,6 +329,13 @@ fn scalability_verdict(a: &Analysis<'_>) -> String {
                 s.label(),
                 pct(u)
             ));
+        } else if let Some(su) = at.store.filter(|u| *u >= SATURATED) {
+            t.push_str(&format!(
+                " {}'s store reached {} at N={ln}, as its instances reached their cap: at this store-to-instance ratio \
+                 both ran out together.",
+                s.label(),
+                pct(su)
+            ));
         } else if let Some(su) = at.store {
             t.push_str(&format!(" {}'s store reached {} at N={ln} and did not saturate.", s.label(), pct(su)));
         }
@@ -368,19 +375,22 @@ fn load_verdict(a: &Analysis<'_>) -> Option<String> {
 
 pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     let v = costs_sorted(a);
-    let cost_of = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
+    let cost_of = |s: System| v.iter().copied().find(|c| c.system == s);
     let mut items = Vec::new();
     if let (Some(sticky), Some(c)) = (
         a.series.iter().find(|s| s.system == System::SESSION_MEMORY && s.lb == Lb::Sticky),
-        cost_of(System::SESSION_MEMORY),
+        cost_of(System::SESSION_MEMORY).map(total),
     ) {
-        let gain = held_step(sticky).map_or(String::new(), |(p, l, g)| format!(", ×{g:.2} from N={p} to N={l}"));
+        let gain = held_step(sticky).map_or(String::new(), |(p, l, g)| {
+            format!(", {} from N={p} to N={l}", repeats::gain_text(sticky, p, l, g))
+        });
+        let c = cost_of(System::SESSION_MEMORY).map_or(us(c), cost_us);
         let cheapest = v.first().is_some_and(|c| c.system == System::SESSION_MEMORY);
         items.push(format!(
-            "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {} ({}){gain}, \
+            "**Sticky routing is available and losing an instance may log its users out → in-memory sessions.** {}: {}{gain}, \
              no store to run. Without stickiness they are wrong by design (see *Session synchronisation*).{}",
             if cheapest { "The cheapest request measured" } else { "CPU per request" },
-            us(c),
+            c,
             experiments::run(a, crate::record::chaos::Experiment::InstanceLoss, System::SESSION_MEMORY).map_or(
                 " Failover is not measured in this run.".to_string(),
                 |r| format!(" Losing one of {} instances logged out {} of {} users.", r.instances, r.users_relogged, r.users)
@@ -403,7 +413,7 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
     items.extend(super::store_choice::items(a));
     let jwt: Vec<&&Cost> = v.iter().filter(|c| c.system.jwt_alg().is_some()).collect();
     if !jwt.is_empty() {
-        let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, us(total(c)))).collect();
+        let list: Vec<String> = jwt.iter().map(|c| format!("{} {}", c.system, cost_us(c))).collect();
         // HS256 is symmetric with or without a denylist: the verifier holds the signing secret.
         let asym_text = jwt.iter().find(|c| c.system.jwt_alg() != Some("HS256")).map_or(String::new(), |c| {
             format!(
@@ -436,15 +446,15 @@ pub(super) fn choose(a: &Analysis<'_>, d: &mut Doc) {
 fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
     let mut out = Vec::new();
     let v = costs_sorted(a);
-    let cost = |s: System| v.iter().find(|c| c.system == s).map(|c| total(c));
-    if let Some(mem) = cost(System::SESSION_MEMORY) {
-        let lo = v.iter().filter(|c| c.system.jwt_alg().is_some()).map(|c| total(c)).reduce(f64::min);
-        if let Some(lo) = lo.filter(|lo| *lo > mem * (1.0 + NOISE)) {
+    if let Some(mem) = v.iter().copied().find(|c| c.system == System::SESSION_MEMORY) {
+        // `v` is sorted by cost: the first JWT is the cheapest.
+        let lo = v.iter().copied().find(|c| c.system.jwt_alg().is_some());
+        if let Some(lo) = lo.filter(|lo| total(lo) > total(mem) * (1.0 + NOISE)) {
             out.push(format!(
-                "\"JWT means less server load\": every JWT algorithm cost more CPU per request ({} at best) than an in-memory session \
+                "\"JWT means less server load\": every JWT algorithm cost more CPU per request (at best {}) than an in-memory session \
                  ({}). JWT saves the *store*, not CPU.",
-                us(lo),
-                us(mem)
+                cost_us(lo),
+                cost_us(mem)
             ));
         }
     }
@@ -465,18 +475,19 @@ fn usual_advice(a: &Analysis<'_>) -> Vec<String> {
             ));
         }
     }
-    if let Some(redis) = cost(System::SESSION_REDIS) {
+    if let Some(redis_cost) = v.iter().copied().find(|c| c.system == System::SESSION_REDIS) {
+        let redis = total(redis_cost);
         let dearer: Vec<String> = v
             .iter()
             .filter(|c| c.system.jwt_alg().is_some() && total(c) > redis * (1.0 + NOISE))
-            .map(|c| format!("{} ({})", c.system, us(total(c))))
+            .map(|c| format!("{} at {}", c.system, cost_us(c)))
             .collect();
         if !dearer.is_empty() {
             out.push(format!(
                 "\"A signature check is cheaper than a session lookup\": {} cost more CPU per request than a Redis session with the store's \
-                 CPU included ({}).",
+                 CPU included: {}.",
                 and_list(&dearer),
-                us(redis)
+                cost_us(redis_cost)
             ));
         }
     }
