@@ -132,7 +132,7 @@ with 5 interleaved rounds per point, the store axes, and the revocation and chao
 | [micro.md](micro.md) | the pieces of a request, in-process (criterion) |
 | [compare.md](compare.md) | `authbench compare` from the superseded reference (2026-11-27) to this one |
 
-## Left out to fit the budget (≤ 60 minutes of measuring on 2 cores)
+## Left out to fit the budget (aimed at ≤ 60 minutes of measuring on 2 cores; the phases below say what it took)
 
 - Point lengths: the read sweep's and the live/HAProxy points' windows are 1 s (200 ms warm-up, find-max tries of 500 ms) instead of 3 s / 500 ms / 1 s; the rounds give each point its range instead.
 - Read sweep: `session-postgres+touch` (measured in `2026-12-02-postgres`); the store round trip axis for session-postgres (the delay proxy speaks Redis only); store CPU 0.1 and 0.2 core only (not 0.05 or 0.4), Redis Cluster 1 and 2 shards only (not 4).
