@@ -139,6 +139,7 @@ with 5 interleaved rounds per point, the store axes, and the revocation and chao
 - Mix: N = 1 and 2 only (0.5-core instances: at N = 3 the generator would have less than half a core), one round per point; session-memory behind round-robin (it rejects by design) and the stock verifier (the same mix cost as jwt-hs256 but for the verify).
 - Live sessions: N = 4 only, uniform spread only (zipf matters for the per-instance caches, measured in `2026-12-03-live`); a 35 s wait for a background purge, so jwt-server's and PostgreSQL's 60 s purges are recorded only when one ran during the points.
 - HAProxy: N = 2 only (the proxy at 0.75 core plus the instances leave the generator too little at N = 4 on 2 cores), one round per point.
+- Revocation: its default five systems (session-memory, session-redis, jwt-hs256 and both denylist modes); session-postgres, the Redis Cluster and session-redis+cached are not in it, so their logout windows are not measured here.
 - Chaos: 12 s runs (fault at 3 s, 3 s outage) instead of 14 s; jwt-rs256/es256/eddsa (the same stateless behaviour as jwt-hs256).
 - Peers: 1 s warm-up and 2 s windows (default 2 s / 5 s), 5 rounds. Micro-benchmarks: criterion's 1 s warm-up and 2 s measurement (default 3 s / 5 s).
 
