@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::{
     plan::{Lb, System},
-    record::{Flag, Point},
+    record::Point,
     report::analysis::{Analysis, capacity, median},
 };
 
@@ -77,7 +77,7 @@ pub fn checks(a: &Analysis<'_>) -> Vec<Check> {
                 instances: p.instances,
                 measured_rps: p.achieved_rps,
                 held: p.held,
-                rig_limited: p.flags.iter().any(|f| matches!(f, Flag::Generator | Flag::MachineSaturated)),
+                rig_limited: p.rig_limited(),
                 predicted_rps: main.map(|m| m.0),
                 bound: main.map_or("—", |m| m.1),
                 moderate_rps: predict(dm, dsm.or(ds)).map(|m| m.0),

@@ -340,6 +340,12 @@ impl Point {
         !self.rejects_by_design() && (self.held || self.mode == PointMode::FixedRate) && self.offered_rps.is_some()
     }
 
+    /// The rig, not the system, limited this point: the generator or the whole machine was
+    /// saturated, so its rate is a lower bound of what the system could do.
+    pub fn rig_limited(&self) -> bool {
+        self.flags.iter().any(|f| matches!(f, Flag::Generator | Flag::MachineSaturated))
+    }
+
     /// Every round's throughput, CPU per request and latency-run p99 (µs), round 1 first.
     pub fn rounds(&self) -> Vec<RoundFigures> {
         let first = RoundFigures {

@@ -250,10 +250,6 @@ pub struct Analysis<'a> {
     pub revocation: Option<&'a crate::record::revocation::RevocationResults>,
     /// `chaos.json` beside the sweep, when there is one.
     pub chaos: Option<&'a crate::record::chaos::ChaosResults>,
-    /// A mixed run beside this one (`mixed/results.json`, as `scripts/reference.sh` lays a
-    /// reference run out): its per-route demands price logins and refreshes in *Your
-    /// deployment*.
-    pub mix: Option<&'a Results>,
     /// The run's other sweeps, in sub-directories (`mixed/`, `live/`, `haproxy/`).
     pub parts: &'a [Part],
     /// Store capacity as an axis (`--store-cpu` with several values): every store-backed
@@ -404,16 +400,18 @@ impl<'a> Analysis<'a> {
             let store_us = median(pts.iter().filter_map(|p| p.cpu.store_per_request_us).collect());
             let store_commands =
                 median(pts.iter().filter_map(|p| p.store.as_ref().map(|st| st.commands_per_request)).collect());
-            let instance_range = pts.iter().any(|p| !p.repeats.is_empty()).then(|| {
-                let rounds: Vec<f64> = pts
-                    .iter()
+            // A range only for a repeated run, and none when no round has a figure (an
+            // external run's CPU is unknown).
+            let rounds: Vec<f64> = if pts.iter().any(|p| !p.repeats.is_empty()) {
+                pts.iter()
                     .flat_map(|p| p.rounds())
                     .map(|r| r.cpu_per_request_us)
                     .filter(|x| x.is_finite() && *x > 0.0)
-                    .collect();
-                let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
-                (lo, rounds.iter().copied().fold(lo, f64::max))
-            });
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let instance_range = rounds.iter().copied().reduce(f64::min).zip(rounds.iter().copied().reduce(f64::max));
             let cost =
                 Cost { system: s.system, instance_us, store_us, store_commands, points: pts.len(), instance_range };
             // One cost per system: the first series (policy order puts round-robin first).
@@ -446,7 +444,6 @@ impl<'a> Analysis<'a> {
             control,
             revocation: None,
             chaos: None,
-            mix: None,
             parts: &[],
             store_axis,
             rtt_axis,
@@ -483,6 +480,16 @@ impl<'a> Analysis<'a> {
         let mut of = self.series.iter().filter(|s| s.system == system);
         let first = of.next()?;
         Some(of.find(|s| s.lb == Lb::Sticky).unwrap_or(first))
+    }
+
+    /// A mixed run beside this one (`mixed/`, as `scripts/reference.sh` lays a reference run
+    /// out) with per-route demands: they price logins and refreshes in *Your deployment*.
+    pub fn mix(&self) -> Option<&'a Results> {
+        self.parts
+            .iter()
+            .find(|p| p.dir == super::MIXED_DIR)
+            .map(|p| &p.results)
+            .filter(|m| !m.route_demands.is_empty())
     }
 
     pub fn largest_n(&self) -> Option<usize> {

@@ -47,16 +47,8 @@ pub fn render(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .transpose()?;
     let chaos =
         optional(crate::record::chaos::FILE).then(|| crate::record::chaos::ChaosResults::read(dir)).transpose()?;
-    // A reference run's mixed sub-run: its per-route demands price logins in *Your deployment*.
-    let mixed = dir.join(MIXED_DIR);
-    let mix = mixed
-        .join(crate::record::sweep::FILE)
-        .is_file()
-        .then(|| Results::read(&mixed))
-        .transpose()?
-        .filter(|m| !m.route_demands.is_empty());
     let parts = parts(dir)?;
-    render_with(&results, revocation.as_ref(), chaos.as_ref(), mix.as_ref(), &parts, dir)
+    render_with(&results, revocation.as_ref(), chaos.as_ref(), &parts, dir)
 }
 
 /// The sweeps in the run's sub-directories, by name.
@@ -107,7 +99,7 @@ pub fn fits(results: &Results) -> Vec<crate::record::Fit> {
 
 /// Render `results` (a sweep alone) into `dir`.
 pub fn render_results(results: &Results, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    render_with(results, None, None, None, &[], dir)
+    render_with(results, None, None, &[], dir)
 }
 
 /// Render a sweep and the experiments run beside it into `dir`.
@@ -115,7 +107,6 @@ pub fn render_with(
     results: &Results,
     revocation: Option<&crate::record::revocation::RevocationResults>,
     chaos: Option<&crate::record::chaos::ChaosResults>,
-    mix: Option<&Results>,
     parts: &[analysis::Part],
     dir: &Path,
 ) -> anyhow::Result<Vec<PathBuf>> {
@@ -127,7 +118,6 @@ pub fn render_with(
     let mut analysis = analysis::Analysis::new(results);
     analysis.revocation = revocation;
     analysis.chaos = chaos;
-    analysis.mix = mix;
     analysis.parts = parts;
     let charts = charts::all(&analysis).context("drawing the charts")?;
     let doc = content::build(&analysis, &charts);

@@ -19,7 +19,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
          and every assumption are in `docs/advise.md`. Three example profiles, answered from this run ({}):",
         if !a.results.route_demands.is_empty() {
             "with its per-route demands"
-        } else if a.mix.is_some() {
+        } else if a.mix().is_some() {
             "logins and refreshes priced from the per-route demands of the mixed run beside it, `mixed/` — as `--mix-from \
              <this run>/mixed` does"
         } else {
@@ -27,7 +27,7 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
         }
     ));
     for (name, params) in advise::examples() {
-        let advice = advise::advise(a.results, a.revocation, a.chaos, a.mix, &params);
+        let advice = advise::advise(a.results, a.revocation, a.chaos, a.mix(), &params);
         d.h(3, "advise-example", name);
         d.p(render::describe(&params));
         let rows: Vec<Vec<String>> = advice

@@ -19,11 +19,7 @@ pub(super) fn headline(a: &Analysis<'_>) -> String {
         )
     };
     // A judged step whose last point the rig limited: its gain is a lower bound.
-    let rig_limited = |s: &Series<'_>| {
-        s.largest().is_some_and(|p| {
-            p.flags.iter().any(|f| matches!(f, crate::record::Flag::Generator | crate::record::Flag::MachineSaturated))
-        })
-    };
+    let rig_limited = |s: &Series<'_>| s.largest().is_some_and(|p| p.rig_limited());
     let rig_bound: Vec<String> = steps
         .iter()
         .filter(|(s, ..)| rig_limited(s))

@@ -218,7 +218,7 @@ pub fn build(a: &Analysis<'_>, charts: &[Chart]) -> Doc {
         "Everything above is computed from `results.json` (and `revocation.json`, `chaos.json`{} where present) alone (run `{}`): \
          `authbench report <dir>` writes the same bytes again. \
          The fits, the bottleneck attribution and the model are computed at render time; nothing here was typed in by hand.",
-        if a.mix.is_some() { ", `mixed/results.json`" } else { "" },
+        if a.mix().is_some() { ", `mixed/results.json`" } else { "" },
         a.results.run_id
     ));
     d
