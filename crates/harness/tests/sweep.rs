@@ -813,8 +813,8 @@ fn a_mixed_run_keeps_per_route_figures_and_measures_each_route_alone() {
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     // 120 reads, 3 refreshes (at 30, 60 and 90 s), a login and a logout per 2-minute session.
     assert_eq!(results["config"]["profile"]["session_length"], 120.0);
-    assert_eq!(results["config"]["instance_cpu"], 0.5, "a mixed run's default cap");
-    assert_eq!(results["config"]["store_cpu"], 0.5, "and its store's, scaled as the instances'");
+    assert_eq!(results["config"]["instance_cpu"], 0.3, "a mixed run's default cap");
+    assert_eq!(results["config"]["store_cpu"], 0.6, "and its store's: two instances' worth");
     for (id, routes) in [("session-redis", &["me", "login"][..]), ("jwt-hs256", &["me", "refresh", "login"][..])] {
         let p = point(&results, id, 1, "round-robin");
         for r in routes {
