@@ -1108,6 +1108,39 @@ fn a_reference_runs_parts_are_listed_and_its_mix_prices_logins() {
     assert_eq!(std::fs::read(dir.path().join("report.html")).unwrap(), html);
 }
 
+/// A mix whose control line misses the read objective too says the read tail is the rig's
+/// and the logins', with the control's p99 taken from the run, and which systems went
+/// beyond twice the control's.
+#[test]
+fn a_mixed_runs_read_tail_is_set_against_the_control_line() {
+    let dir = scratch();
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results/2026-12-06-mixed/results.json");
+    let raw = std::fs::read_to_string(&committed).unwrap();
+    std::fs::write(dir.path().join("results.json"), &raw).unwrap();
+    report::render(dir.path()).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    let results: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let read_p99 = |system: &str, n: u64| {
+        results["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["system"] == system && p["instances"] == n && p["lb"] == "round-robin")
+            .and_then(|p| p["latency"]["classes"].as_array()?.iter().find(|c| c["class"] == "read")?["p99_us"].as_u64())
+            .unwrap()
+    };
+    let ms = |us: u64| format!("{:.2}", us as f64 / 1000.0);
+    let (c1, c2) = (read_p99("control", 1), read_p99("control", 2));
+    assert!(c1 > 5_000 && c2 > 5_000, "this run's control missed the 5 ms read objective: {c1} {c2}");
+    let para = md.lines().find(|l| l.starts_with("The control line — the same listener, caps and logins")).expect(&md);
+    assert!(para.contains(&format!("p99 {} ms at N=1 and {} ms at N=2", ms(c1), ms(c2))), "{para}");
+    assert!(para.contains("not the cost of checking a credential"), "{para}");
+    // session-redis N=1 against the control's N=1: named only when beyond twice it.
+    let r1 = read_p99("session-redis", 1);
+    let named = para.contains(&format!("session-redis N=1 ({} ms against {} ms)", ms(r1), ms(c1)));
+    assert_eq!(named, r1 > 2 * c1, "{para}");
+}
+
 /// The median of a few figures, rounded as the report prints µs.
 fn hs_median(v: &[f64]) -> String {
     let mut v = v.to_vec();
