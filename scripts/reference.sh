@@ -125,7 +125,7 @@ with 5 interleaved rounds per point, the store axes, and the revocation and chao
 | part | what |
 |---|---|
 | [report.md](report.md) | read sweep, store CPU / round trip / shard axes at N = 8, revocation, chaos (store freeze, store restart, instance loss, a stopped Redis Cluster shard, login storm) |
-| [mixed/report.md](mixed/report.md) | the realistic mix (derived from the web-app profile), per-route objectives and demands, N = 1, 2 at 0.5-core instances |
+| [mixed/report.md](mixed/report.md) | the realistic mix (derived from the web-app profile), per-route objectives and demands, N = 1, 2 at the mixed workload's default caps (0.3-core instances, a 0.6-core store) |
 | [live/report.md](live/report.md) | 100 000 and 1 000 000 live sessions at N = 4 |
 | [haproxy/report.md](haproxy/report.md) | a real HAProxy in the path at N = 2, and instance loss through it |
 | [peers.md](peers.md) | our servers beside what users would build instead |
