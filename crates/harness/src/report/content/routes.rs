@@ -245,7 +245,7 @@ fn per_route(a: &Analysis<'_>, d: &mut Doc, points: &[&Point]) {
     } else {
         d.p(format!("Classes that missed their objective: {}.", and_list(&missed)));
     }
-    if let Some(t) = read_tail_text(points) {
+    if let Some(t) = read_tail_text(points, r.caps.capped) {
         d.p(t);
     }
 }
@@ -258,8 +258,9 @@ fn read_class(p: &Point) -> Option<(u64, bool)> {
 
 /// Reads against the control line in the same mix. The control hashes the same logins but
 /// checks no credential on a read, so where its reads miss the objective too, the read tail
-/// is what a login does to a capped instance, not what authentication costs.
-fn read_tail_text(points: &[&Point]) -> Option<String> {
+/// is what a login does to a capped instance, not what authentication costs. Systems are
+/// set against the control at their N (the control runs round-robin; sticky is compared too).
+fn read_tail_text(points: &[&Point], capped: bool) -> Option<String> {
     let control: Vec<(&Point, u64)> =
         points.iter().filter(|p| p.system.is_control()).filter_map(|p| Some((*p, read_class(p)?.0))).collect();
     let missed = points.iter().any(|p| p.system.is_control() && read_class(p).is_some_and(|(_, met)| !met));
@@ -277,8 +278,7 @@ fn read_tail_text(points: &[&Point]) -> Option<String> {
     let mut beyond = Vec::new();
     let mut systems = Vec::new();
     for p in points.iter().filter(|p| !p.system.is_control()) {
-        let (Some((q, _)), Some((_, c))) =
-            (read_class(p), control.iter().find(|(c, _)| c.instances == p.instances && c.lb == p.lb))
+        let (Some((q, _)), Some((_, c))) = (read_class(p), control.iter().find(|(c, _)| c.instances == p.instances))
         else {
             continue;
         };
@@ -289,14 +289,19 @@ fn read_tail_text(points: &[&Point]) -> Option<String> {
     }
     let mut t = format!(
         "The control line — the same listener, caps and logins (the same argon2id), its reads answered with no \
-         credential checked — missed the read objective as well: p99 {}{}. At these caps the read tail is what a \
-         ~20 ms hash does to a capped instance: it spends the period's quota and the reads queue until the next one. \
-         It is the caps' and the logins' cost, not the cost of checking a credential (on whole cores with no quota \
-         a read would run beside a hash on another core; this run does not measure that). Judge a system's reads \
-         against the control's at the same N.",
+         credential checked — missed the read objective as well: p99 {}{}. ",
         and_list(&at),
         throttled.map_or(String::new(), |x| format!(", with up to {} of CFS periods throttled", pct(x))),
     );
+    t.push_str(if capped {
+        "At these caps the read tail is what a ~20 ms hash does to a capped instance: it spends the period's quota and \
+         the reads queue until the next one. It is the caps' and the logins' cost, not the cost of checking a \
+         credential (on whole cores with no quota a read would run beside a hash on another core; this run does not \
+         measure that)."
+    } else {
+        "The read tail is the logins' and the machine's, not the cost of checking a credential."
+    });
+    t.push_str(" Judge a system's reads against the control's at the same N.");
     if let (Some(lo), Some(hi)) = (systems.iter().min(), systems.iter().max()) {
         t.push_str(&format!(" The systems' read p99 ranged {}–{} ms; ", ms(*lo), ms(*hi)));
         if beyond.is_empty() {
