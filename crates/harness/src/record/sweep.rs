@@ -475,6 +475,11 @@ pub struct LatencyRun {
 impl LatencyRun {
     /// Latency is measured at this share of capacity.
     pub const SHARE: f64 = 0.7;
+
+    /// The share of CFS periods in which an instance was throttled, when the run counted them.
+    pub fn throttled_share(&self) -> Option<f64> {
+        Some(self.throttled_periods? as f64 / self.periods.filter(|&n| n > 0)? as f64)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -368,10 +368,7 @@ pub(super) fn latency_apart(a: &Analysis<'_>, d: &mut Doc) {
         .filter(|(_, p)| p.instances == n)
         .filter_map(|(s, p)| {
             let l = p.latency.as_ref()?;
-            let throttled = match (l.throttled_periods, l.periods) {
-                (Some(t), Some(all)) if all > 0 => pct(t as f64 / all as f64),
-                _ => "—".into(),
-            };
+            let throttled = l.throttled_share().map_or("—".into(), pct);
             Some(vec![
                 s.label(),
                 format!("{:.0}", p.achieved_rps),

@@ -261,24 +261,18 @@ fn read_class(p: &Point) -> Option<(u64, bool)> {
 /// is what a login does to a capped instance, not what authentication costs. Systems are
 /// set against the control at their N (the control runs round-robin; sticky is compared too).
 fn read_tail_text(points: &[&Point], capped: bool) -> Option<String> {
-    let control: Vec<(&Point, u64)> =
-        points.iter().filter(|p| p.system.is_control()).filter_map(|p| Some((*p, read_class(p)?.0))).collect();
-    let missed = points.iter().any(|p| p.system.is_control() && read_class(p).is_some_and(|(_, met)| !met));
-    if !missed {
+    let control: Vec<(&Point, (u64, bool))> =
+        points.iter().filter(|p| p.system.is_control()).filter_map(|p| Some((*p, read_class(p)?))).collect();
+    if !control.iter().any(|(_, (_, met))| !met) {
         return None;
     }
-    let at: Vec<String> = control.iter().map(|(p, q)| format!("{} ms at N={}", ms(*q), p.instances)).collect();
-    let throttled = control
-        .iter()
-        .filter_map(|(p, _)| {
-            let l = p.latency.as_ref()?;
-            Some(l.throttled_periods? as f64 / l.periods.filter(|&n| n > 0)? as f64)
-        })
-        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    let at: Vec<String> = control.iter().map(|(p, (q, _))| format!("{} ms at N={}", ms(*q), p.instances)).collect();
+    let throttled = control.iter().filter_map(|(p, _)| p.latency.as_ref()?.throttled_share()).reduce(f64::max);
     let mut beyond = Vec::new();
     let mut systems = Vec::new();
     for p in points.iter().filter(|p| !p.system.is_control()) {
-        let (Some((q, _)), Some((_, c))) = (read_class(p), control.iter().find(|(c, _)| c.instances == p.instances))
+        let (Some((q, _)), Some((_, (c, _)))) =
+            (read_class(p), control.iter().find(|(c, _)| c.instances == p.instances))
         else {
             continue;
         };
