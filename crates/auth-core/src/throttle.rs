@@ -126,9 +126,12 @@ pub fn key_name(username: &str) -> &str {
     &username[..end]
 }
 
-/// `Retry-After` is whole seconds; rounding down would send clients back too early.
-fn retry_after(left: Duration) -> ApiError {
-    let millis = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+/// `Retry-After` is whole seconds; rounding down would send clients back too early. The time
+/// left is held to the window: a store can report a little more (PostgreSQL's `now()` is
+/// its transaction's start, so an upsert that waited on a row another one had just opened
+/// sees that window end up to its wait beyond `now() + window`).
+fn retry_after(left: Duration, window: Duration) -> ApiError {
+    let millis = u64::try_from(left.min(window).as_millis()).unwrap_or(u64::MAX);
     ApiError::TooManyRequests { retry_after: Duration::from_secs(millis.div_ceil(1000).max(1)) }
 }
 
@@ -242,7 +245,7 @@ impl MemoryThrottle {
             }
             None => {
                 if map.len() >= self.shared.per_shard {
-                    make_room(&mut map, now, max_failures)?;
+                    make_room(&mut map, now, self.shared.config)?;
                 }
                 let e = Entry { count: 1, window_ends: now + window };
                 map.insert(key, e);
@@ -250,7 +253,7 @@ impl MemoryThrottle {
             }
         };
         if entry.count > max_failures {
-            return Err(retry_after(entry.window_ends.saturating_duration_since(now)));
+            return Err(retry_after(entry.window_ends.saturating_duration_since(now), window));
         }
         Ok(())
     }
@@ -262,7 +265,8 @@ impl MemoryThrottle {
 }
 
 /// Free one place in a full shard (see [`MemoryThrottle`]), or refuse with 429.
-fn make_room(map: &mut HashMap<u64, Entry>, now: Instant, max_failures: u32) -> Result<(), ApiError> {
+fn make_room(map: &mut HashMap<u64, Entry>, now: Instant, config: ThrottleConfig) -> Result<(), ApiError> {
+    let ThrottleConfig { max_failures, window } = config;
     let before = map.len();
     map.retain(|_, e| e.window_ends > now);
     if map.len() < before {
@@ -274,7 +278,7 @@ fn make_room(map: &mut HashMap<u64, Entry>, now: Instant, max_failures: u32) -> 
         return Ok(());
     }
     let first_end = map.values().map(|e| e.window_ends).min().unwrap_or(now);
-    Err(retry_after(first_end.saturating_duration_since(now)))
+    Err(retry_after(first_end.saturating_duration_since(now), window))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -339,7 +343,7 @@ impl RedisThrottle {
         let (count, left_ms): (i64, i64) =
             bounded(self.timeout, call.invoke_async(&mut conn)).await.map_err(|_| ApiError::StoreUnavailable)?;
         if count > i64::from(self.config.max_failures) {
-            return Err(retry_after(Duration::from_millis(left_ms.max(0) as u64)));
+            return Err(retry_after(Duration::from_millis(left_ms.max(0) as u64), self.config.window));
         }
         Ok(())
     }
@@ -417,7 +421,7 @@ impl PgThrottle {
         .map_err(|_| ApiError::StoreUnavailable)?;
         let (count, left_ms): (i32, i64) = (row.get(0), row.get(1));
         if i64::from(count) > i64::from(self.config.max_failures) {
-            return Err(retry_after(Duration::from_millis(left_ms.max(0) as u64)));
+            return Err(retry_after(Duration::from_millis(left_ms.max(0) as u64), self.config.window));
         }
         Ok(())
     }
@@ -573,7 +577,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up() {
-        let secs = |d| match retry_after(d) {
+        let secs = |d| match retry_after(d, Duration::from_secs(900)) {
             ApiError::TooManyRequests { retry_after } => retry_after.as_secs(),
             _ => 0,
         };
@@ -581,5 +585,6 @@ mod tests {
         assert_eq!(secs(Duration::ZERO), 1);
         assert_eq!(secs(Duration::from_millis(1001)), 2);
         assert_eq!(secs(Duration::from_secs(900)), 900);
+        assert_eq!(secs(Duration::from_millis(900_001)), 900, "never beyond the window");
     }
 }
