@@ -809,6 +809,7 @@ fn repeats_give_the_median_the_range_and_what_is_within_the_noise() {
                 latency_p99_us: None,
                 latency_p50_us: None,
                 slo_met: None,
+                search: Vec::new(),
             });
         }
     }
@@ -1050,6 +1051,7 @@ fn a_repeated_runs_verdicts_name_their_ranges() {
                 latency_p99_us: None,
                 latency_p50_us: None,
                 slo_met: None,
+                search: Vec::new(),
             });
         }
     }

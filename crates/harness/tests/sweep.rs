@@ -183,6 +183,8 @@ fn bad_input_gets_one_clear_message_and_a_non_zero_exit() {
         (&["sweep", "--workload", "write"], "unknown --workload"),
         (&["sweep", "--repeat", "0"], "--repeat"),
         (&["sweep", "--repeat", "many"], "--repeat"),
+        (&["sweep", "--repeat-search"], "--repeat-search needs --repeat 2 or more"),
+        (&["sweep", "--repeat", "2", "--repeat-search", "--rate", "100"], "give one of them"),
         (&["sweep", "--store-rtt=-1ms"], "negative"),
         (&["sweep", "--store-rtt", "soon"], "--store-rtt"),
         (&["sweep", "--store-rtt", "0,500us,0.5ms"], "twice"),
@@ -682,6 +684,64 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("capacity = the highest measured rate"), "the run line says what capacity is");
     assert!(report.contains("## Repeats: 2 rounds per point"), "the repeats section");
+}
+
+/// `--repeat-search`: the second round searches the point's capacity again and measures at
+/// the rate its own search ended at, its log kept with the round.
+#[test]
+fn repeat_search_searches_each_point_again_in_every_round() {
+    let _serial = serial();
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("run");
+    let o = run(&[
+        "sweep",
+        "--systems",
+        "jwt-hs256",
+        "--instances",
+        "1",
+        "--search-steps",
+        "2",
+        "--step-duration",
+        "500ms",
+        "--duration",
+        "1s",
+        "--warmup",
+        "300ms",
+        "--min-requests",
+        "200",
+        "--users",
+        "4",
+        "--instance-cpu",
+        "0.2",
+        "--repeat",
+        "2",
+        "--repeat-search",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["config"]["repeat_search"], true);
+    let p = point(&results, "jwt-hs256", 1, "round-robin");
+    assert_eq!(p["held"], true, "{p:#}");
+    let r = &p["repeats"].as_array().unwrap()[0];
+    let search = r["search"].as_array().expect("the round's own search log");
+    let tries: Vec<&Value> = search.iter().filter(|s| !s["why"].as_str().unwrap().starts_with("final run")).collect();
+    assert!(!tries.is_empty() && tries.len() <= 2, "two tries at most, as in round 1: {search:#?}");
+    // The round measured at the best rate its own tries held, or 90 % steps below it when the
+    // final run missed (each such miss logged), or under the lowest try when none held.
+    let offered = r["offered_rps"].as_f64().unwrap();
+    let retries = search.len() - tries.len();
+    let best =
+        tries.iter().filter(|s| s["held"] == true).map(|s| s["offered_rps"].as_f64().unwrap()).fold(0.0, f64::max);
+    if best > 0.0 {
+        let expected = best * harness::sweep::search::FINAL_RETRY.powi(retries as i32);
+        assert!((offered - expected).abs() < 1e-6 * expected, "round 2 at {offered}, its search: {search:#?}");
+    }
+    assert!(r["latency_p99_us"].as_u64().unwrap() > 0, "the latency run again: {r}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("capacity was searched again in each of 1 later rounds"), "the repeats section says so");
 }
 
 /// Store capacity and the store's round trip as the run records them: one point per store

@@ -312,6 +312,12 @@ pub struct SweepArgs {
           value_parser = clap::value_parser!(u32).range(1..=50))]
     pub repeat: Option<u32>,
 
+    /// With --repeat: search each point's capacity again in every later round instead of
+    /// measuring at the rate round 1 found, so the range of the rounds holds the search's
+    /// own error too (each round takes about as long as the first).
+    #[arg(long, env = "AUTHBENCH_REPEAT_SEARCH")]
+    pub repeat_search: bool,
+
     /// The preset for a reference run: --repeat 5 and --instances 1,2,3,4,8 (each unless
     /// given), so every point has a median and range and the largest N is predicted from
     /// N ≤ 4 (held-out validation).
@@ -466,6 +472,7 @@ impl SweepArgs {
             }),
             search_steps: self.search_steps.unwrap_or(if q { 3 } else { 4 }),
             repeat: self.repeat.unwrap_or(if self.reference { REFERENCE_REPEAT } else { 1 }) as usize,
+            repeat_search: self.repeat_search,
             instance_cpu: self.instance_cpu.unwrap_or(if self.workload == WorkloadKind::Mixed {
                 MIXED_INSTANCE_CPU
             } else {

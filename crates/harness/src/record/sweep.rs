@@ -49,6 +49,10 @@ pub struct SweepConfig {
     /// Times each point is measured (`--repeat`; 1 in runs made before it existed).
     #[serde(default = "one")]
     pub repeat: usize,
+    /// `--repeat-search`: each later round searches the point's capacity again instead of
+    /// measuring at the rate round 1 found (absent when false, and in runs made before it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub repeat_search: bool,
     pub instance_cpu: f64,
     /// `--lb-cpu`: HAProxy's cap in cores, for points with a proxy policy (absent when the
     /// run has none, and in runs made before the proxy existed).
@@ -405,7 +409,8 @@ pub struct RoundFigures {
 }
 
 /// One more measurement of a point in a later round: its final run again, at the same
-/// rate, and its latency run again when it has one.
+/// rate (with `--repeat-search`, at the rate this round's own search found), and its
+/// latency run again when it has one.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Repeat {
     /// 2 to `config.repeat`.
@@ -431,6 +436,9 @@ pub struct Repeat {
     /// The latency run's p99 within the objective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_met: Option<bool>,
+    /// This round's own find-max log (`--repeat-search`; absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<SearchStep>,
 }
 
 /// The latency run of a searched point: open loop at a fixed share of its capacity, where

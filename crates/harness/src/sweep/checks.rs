@@ -43,6 +43,13 @@ fn validate_common(c: &SweepConfig) -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(!c.duration.is_zero() && !c.step_duration.is_zero(), "durations must be greater than zero");
+    if c.repeat_search {
+        anyhow::ensure!(c.repeat >= 2, "--repeat-search needs --repeat 2 or more (or --reference)");
+        anyhow::ensure!(
+            c.rate.is_none(),
+            "--repeat-search searches each round, --rate fixes the rate: give one of them"
+        );
+    }
     if let Some(r) = c.rate {
         anyhow::ensure!(r.is_finite() && r > 0.0, "--rate must be a positive number");
     }

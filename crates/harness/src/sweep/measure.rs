@@ -19,7 +19,7 @@ use crate::{
     observe::{self, PgObserver, RedisObserver, RttSample, Sample, StoreObserver},
     plan::{Lb, Step},
     record::{
-        LatencyRun, PointMode, SearchEnd, SearchStep, WorkloadKind,
+        LatencyRun, PointMode, SearchEnd, SearchStep, StepOutcome, Verdict, WorkloadKind,
         point::{self, Window},
     },
 };
@@ -187,6 +187,31 @@ impl Run {
     ) -> anyhow::Result<Fixed> {
         let duration = self.point_duration(rate);
         self.measure_window(deployment, work, rate, label, (self.config.warmup, duration)).await
+    }
+
+    /// The final run of a point at `rate`. A searched point's run that misses is run again
+    /// lower ([`search::final_retry`]), each miss logged in `search`; returns the run, its
+    /// verdict and the rate it ran at.
+    pub(super) async fn final_run<W: Workload>(
+        &self,
+        deployment: &Deployment,
+        work: &Arc<W>,
+        (mut rate, searched): (f64, bool),
+        search: &mut Vec<SearchStep>,
+        label: &str,
+    ) -> anyhow::Result<(Fixed, Verdict, f64)> {
+        for runs in 1.. {
+            let fixed = self.measure_fixed(deployment, work, rate, format!("{label} @ {rate:.0} rps")).await?;
+            let verdict = search::judge(&observed(&fixed.outcome, rate));
+            match search::final_retry(searched, verdict, runs) {
+                Some(miss) => {
+                    search.push(point::search_step(&fixed.outcome, rate, StepOutcome::FinalRetry(miss)));
+                    rate *= search::FINAL_RETRY;
+                }
+                None => return Ok((fixed, verdict, rate)),
+            }
+        }
+        unreachable!("final_retry stops after FINAL_RUNS runs")
     }
 
     /// One window open-loop at `rate`, `(warm-up, length)` long, then settled.

@@ -30,7 +30,7 @@ use crate::{
     plan::{self, Lb, Spread, Step, System},
     progress::{DisplayGuard, Status},
     record::{
-        Caps, Flag, Machine, MixUsers, Point, PointMode, Results, Skipped, StepOutcome, SweepConfig, WorkloadKind,
+        Caps, Flag, Machine, MixUsers, Point, PointMode, Results, Skipped, SweepConfig, WorkloadKind,
         calibration::Calibration,
         point::{self, Rig},
     },
@@ -510,7 +510,7 @@ impl Run {
     ) -> anyhow::Result<Point> {
         let n = step.instances;
         let expected_to_fail = step.system.rejects_by_design(lb, n);
-        let (mode, mut rate, mut search, end) = if let Some(rate) = self.config.rate {
+        let (mode, rate, mut search, end) = if let Some(rate) = self.config.rate {
             (PointMode::FixedRate, rate, Vec::new(), None)
         } else if expected_to_fail {
             // Find-max is meaningless when (N-1)/N of requests are rejected by design;
@@ -525,19 +525,9 @@ impl Run {
             (PointMode::FindMax, best, search, Some(end))
         };
 
-        let mut runs = 0;
-        let (fixed, verdict) = loop {
-            let fixed = self.measure_fixed(deployment, &work, rate, format!("measuring @ {rate:.0} rps")).await?;
-            let verdict = search::judge(&observed(&fixed.outcome, rate));
-            runs += 1;
-            match search::final_retry(mode == PointMode::FindMax, verdict, runs) {
-                Some(miss) => {
-                    search.push(point::search_step(&fixed.outcome, rate, StepOutcome::FinalRetry(miss)));
-                    rate *= search::FINAL_RETRY;
-                }
-                None => break (fixed, verdict),
-            }
-        };
+        let searched = mode == PointMode::FindMax;
+        let (fixed, verdict, rate) =
+            self.final_run(deployment, &work, (rate, searched), &mut search, "measuring").await?;
         if mode == PointMode::FindMax && step.system.instance_local_state() && lb.sticky() && verdict.held() {
             self.sticky_max.insert(n, rate);
         }

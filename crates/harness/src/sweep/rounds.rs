@@ -1,5 +1,6 @@
-//! Later rounds (`--repeat`): every repeatable point measured again at its rate, its
-//! latency run too, with the systems interleaved by the sweep's round loop.
+//! Later rounds (`--repeat`): every repeatable point measured again at its rate (searched
+//! again with `--repeat-search`), its latency run too, with the systems interleaved by the
+//! sweep's round loop.
 
 use std::{sync::Arc, time::Duration};
 
@@ -10,7 +11,7 @@ use crate::{
     deploy::Deployment,
     drive::engine::Workload,
     plan::{Lb, Step},
-    record::{WorkloadKind, point},
+    record::{PointMode, WorkloadKind, point},
     workload::ReadWorkload,
 };
 
@@ -78,7 +79,8 @@ impl Run {
         Ok(())
     }
 
-    /// Point `i`'s final run again at its rate, and its latency run again when it has one.
+    /// Point `i`'s final run again at its rate — or, with `--repeat-search`, at the rate a
+    /// search of this round finds — and its latency run again when it has one.
     async fn repeat_point<W: Workload>(
         &self,
         step: &Step,
@@ -90,9 +92,16 @@ impl Run {
         let first = &self.results.points[i];
         let rate = first.offered_rps.context("a repeated point has an offered rate")?;
         let (has_latency, mode) = (first.latency.is_some(), first.mode);
-        let fixed =
-            self.measure_fixed(deployment, &work, rate, format!("round {} @ {rate:.0} rps", self.round)).await?;
-        let verdict = search::judge(&observed(&fixed.outcome, rate));
+        let label = format!("round {}", self.round);
+        let (fixed, verdict, rate, search) = if self.config.repeat_search && mode == PointMode::FindMax {
+            let (found, mut search, _) = self.find_max(lb, deployment, &work).await?;
+            let (fixed, verdict, rate) = self.final_run(deployment, &work, (found, true), &mut search, &label).await?;
+            (fixed, verdict, rate, search)
+        } else {
+            let fixed = self.measure_fixed(deployment, &work, rate, format!("{label} @ {rate:.0} rps")).await?;
+            let verdict = search::judge(&observed(&fixed.outcome, rate));
+            (fixed, verdict, rate, Vec::new())
+        };
         let again = point::build(&fixed.window(step, lb, self.config.workload, mode), &self.rig());
         let latency = if has_latency { Some(self.latency_run(step, lb, deployment, &work, rate).await?) } else { None };
         Ok(crate::record::Repeat {
@@ -107,6 +116,7 @@ impl Run {
             latency_p99_us: latency.as_ref().map(|l| l.latency_us.p99),
             latency_p50_us: latency.as_ref().map(|l| l.latency_us.p50),
             slo_met: latency.map(|l| l.slo_met),
+            search,
         })
     }
 }

@@ -95,13 +95,24 @@ pub(super) fn section(a: &Analysis<'_>, d: &mut Doc) {
         return;
     }
     d.h(2, "repeats", format!("Repeats: {k} rounds per point"));
+    let (how, achieved) = if a.results.config.repeat_search {
+        (
+            "Each point's capacity was searched again in each of",
+            "Throughput is the capacity each round's own search found and held, so its range holds the search's error and \
+             the machine's drift between rounds",
+        )
+    } else {
+        (
+            "Each point was searched once and then measured again at the same rate in",
+            "Throughput is the rate achieved at the point's capacity (a round that held achieves about the offered rate, so \
+             its range mostly shows rounds that did not hold)",
+        )
+    };
     d.p(format!(
-        "Each point was searched once and then measured again at the same rate in {} later rounds, the rounds interleaving the \
-         systems (A B C … A B C …) so that drift of the machine spreads over all of them. Shown: the median of the rounds and, \
-         in brackets, their range. The range of {k} rounds holds the true median with probability {} (1 − 2^(1−K), whatever \
-         the distribution); it is not a confidence interval of the mean. Throughput is the rate achieved at the point's \
-         capacity (a round that held achieves about the offered rate, so its range mostly shows rounds that did not hold); \
-         p99 is that of the latency run at 70% of capacity.",
+        "{how} {} later rounds, the rounds interleaving the systems (A B C … A B C …) so that drift of the machine spreads \
+         over all of them. Shown: the median of the rounds and, in brackets, their range. The range of {k} rounds holds the \
+         true median with probability {} (1 − 2^(1−K), whatever the distribution); it is not a confidence interval of the \
+         mean. {achieved}; p99 is that of the latency run at 70% of capacity.",
         k - 1,
         pct(coverage(k))
     ));
