@@ -605,6 +605,32 @@ fn the_cluster_system_runs_on_private_clusters_of_each_shard_count() {
     assert_eq!(temp_dirs("authbench-cluster-"), clusters_before, "the clusters' node files are removed");
 }
 
+/// One jwt-hs256 instance at 0.2 core, two short find-max tries, two rounds: the quick sweep
+/// the find-max and repeat tests share.
+const TWO_SHORT_ROUNDS: &[&str] = &[
+    "sweep",
+    "--systems",
+    "jwt-hs256",
+    "--instances",
+    "1",
+    "--search-steps",
+    "2",
+    "--step-duration",
+    "500ms",
+    "--duration",
+    "1s",
+    "--warmup",
+    "300ms",
+    "--min-requests",
+    "200",
+    "--users",
+    "4",
+    "--instance-cpu",
+    "0.2",
+    "--repeat",
+    "2",
+];
+
 /// Find-max measures capacity on throughput and errors alone, then latency apart, at 70 %
 /// of the rate that held, and judges the p99 objective there.
 #[test]
@@ -612,31 +638,7 @@ fn find_max_measures_capacity_then_latency_at_70_percent_of_it() {
     let _serial = serial();
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("run");
-    let o = run(&[
-        "sweep",
-        "--systems",
-        "jwt-hs256",
-        "--instances",
-        "1",
-        "--search-steps",
-        "2",
-        "--step-duration",
-        "500ms",
-        "--duration",
-        "1s",
-        "--warmup",
-        "300ms",
-        "--min-requests",
-        "200",
-        "--users",
-        "4",
-        "--instance-cpu",
-        "0.2",
-        "--repeat",
-        "2",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let o = run(&[TWO_SHORT_ROUNDS, &["--out", out_dir.to_str().unwrap()]].concat());
     let stderr = String::from_utf8_lossy(&o.stderr);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "sweep failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
@@ -693,32 +695,7 @@ fn repeat_search_searches_each_point_again_in_every_round() {
     let _serial = serial();
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("run");
-    let o = run(&[
-        "sweep",
-        "--systems",
-        "jwt-hs256",
-        "--instances",
-        "1",
-        "--search-steps",
-        "2",
-        "--step-duration",
-        "500ms",
-        "--duration",
-        "1s",
-        "--warmup",
-        "300ms",
-        "--min-requests",
-        "200",
-        "--users",
-        "4",
-        "--instance-cpu",
-        "0.2",
-        "--repeat",
-        "2",
-        "--repeat-search",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let o = run(&[TWO_SHORT_ROUNDS, &["--repeat-search", "--out", out_dir.to_str().unwrap()]].concat());
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "sweep failed\nstderr:\n{stderr}");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();

@@ -200,7 +200,9 @@ impl Run {
         search: &mut Vec<SearchStep>,
         label: &str,
     ) -> anyhow::Result<(Fixed, Verdict, f64)> {
-        for runs in 1.. {
+        let mut runs = 0;
+        loop {
+            runs += 1;
             let fixed = self.measure_fixed(deployment, work, rate, format!("{label} @ {rate:.0} rps")).await?;
             let verdict = search::judge(&observed(&fixed.outcome, rate));
             match search::final_retry(searched, verdict, runs) {
@@ -211,7 +213,6 @@ impl Run {
                 None => return Ok((fixed, verdict, rate)),
             }
         }
-        unreachable!("final_retry stops after FINAL_RUNS runs")
     }
 
     /// One window open-loop at `rate`, `(warm-up, length)` long, then settled.

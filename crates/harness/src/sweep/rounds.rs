@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 
-use super::{Run, observed, search};
+use super::Run;
 use crate::{
     deploy::Deployment,
     drive::engine::Workload,
@@ -93,15 +93,15 @@ impl Run {
         let rate = first.offered_rps.context("a repeated point has an offered rate")?;
         let (has_latency, mode) = (first.latency.is_some(), first.mode);
         let label = format!("round {}", self.round);
-        let (fixed, verdict, rate, search) = if self.config.repeat_search && mode == PointMode::FindMax {
-            let (found, mut search, _) = self.find_max(lb, deployment, &work).await?;
-            let (fixed, verdict, rate) = self.final_run(deployment, &work, (found, true), &mut search, &label).await?;
-            (fixed, verdict, rate, search)
+        let searched = self.config.repeat_search && mode == PointMode::FindMax;
+        let (start, mut search) = if searched {
+            let (found, search, _) = self.find_max(lb, deployment, &work).await?;
+            (found, search)
         } else {
-            let fixed = self.measure_fixed(deployment, &work, rate, format!("{label} @ {rate:.0} rps")).await?;
-            let verdict = search::judge(&observed(&fixed.outcome, rate));
-            (fixed, verdict, rate, Vec::new())
+            (rate, Vec::new())
         };
+        // Unsearched, one run at round 1's rate (no retries); searched, as round 1's final run.
+        let (fixed, verdict, rate) = self.final_run(deployment, &work, (start, searched), &mut search, &label).await?;
         let again = point::build(&fixed.window(step, lb, self.config.workload, mode), &self.rig());
         let latency = if has_latency { Some(self.latency_run(step, lb, deployment, &work, rate).await?) } else { None };
         Ok(crate::record::Repeat {
